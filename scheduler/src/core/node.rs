@@ -1,0 +1,89 @@
+//! A node as the core sees it: capacity, what is already requested on it, and its GPUs one by one.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::gpu::{GPU_MILLI, GpuDevice};
+use super::resources::Resources;
+use super::selector::Taint;
+
+/// Index of a node in its snapshot.
+pub type NodeId = usize;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub taints: Vec<Taint>,
+    pub unschedulable: bool,
+    /// CPU, memory, pods and non-GPU extended resources the node offers.
+    pub allocatable: Resources,
+    /// The sum of the requests of the pods placed on the node.
+    pub requested: Resources,
+    pub gpus: Vec<GpuDevice>,
+}
+
+impl Node {
+    pub fn new(name: impl Into<String>, allocatable: Resources) -> Self {
+        Node {
+            name: name.into(),
+            labels: BTreeMap::new(),
+            taints: Vec::new(),
+            unschedulable: false,
+            allocatable,
+            requested: Resources::default(),
+            gpus: Vec::new(),
+        }
+    }
+
+    pub fn with_gpus(mut self, count: usize, model: &str) -> Self {
+        let model: Arc<str> = model.into();
+        self.gpus = (0..count).map(|_| GpuDevice::new(model.clone())).collect();
+        self
+    }
+
+    pub fn with_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    pub fn free_cpu_milli(&self) -> i64 {
+        self.allocatable.cpu_milli - self.requested.cpu_milli
+    }
+
+    pub fn free_memory_bytes(&self) -> i64 {
+        self.allocatable.memory_bytes - self.requested.memory_bytes
+    }
+
+    /// Free non-GPU resources. Accounting never lets `requested` exceed `allocatable` through `assume`,
+    /// but a live node can shrink under running pods, so this saturates at zero instead of failing.
+    pub fn free(&self) -> Resources {
+        let mut free = Resources::new(
+            self.free_cpu_milli().max(0),
+            self.free_memory_bytes().max(0),
+            (self.allocatable.pods - self.requested.pods).max(0),
+        );
+        for (name, cap) in &self.allocatable.extended {
+            free.set_extended(name.clone(), (cap - self.requested.extended(name)).max(0));
+        }
+        free
+    }
+
+    pub fn gpu_capacity_milli(&self) -> i64 {
+        self.gpus.len() as i64 * GPU_MILLI
+    }
+
+    pub fn gpu_free_milli(&self) -> i64 {
+        self.gpus.iter().map(GpuDevice::free_milli).sum()
+    }
+
+    pub fn idle_gpus(&self) -> usize {
+        self.gpus.iter().filter(|g| g.is_idle()).count()
+    }
+
+    /// The model of the node's GPUs when they are all the same (the common case), for display and
+    /// for policies that group by model.
+    pub fn gpu_model(&self) -> Option<&str> {
+        self.gpus.first().map(|g| &*g.model)
+    }
+}

@@ -1,0 +1,225 @@
+//! The in-memory cluster snapshot every decision is made on.
+//!
+//! `assume` books a pod onto a node and specific GPUs; `forget` undoes it exactly. Both check everything
+//! they touch, so a decision can be tried and rolled back (a gang is tried member by member, then kept or
+//! forgotten as a whole) without the accounting ever drifting.
+
+use rustc_hash::FxHashMap;
+use thiserror::Error;
+
+use super::gpu::GpuAssignment;
+use super::node::{Node, NodeId};
+use super::pod::Pod;
+use super::resources::{ResourceError, Resources};
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum SnapshotError {
+    #[error("pod {0} is already placed")]
+    AlreadyPlaced(String),
+    #[error("pod {0} is not placed")]
+    NotPlaced(String),
+    #[error("no node with id {0}")]
+    NoSuchNode(NodeId),
+    #[error("node {node} already has a node named like it")]
+    DuplicateNode { node: String },
+    #[error("pod {pod} on node {node}: {source}")]
+    Resources { pod: String, node: String, source: ResourceError },
+    #[error("pod {pod} on node {node}: {reason}")]
+    Gpu { pod: String, node: String, reason: String },
+}
+
+/// Where a pod is placed and what it holds there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub node: NodeId,
+    pub requests: Resources,
+    pub gpus: GpuAssignment,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    nodes: Vec<Node>,
+    by_name: FxHashMap<String, NodeId>,
+    placements: FxHashMap<String, Placement>,
+    /// Bumped on every change to a node, so caches keyed by node can tell stale entries.
+    node_versions: Vec<u64>,
+}
+
+impl Snapshot {
+    pub fn new(nodes: Vec<Node>) -> Result<Self, SnapshotError> {
+        let mut snapshot = Snapshot::default();
+        for node in nodes {
+            snapshot.add_node(node)?;
+        }
+        Ok(snapshot)
+    }
+
+    pub fn add_node(&mut self, node: Node) -> Result<NodeId, SnapshotError> {
+        if self.by_name.contains_key(&node.name) {
+            return Err(SnapshotError::DuplicateNode { node: node.name });
+        }
+        let id = self.nodes.len();
+        self.by_name.insert(node.name.clone(), id);
+        self.nodes.push(node);
+        self.node_versions.push(0);
+        Ok(id)
+    }
+
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    pub fn node(&self, id: NodeId) -> Option<&Node> {
+        self.nodes.get(id)
+    }
+
+    pub fn node_id(&self, name: &str) -> Option<NodeId> {
+        self.by_name.get(name).copied()
+    }
+
+    pub fn node_version(&self, id: NodeId) -> u64 {
+        self.node_versions[id]
+    }
+
+    pub fn placement(&self, pod_key: &str) -> Option<&Placement> {
+        self.placements.get(pod_key)
+    }
+
+    pub fn placed_pods(&self) -> usize {
+        self.placements.len()
+    }
+
+    pub fn placements(&self) -> impl Iterator<Item = (&str, &Placement)> {
+        self.placements.iter().map(|(k, p)| (k.as_str(), p))
+    }
+
+    /// Books `pod` on `node`, taking `pod.gpu.milli_per_gpu` from each GPU index in `gpus`.
+    pub fn assume(&mut self, pod: &Pod, node_id: NodeId, gpus: &[usize]) -> Result<(), SnapshotError> {
+        if self.placements.contains_key(&pod.key) {
+            return Err(SnapshotError::AlreadyPlaced(pod.key.clone()));
+        }
+        let node = self.nodes.get_mut(node_id).ok_or(SnapshotError::NoSuchNode(node_id))?;
+        let gpu_err = |reason: String| SnapshotError::Gpu { pod: pod.key.clone(), node: node.name.clone(), reason };
+        let wanted = if pod.gpu.is_none() { 0 } else { pod.gpu.count as usize };
+        if gpus.len() != wanted {
+            return Err(gpu_err(format!("needs {wanted} GPU(s), was given {}", gpus.len())));
+        }
+        for (n, &i) in gpus.iter().enumerate() {
+            let Some(gpu) = node.gpus.get(i) else { return Err(gpu_err(format!("has no GPU {i}"))) };
+            if gpus[..n].contains(&i) {
+                return Err(gpu_err(format!("GPU {i} given twice")));
+            }
+            if gpu.free_milli() < pod.gpu.milli_per_gpu {
+                return Err(gpu_err(format!("GPU {i} has {} milli free, needs {}", gpu.free_milli(), pod.gpu.milli_per_gpu)));
+            }
+            if !pod.gpu.allows_model(&gpu.model) {
+                return Err(gpu_err(format!("GPU {i} is a {}, not an allowed model", gpu.model)));
+            }
+        }
+        let requested = node
+            .requested
+            .checked_add(&pod.requests)
+            .map_err(|source| SnapshotError::Resources { pod: pod.key.clone(), node: node.name.clone(), source })?;
+        if let Some(short) = node.allocatable.insufficient(&requested).first() {
+            let source = ResourceError::Negative {
+                resource: short.to_string(),
+                have: node.free().entries().find(|(n, _)| n == short).map_or(0, |(_, v)| v),
+                take: pod.requests.entries().find(|(n, _)| n == short).map_or(0, |(_, v)| v),
+            };
+            return Err(SnapshotError::Resources { pod: pod.key.clone(), node: node.name.clone(), source });
+        }
+        node.requested = requested;
+        let mut assignment = GpuAssignment::default();
+        for &i in gpus {
+            node.gpus[i].used_milli += pod.gpu.milli_per_gpu;
+            assignment.devices.push((i, pod.gpu.milli_per_gpu));
+        }
+        self.node_versions[node_id] += 1;
+        self.placements.insert(pod.key.clone(), Placement { node: node_id, requests: pod.requests.clone(), gpus: assignment });
+        Ok(())
+    }
+
+    /// Undoes `assume` (or removes a pod that left): gives back its resources and GPU shares.
+    pub fn forget(&mut self, pod_key: &str) -> Result<Placement, SnapshotError> {
+        let placement = self.placements.remove(pod_key).ok_or_else(|| SnapshotError::NotPlaced(pod_key.to_string()))?;
+        let node = &mut self.nodes[placement.node];
+        node.requested = node.requested.checked_sub(&placement.requests).map_err(|source| SnapshotError::Resources {
+            pod: pod_key.to_string(),
+            node: node.name.clone(),
+            source,
+        })?;
+        for &(i, milli) in &placement.gpus.devices {
+            node.gpus[i].used_milli -= milli;
+        }
+        self.node_versions[placement.node] += 1;
+        Ok(placement)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::gpu::GpuRequest;
+    use crate::core::resources::MIB;
+
+    fn cluster() -> Snapshot {
+        Snapshot::new(vec![
+            Node::new("a", Resources::new(8000, 64 * MIB, 110)).with_gpus(2, "V100"),
+            Node::new("b", Resources::new(4000, 32 * MIB, 110)),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn assume_takes_the_named_devices_and_forget_gives_them_back() {
+        let mut s = cluster();
+        let before = s.node(0).unwrap().clone();
+        let pod = Pod::new("ns/p", Resources::new(2000, 4 * MIB, 1), GpuRequest::shared(300));
+        s.assume(&pod, 0, &[1]).unwrap();
+        let node = s.node(0).unwrap();
+        assert_eq!(node.gpus[0].used_milli, 0);
+        assert_eq!(node.gpus[1].used_milli, 300);
+        assert_eq!(node.requested.cpu_milli, 2000);
+        assert_eq!(s.placement("ns/p").unwrap().gpus.devices, vec![(1, 300)]);
+        let v = s.node_version(0);
+        let placement = s.forget("ns/p").unwrap();
+        assert_eq!(placement.node, 0);
+        assert_eq!(s.node(0).unwrap(), &before);
+        assert!(s.node_version(0) > v);
+        assert_eq!(s.forget("ns/p"), Err(SnapshotError::NotPlaced("ns/p".into())));
+    }
+
+    #[test]
+    fn assume_refuses_overcommit_and_leaves_the_node_untouched() {
+        let mut s = cluster();
+        let a = Pod::new("a", Resources::new(1000, MIB, 1), GpuRequest::shared(700));
+        s.assume(&a, 0, &[0]).unwrap();
+        let snapshot_after_a = s.node(0).unwrap().clone();
+        let b = Pod::new("b", Resources::new(1000, MIB, 1), GpuRequest::shared(400));
+        assert!(matches!(s.assume(&b, 0, &[0]), Err(SnapshotError::Gpu { .. })));
+        let big = Pod::new("big", Resources::new(8000, MIB, 1), GpuRequest::none());
+        assert!(matches!(s.assume(&big, 0, &[]), Err(SnapshotError::Resources { .. })));
+        let twice = Pod::new("t", Resources::new(1, 1, 1), GpuRequest::whole(2));
+        assert!(matches!(s.assume(&twice, 0, &[1, 1]), Err(SnapshotError::Gpu { .. })));
+        assert!(matches!(s.assume(&a, 1, &[]), Err(SnapshotError::AlreadyPlaced(_))));
+        assert_eq!(s.node(0).unwrap(), &snapshot_after_a);
+    }
+
+    #[test]
+    fn whole_gpu_pods_take_whole_devices_and_model_is_checked() {
+        let mut s = cluster();
+        let t4_only = Pod::new("m", Resources::new(1, 1, 1), GpuRequest::whole(1).with_models(vec!["T4".into()]));
+        assert!(matches!(s.assume(&t4_only, 0, &[0]), Err(SnapshotError::Gpu { .. })));
+        let two = Pod::new("two", Resources::new(1, 1, 1), GpuRequest::whole(2));
+        assert!(s.assume(&two, 0, &[0]).is_err(), "a 2-GPU pod given one device is refused");
+        s.assume(&two, 0, &[0, 1]).unwrap();
+        assert_eq!(s.node(0).unwrap().gpu_free_milli(), 0);
+        assert_eq!(s.node(0).unwrap().idle_gpus(), 0);
+    }
+
+    #[test]
+    fn duplicate_node_names_are_refused() {
+        let err = Snapshot::new(vec![Node::new("x", Resources::default()), Node::new("x", Resources::default())]).unwrap_err();
+        assert_eq!(err, SnapshotError::DuplicateNode { node: "x".into() });
+    }
+}

@@ -1,0 +1,81 @@
+//! One scheduling decision: filter every node, score the feasible ones, choose, pick devices.
+//! Pure: it reads the snapshot and returns a decision; the caller assumes it (or not).
+
+use super::profile::Profile;
+use super::reasons::FailureReasons;
+use crate::core::gpu::best_fit_gpus;
+use crate::core::{NodeId, Pod, Snapshot};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub node: NodeId,
+    pub gpus: Vec<usize>,
+    pub score: i64,
+    pub feasible_nodes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unschedulable {
+    pub reasons: FailureReasons,
+}
+
+impl std::fmt::Display for Unschedulable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.reasons.fmt(f)
+    }
+}
+
+/// The nodes on which every filter of `profile` accepts `pod`, and the reasons for the others.
+pub fn feasible_nodes(profile: &Profile, snapshot: &Snapshot, pod: &Pod) -> (Vec<NodeId>, FailureReasons) {
+    let mut feasible = Vec::new();
+    let mut reasons = FailureReasons::new(snapshot.nodes().len());
+    'nodes: for (id, node) in snapshot.nodes().iter().enumerate() {
+        for filter in &profile.filters {
+            if let Err(reason) = filter.filter(pod, node) {
+                reasons.add(reason);
+                continue 'nodes;
+            }
+        }
+        feasible.push(id);
+    }
+    (feasible, reasons)
+}
+
+/// Scores `nodes` with every score plugin of `profile` (normalized, weighted, summed).
+pub fn score_nodes(profile: &Profile, snapshot: &Snapshot, pod: &Pod, nodes: &[NodeId]) -> Vec<(NodeId, i64)> {
+    let mut total: Vec<(NodeId, i64)> = nodes.iter().map(|&n| (n, 0)).collect();
+    let mut scores: Vec<(NodeId, i64)> = Vec::with_capacity(nodes.len());
+    for weighted in &profile.scores {
+        scores.clear();
+        scores.extend(nodes.iter().map(|&n| (n, weighted.plugin.score(snapshot, pod, n))));
+        weighted.plugin.normalize(&mut scores);
+        for (t, (_, s)) in total.iter_mut().zip(&scores) {
+            t.1 = t.1.saturating_add(s.saturating_mul(weighted.weight));
+        }
+    }
+    total
+}
+
+/// The best-scored node; among equal scores the one with the smallest name, so decisions do not depend
+/// on the order nodes were added in.
+pub fn select_host(snapshot: &Snapshot, scored: &[(NodeId, i64)]) -> Option<(NodeId, i64)> {
+    let nodes = snapshot.nodes();
+    scored.iter().copied().reduce(|best, cand| {
+        if cand.1 > best.1 || (cand.1 == best.1 && nodes[cand.0].name < nodes[best.0].name) { cand } else { best }
+    })
+}
+
+pub fn schedule_one(profile: &Profile, snapshot: &Snapshot, pod: &Pod) -> Result<Decision, Unschedulable> {
+    let (feasible, reasons) = feasible_nodes(profile, snapshot, pod);
+    if feasible.is_empty() {
+        return Err(Unschedulable { reasons });
+    }
+    let scored = score_nodes(profile, snapshot, pod, &feasible);
+    let (node, score) = select_host(snapshot, &scored).expect("feasible is not empty");
+    let picked = profile.gpu_picker.and_then(|i| profile.scores[i].plugin.pick_gpus(snapshot, pod, node));
+    let gpus = match picked {
+        Some(gpus) => gpus,
+        None => best_fit_gpus(&snapshot.nodes()[node].gpus, &pod.gpu).unwrap_or_default(),
+    };
+    Ok(Decision { node, gpus, score, feasible_nodes: feasible.len() })
+}

@@ -1,0 +1,46 @@
+//! The plugin framework: small traits at the extension points of one scheduling cycle, in the spirit of
+//! kube-scheduler's framework. A policy is one file implementing one of these traits; a `Profile` names
+//! the plugins and weights a scheduler runs with.
+
+pub mod cycle;
+pub mod profile;
+pub mod reasons;
+
+use std::borrow::Cow;
+
+use crate::core::{Node, NodeId, Pod, Snapshot};
+
+pub use cycle::{Decision, Unschedulable, schedule_one};
+pub use profile::Profile;
+pub use reasons::FailureReasons;
+
+/// Why a filter rejected a node, phrased as kube-scheduler phrases it (`Insufficient cpu`,
+/// `node(s) had untolerated taint {k: v}`) so the aggregated message reads the same to operators.
+pub type Reason = Cow<'static, str>;
+
+/// Decides whether a pod may run on a node at all.
+pub trait FilterPlugin: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn filter(&self, pod: &Pod, node: &Node) -> Result<(), Reason>;
+}
+
+/// Ranks the nodes that passed every filter. Higher is better. Scores of all plugins of a profile are
+/// combined as a weighted sum, so each plugin documents its own range.
+pub trait ScorePlugin: Send + Sync {
+    fn name(&self) -> &'static str;
+
+    fn score(&self, snapshot: &Snapshot, pod: &Pod, node: NodeId) -> i64;
+
+    /// Rescales the raw scores of all feasible nodes of one cycle (kube's NormalizeScore), for plugins
+    /// whose raw scores are only meaningful relative to each other.
+    fn normalize(&self, _scores: &mut [(NodeId, i64)]) {}
+
+    /// The GPU indices the pod should take on `node`, for plugins whose score depends on the device
+    /// choice (the fragmentation-aware ones). `None` leaves the choice to the profile's default.
+    fn pick_gpus(&self, _snapshot: &Snapshot, _pod: &Pod, _node: NodeId) -> Option<Vec<usize>> {
+        None
+    }
+
+    /// Sees every pod that arrives, scheduled or not, so policies may learn the workload online.
+    fn observe_arrival(&mut self, _pod: &Pod) {}
+}

@@ -1,0 +1,50 @@
+//! A profile: the plugins and weights one scheduler runs with.
+
+use super::{FilterPlugin, ScorePlugin};
+use crate::core::Pod;
+
+pub struct WeightedScore {
+    pub plugin: Box<dyn ScorePlugin>,
+    pub weight: i64,
+}
+
+pub struct Profile {
+    pub name: String,
+    pub filters: Vec<Box<dyn FilterPlugin>>,
+    pub scores: Vec<WeightedScore>,
+    /// Which score plugin (index into `scores`) chooses the GPUs inside the chosen node; `None` uses
+    /// best-fit devices.
+    pub gpu_picker: Option<usize>,
+}
+
+impl Profile {
+    pub fn new(name: impl Into<String>) -> Self {
+        Profile { name: name.into(), filters: Vec::new(), scores: Vec::new(), gpu_picker: None }
+    }
+
+    pub fn filter(mut self, plugin: impl FilterPlugin + 'static) -> Self {
+        self.filters.push(Box::new(plugin));
+        self
+    }
+
+    pub fn score(mut self, plugin: impl ScorePlugin + 'static, weight: i64) -> Self {
+        self.scores.push(WeightedScore { plugin: Box::new(plugin), weight });
+        self
+    }
+
+    /// Adds a score plugin that also chooses the GPU devices.
+    pub fn score_and_pick_gpus(mut self, plugin: impl ScorePlugin + 'static, weight: i64) -> Self {
+        self.gpu_picker = Some(self.scores.len());
+        self.score(plugin, weight)
+    }
+
+    pub fn observe_arrival(&mut self, pod: &Pod) {
+        for s in &mut self.scores {
+            s.plugin.observe_arrival(pod);
+        }
+    }
+
+    pub fn plugin_names(&self) -> Vec<&'static str> {
+        self.filters.iter().map(|f| f.name()).chain(self.scores.iter().map(|s| s.plugin.name())).collect()
+    }
+}
