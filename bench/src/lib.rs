@@ -1,1 +1,9 @@
+//! mlsim: replays recorded cluster traces through the very scheduling core the live scheduler runs.
 
+pub mod buckets;
+pub mod compare;
+pub mod plot;
+pub mod progress;
+pub mod replay;
+pub mod stream;
+pub mod trace;

@@ -1,1 +1,178 @@
-fn main() {}
+//! `mlsim`: the offline simulator. See `mlsim --help`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use mlsched::plugins::policy::Policy;
+use mlsim::compare::{markdown_table, run_all, write_csv};
+use mlsim::plot::allocation_svg;
+use mlsim::progress::DelayedProgress;
+use mlsim::replay::{ReplayInput, replay};
+use mlsim::trace::{BUNDLED_NODES, BUNDLED_PODS, Source, read_nodes, read_pods};
+
+#[derive(Parser)]
+#[command(name = "mlsim", version, about = "Replays recorded cluster traces through mlsched's scheduling core")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// One replay of a GPU-sharing trace under one policy (the FGD paper's method).
+    Replay(ReplayArgs),
+    /// Every policy × seed pair: a markdown table, a CSV and an SVG of allocation against arrived workload.
+    Compare(CompareArgs),
+}
+
+#[derive(Args)]
+struct TraceArgs {
+    /// Node list CSV (`sn,cpu_milli,memory_mib,gpu,model`); default: the bundled openb GPU nodes.
+    #[arg(long)]
+    nodes: Option<PathBuf>,
+    /// Pod list CSV (`name,cpu_milli,memory_mib,num_gpu,gpu_milli[,gpu_spec]`); default: the bundled openb default list.
+    #[arg(long)]
+    pods: Option<PathBuf>,
+    /// Tune the stream's GPU request to this multiple of the cluster's GPU capacity (0: no tuning).
+    #[arg(long, default_value_t = 1.3)]
+    tune: f64,
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    #[command(flatten)]
+    trace: TraceArgs,
+    #[arg(long, default_value = "fgd")]
+    policy: Policy,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Directory for summary.json.
+    #[arg(long, default_value = "out/replay")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    #[command(flatten)]
+    trace: TraceArgs,
+    /// Comma-separated policies.
+    #[arg(long, value_delimiter = ',', default_value = "random,dotprod,gpuclustering,gpupacking,bestfit,fgd")]
+    policies: Vec<Policy>,
+    /// Seeds as `A..B` (inclusive) or a comma-separated list.
+    #[arg(long, default_value = "42..51", value_parser = parse_seeds)]
+    seeds: Seeds,
+    /// Directory for table.md, runs.csv, allocation.svg and summaries.json.
+    #[arg(long, default_value = "out/compare")]
+    out: PathBuf,
+}
+
+#[derive(Clone)]
+struct Seeds(Vec<u64>);
+
+fn parse_seeds(s: &str) -> Result<Seeds, String> {
+    let seeds = if let Some((a, b)) = s.split_once("..") {
+        let a: u64 = a.trim().parse().map_err(|e| format!("seed range start {a:?}: {e}"))?;
+        let b: u64 = b.trim().parse().map_err(|e| format!("seed range end {b:?}: {e}"))?;
+        if a > b {
+            return Err(format!("empty seed range {s}"));
+        }
+        (a..=b).collect()
+    } else {
+        s.split(',').map(|x| x.trim().parse::<u64>().map_err(|e| format!("seed {x:?}: {e}"))).collect::<Result<_, _>>()?
+    };
+    Ok(Seeds(seeds))
+}
+
+fn load(trace: &TraceArgs) -> anyhow::Result<(Vec<mlsched::core::Node>, Vec<mlsim::trace::TracePod>)> {
+    let nodes = match &trace.nodes {
+        Some(p) => read_nodes(&Source::File(p))?,
+        None => read_nodes(&BUNDLED_NODES)?,
+    };
+    let pods = match &trace.pods {
+        Some(p) => read_pods(&Source::File(p))?,
+        None => read_pods(&BUNDLED_PODS)?,
+    };
+    if !trace.tune.is_finite() || trace.tune < 0.0 {
+        bail!("--tune must be a non-negative number, got {}", trace.tune);
+    }
+    Ok((nodes, pods))
+}
+
+fn workload_name(trace: &TraceArgs) -> String {
+    trace
+        .pods
+        .as_deref()
+        .and_then(Path::file_stem)
+        .map(|s| s.to_string_lossy().trim_start_matches("openb_pod_list_").to_string())
+        .unwrap_or_else(|| "default".into())
+}
+
+fn run_replay(args: &ReplayArgs) -> anyhow::Result<()> {
+    let (nodes, pods) = load(&args.trace)?;
+    let mut bar = DelayedProgress::new(0, &format!("{} seed {}", args.policy, args.seed));
+    let summary = replay(
+        &ReplayInput { nodes: &nodes, pods: &pods, policy: args.policy, seed: args.seed, tune: args.trace.tune },
+        &mut |done, total| {
+            bar.set_length(total as u64);
+            bar.set(done as u64);
+        },
+    );
+    bar.finish();
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let path = args.out.join("summary.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&summary)?).with_context(|| format!("writing {}", path.display()))?;
+    let fmt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.2}"));
+    println!(
+        "{} seed {} on {} nodes / {} GPUs: {} pods arrived, {} failed; unallocated GPU at 100% arrived: {} %, fragmentation: {} %; {:.2} s ({:.0} decisions/s)",
+        summary.policy,
+        summary.seed,
+        summary.nodes,
+        summary.gpus,
+        summary.pods_arrived,
+        summary.pods_failed,
+        fmt(summary.unallocated_gpu_pct_at_100),
+        fmt(summary.frag_pct_at_100),
+        summary.elapsed_seconds,
+        summary.decisions_per_second
+    );
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+fn run_compare(args: &CompareArgs) -> anyhow::Result<()> {
+    let (nodes, pods) = load(&args.trace)?;
+    if args.policies.is_empty() || args.seeds.0.is_empty() {
+        bail!("nothing to compare: give at least one policy and one seed");
+    }
+    let summaries = run_all(&nodes, &pods, &args.policies, &args.seeds.0, args.trace.tune);
+    let workload = workload_name(&args.trace);
+    let table = markdown_table(&summaries, &args.policies);
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::write(args.out.join("table.md"), &table)?;
+    write_csv(&args.out.join("runs.csv"), &summaries)?;
+    std::fs::write(args.out.join("summaries.json"), serde_json::to_string(&summaries)?)?;
+    let names: Vec<String> = args.policies.iter().map(|p| p.name().to_string()).collect();
+    let title = format!("{workload}: GPU allocation vs arrived workload (mean of {} seeds)", args.seeds.0.len());
+    allocation_svg(&args.out.join("allocation.svg"), &summaries, &names, &title)?;
+    println!("workload {workload}, seeds {:?}, tune {}\n", args.seeds.0, args.trace.tune);
+    print!("{table}");
+    println!("\nwrote {}/{{table.md,runs.csv,summaries.json,allocation.svg}}", args.out.display());
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Replay(args) => run_replay(args),
+        Command::Compare(args) => run_compare(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("mlsim: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

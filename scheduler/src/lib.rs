@@ -6,4 +6,6 @@
 pub mod core;
 pub mod frag;
 pub mod framework;
+pub mod gang;
 pub mod plugins;
+pub mod topology;

@@ -41,6 +41,8 @@ pub struct Snapshot {
     nodes: Vec<Node>,
     by_name: FxHashMap<String, NodeId>,
     placements: FxHashMap<String, Placement>,
+    /// The pods placed on each node, for policies that look at who a node's neighbours are.
+    pods_by_node: Vec<Vec<String>>,
     /// Bumped on every change to a node, so caches keyed by node can tell stale entries.
     node_versions: Vec<u64>,
 }
@@ -62,6 +64,7 @@ impl Snapshot {
         self.by_name.insert(node.name.clone(), id);
         self.nodes.push(node);
         self.node_versions.push(0);
+        self.pods_by_node.push(Vec::new());
         Ok(id)
     }
 
@@ -83,6 +86,11 @@ impl Snapshot {
 
     pub fn placement(&self, pod_key: &str) -> Option<&Placement> {
         self.placements.get(pod_key)
+    }
+
+    /// Keys and placements of the pods on `node`.
+    pub fn pods_on(&self, node: NodeId) -> impl Iterator<Item = (&str, &Placement)> {
+        self.pods_by_node[node].iter().map(|k| (k.as_str(), &self.placements[k]))
     }
 
     pub fn placed_pods(&self) -> usize {
@@ -135,6 +143,7 @@ impl Snapshot {
             assignment.devices.push((i, pod.gpu.milli_per_gpu));
         }
         self.node_versions[node_id] += 1;
+        self.pods_by_node[node_id].push(pod.key.clone());
         self.placements.insert(pod.key.clone(), Placement { node: node_id, requests: pod.requests.clone(), gpus: assignment });
         Ok(())
     }
@@ -152,6 +161,10 @@ impl Snapshot {
             node.gpus[i].used_milli -= milli;
         }
         self.node_versions[placement.node] += 1;
+        let on_node = &mut self.pods_by_node[placement.node];
+        if let Some(i) = on_node.iter().position(|k| k == pod_key) {
+            on_node.swap_remove(i);
+        }
         Ok(placement)
     }
 }
@@ -181,11 +194,13 @@ mod tests {
         assert_eq!(node.gpus[1].used_milli, 300);
         assert_eq!(node.requested.cpu_milli, 2000);
         assert_eq!(s.placement("ns/p").unwrap().gpus.devices, vec![(1, 300)]);
+        assert_eq!(s.pods_on(0).map(|(k, _)| k).collect::<Vec<_>>(), vec!["ns/p"]);
         let v = s.node_version(0);
         let placement = s.forget("ns/p").unwrap();
         assert_eq!(placement.node, 0);
         assert_eq!(s.node(0).unwrap(), &before);
         assert!(s.node_version(0) > v);
+        assert_eq!(s.pods_on(0).count(), 0);
         assert_eq!(s.forget("ns/p"), Err(SnapshotError::NotPlaced("ns/p".into())));
     }
 

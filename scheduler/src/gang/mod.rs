@@ -1,0 +1,167 @@
+//! All-or-none gangs: a group of pods that run together or not at all.
+//!
+//! - `plan`: decides one gang as a single transaction on the snapshot (`plan_gang`).
+//! - `within`: places one pod through the profile's filters and scores, restricted to some nodes.
+//! - `queue`: holds gangs until quorum, orders them, ages the ones that keep being skipped.
+//!
+//! How a simulator drives it: a job arrives → build a [`Gang`] of its pods and `plan_gang` it (or put it
+//! in a [`GangQueue`] and call `schedule_pass`); on `Ok` the members are already assumed in the snapshot.
+//! The job finishes → `GangPlacement::release` (or `Snapshot::forget` each member).
+
+pub mod plan;
+pub mod queue;
+pub mod within;
+
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::core::{NodeId, Pod, Snapshot, SnapshotError};
+use crate::topology::DomainId;
+
+pub use plan::{PlanOptions, plan_gang, plan_gang_with};
+pub use queue::{GangQueue, PassOutcome, QueueConfig, QueueError, TimedOutGang};
+
+/// Where a gang must (or would like to) be kept together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopologyRequirement {
+    /// A topology level label, e.g. `network.mlsched.io/rack`.
+    pub level: String,
+    /// Required: the gang runs inside one domain of this level (or a tighter one) or not at all.
+    /// Preferred: the same is tried first, then looser levels.
+    pub required: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gang {
+    pub name: String,
+    /// How many members must be placed together for any to be placed.
+    pub min_member: usize,
+    /// The member pods that exist so far.
+    pub members: Vec<Pod>,
+    /// How many members the job will ever create, when known; lets `min_member` above it be refused
+    /// at once instead of waiting forever.
+    pub expected_members: Option<usize>,
+    /// How long the gang may wait, counted from its arrival in the queue.
+    pub timeout: Option<Duration>,
+    pub priority: i32,
+    pub topology: Option<TopologyRequirement>,
+}
+
+impl Gang {
+    pub fn new(name: impl Into<String>, min_member: usize, members: Vec<Pod>) -> Self {
+        Gang {
+            name: name.into(),
+            min_member,
+            members,
+            expected_members: None,
+            timeout: None,
+            priority: 0,
+            topology: None,
+        }
+    }
+
+    /// A pod outside any gang is scheduled as a gang of one, named by the pod.
+    pub fn single(pod: Pod) -> Self {
+        let priority = pod.priority;
+        Gang { priority, ..Gang::new(pod.key.clone(), 1, vec![pod]) }
+    }
+
+    pub fn with_priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    pub fn with_expected_members(mut self, expected: usize) -> Self {
+        self.expected_members = Some(expected);
+        self
+    }
+
+    pub fn requiring(mut self, level: impl Into<String>) -> Self {
+        self.topology = Some(TopologyRequirement { level: level.into(), required: true });
+        self
+    }
+
+    pub fn preferring(mut self, level: impl Into<String>) -> Self {
+        self.topology = Some(TopologyRequirement { level: level.into(), required: false });
+        self
+    }
+
+    pub fn has_quorum(&self) -> bool {
+        self.members.len() >= self.min_member
+    }
+}
+
+/// Where one member went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberPlacement {
+    pub pod_key: String,
+    pub node: NodeId,
+    pub gpus: Vec<usize>,
+}
+
+/// How tight the chosen placement is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlacementTier {
+    SingleNode,
+    /// Inside one domain of this level.
+    Domain { level: usize, domain: DomainId },
+    /// Across several top-level domains.
+    Cluster,
+}
+
+/// A gang that was placed: every member listed here is assumed in the snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GangPlacement {
+    pub gang: String,
+    pub members: Vec<MemberPlacement>,
+    /// Members beyond `min_member` that found no room; they stay pending.
+    pub left_pending: Vec<String>,
+    pub tier: PlacementTier,
+    /// Mean pairwise switch hops among the members (`Topology::placement_cost`).
+    pub spread_hops: f64,
+}
+
+impl GangPlacement {
+    pub fn nodes(&self) -> Vec<NodeId> {
+        self.members.iter().map(|m| m.node).collect()
+    }
+
+    /// Gives every member's resources back (the job finished or was evicted).
+    pub fn release(&self, snapshot: &mut Snapshot) -> Result<(), SnapshotError> {
+        for member in &self.members {
+            snapshot.forget(&member.pod_key)?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a gang was not placed. Nothing of it is held in the snapshot.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum GangUnschedulable {
+    #[error("gang {gang}: invalid: {reason}")]
+    Invalid { gang: String, reason: String },
+    #[error("gang {gang}: waiting for members: {have}/{min_member} exist")]
+    WaitingForMembers { gang: String, have: usize, min_member: usize },
+    /// Not enough room anywhere, or not in one domain of the required level.
+    #[error("{message}")]
+    NoRoom { gang: String, placeable: usize, min_member: usize, message: String },
+}
+
+impl GangUnschedulable {
+    pub fn gang(&self) -> &str {
+        match self {
+            GangUnschedulable::Invalid { gang, .. }
+            | GangUnschedulable::WaitingForMembers { gang, .. }
+            | GangUnschedulable::NoRoom { gang, .. } => gang,
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! Named policies: what `--policy NAME` (simulator) and `policy:` (scheduler config) resolve to.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::*;
+use crate::frag::TypicalShapes;
+use crate::framework::Profile;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Policy {
+    Random,
+    DotProd,
+    GpuClustering,
+    GpuPacking,
+    BestFit,
+    Fgd,
+}
+
+impl Policy {
+    pub const ALL: [Policy; 6] =
+        [Policy::Random, Policy::DotProd, Policy::GpuClustering, Policy::GpuPacking, Policy::BestFit, Policy::Fgd];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::Random => "random",
+            Policy::DotProd => "dotprod",
+            Policy::GpuClustering => "gpuclustering",
+            Policy::GpuPacking => "gpupacking",
+            Policy::BestFit => "bestfit",
+            Policy::Fgd => "fgd",
+        }
+    }
+
+    /// Whether the policy needs the workload's typical shapes.
+    pub fn needs_typical_shapes(self) -> bool {
+        matches!(self, Policy::Fgd)
+    }
+}
+
+impl fmt::Display for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Policy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Policy::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| {
+            let names: Vec<_> = Policy::ALL.iter().map(|p| p.name()).collect();
+            format!("unknown policy {s:?}; known: {}", names.join(", "))
+        })
+    }
+}
+
+/// What a policy may need beyond the cluster: a seed for the random one, the workload's shapes for the
+/// fragmentation-aware ones.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyInputs {
+    pub seed: u64,
+    pub typical: TypicalShapes,
+}
+
+/// The filters every profile runs: the default kube-scheduler set that applies to these pods plus GPU fit.
+pub fn default_filters(profile: Profile) -> Profile {
+    profile.filter(NodeUnschedulable).filter(NodeAffinityFilter).filter(TaintToleration).filter(ResourcesFit).filter(GpuFit)
+}
+
+/// One score plugin, weight 1000, as the FGD paper's runs were configured.
+pub fn profile_for(policy: Policy, inputs: PolicyInputs) -> Profile {
+    let profile = default_filters(Profile::new(policy.name()));
+    const WEIGHT: i64 = 1000;
+    match policy {
+        Policy::Random => profile.score_and_pick_gpus(RandomScore { seed: inputs.seed }, WEIGHT),
+        Policy::DotProd => profile.score(DotProductScore, WEIGHT),
+        Policy::GpuClustering => profile.score(GpuClusteringScore, WEIGHT),
+        Policy::GpuPacking => profile.score(GpuPackingScore, WEIGHT),
+        Policy::BestFit => profile.score(BestFitScore, WEIGHT),
+        Policy::Fgd => profile.score_and_pick_gpus(FgdScore::new(inputs.typical), WEIGHT),
+    }
+}
