@@ -2,7 +2,8 @@
 
 use std::time::Instant;
 
-use mlsched::core::{GPU_MILLI, Node, Snapshot};
+use mlsched::core::{Node, Snapshot};
+use mlsched::framework::Profile;
 use mlsched::frag::{TypicalShapes, current_node_frag_milli};
 use mlsched::framework::schedule_one;
 use mlsched::plugins::policy::{Policy, PolicyInputs, profile_for};
@@ -41,61 +42,112 @@ pub struct ReplayInput<'a> {
     pub tune: f64,
 }
 
+/// A replay in progress: the snapshot, the policy's profile and the running metrics.
+pub struct ReplayState {
+    pub snapshot: Snapshot,
+    pub profile: Profile,
+    pub stream: Vec<TracePod>,
+    typical: TypicalShapes,
+    node_frag: Vec<f64>,
+    frag_total: f64,
+    buckets: ArrivalBuckets,
+    arrived_milli: i64,
+    used_milli: i64,
+    failed: usize,
+    next: usize,
+}
+
+impl ReplayState {
+    pub fn new(input: &ReplayInput<'_>) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(input.seed);
+        let capacity_milli = input.nodes.iter().map(|n| n.gpu_capacity_milli()).sum();
+        let stream = build_stream(input.pods, capacity_milli, input.tune, &mut rng);
+        let mut nodes = input.nodes.to_vec();
+        prefix_node_names(&mut nodes, &mut rng);
+        let snapshot = Snapshot::new(nodes).expect("node names are unique after prefixing");
+        // Fragmentation is measured against the untuned workload, the same prior FGD gets.
+        let typical = TypicalShapes::from_pods(input.pods.iter().map(|p| &p.pod), TypicalShapes::DEFAULT_COVERAGE);
+        let profile = profile_for(input.policy, PolicyInputs { seed: input.seed, typical: typical.clone() });
+        let node_frag: Vec<f64> = snapshot.nodes().iter().map(|n| current_node_frag_milli(n, &typical)).collect();
+        let frag_total = node_frag.iter().sum();
+        ReplayState {
+            snapshot,
+            profile,
+            stream,
+            typical,
+            node_frag,
+            frag_total,
+            buckets: ArrivalBuckets::new(capacity_milli),
+            arrived_milli: 0,
+            used_milli: 0,
+            failed: 0,
+            next: 0,
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.next >= self.stream.len()
+    }
+
+    /// Schedules the next pod of the stream (one decision, no retry) and records the metrics.
+    pub fn step(&mut self) {
+        let tp = &self.stream[self.next];
+        self.next += 1;
+        self.arrived_milli += tp.gpu_milli_total;
+        self.profile.observe_arrival(&tp.pod);
+        match schedule_one(&self.profile, &self.snapshot, &tp.pod) {
+            Ok(decision) => {
+                self.snapshot.assume(&tp.pod, decision.node, &decision.gpus).expect("a feasible decision can be assumed");
+                self.used_milli += tp.gpu_milli_total;
+                let new_frag = current_node_frag_milli(&self.snapshot.nodes()[decision.node], &self.typical);
+                self.frag_total += new_frag - self.node_frag[decision.node];
+                self.node_frag[decision.node] = new_frag;
+            }
+            Err(_) => self.failed += 1,
+        }
+        self.buckets.record(self.arrived_milli, self.used_milli, self.frag_total);
+    }
+
+    /// The typical shapes of the workload (fragmentation's yardstick and FGD's prior).
+    pub fn typical(&self) -> &TypicalShapes {
+        &self.typical
+    }
+
+    /// The pods of the stream not replayed yet.
+    pub fn remaining(&self) -> &[TracePod] {
+        &self.stream[self.next..]
+    }
+}
+
 /// Calls `progress(done, total)` now and then, for a progress bar.
 pub fn replay(input: &ReplayInput<'_>, progress: &mut dyn FnMut(usize, usize)) -> ReplaySummary {
     let started = Instant::now();
-    let mut rng = ChaCha8Rng::seed_from_u64(input.seed);
-    let gpus: usize = input.nodes.iter().map(|n| n.gpus.len()).sum();
-    let capacity_milli = gpus as i64 * GPU_MILLI;
-    let stream = build_stream(input.pods, capacity_milli, input.tune, &mut rng);
-    let mut nodes = input.nodes.to_vec();
-    prefix_node_names(&mut nodes, &mut rng);
-    let mut snapshot = Snapshot::new(nodes).expect("node names are unique after prefixing");
-
-    // Fragmentation is measured against the untuned workload, the same prior FGD gets.
-    let typical = TypicalShapes::from_pods(input.pods.iter().map(|p| &p.pod), TypicalShapes::DEFAULT_COVERAGE);
-    let mut profile = profile_for(input.policy, PolicyInputs { seed: input.seed, typical: typical.clone() });
-    let mut node_frag: Vec<f64> = snapshot.nodes().iter().map(|n| current_node_frag_milli(n, &typical)).collect();
-    let mut frag_total: f64 = node_frag.iter().sum();
-
-    let mut buckets = ArrivalBuckets::new(capacity_milli);
-    let (mut arrived_milli, mut used_milli, mut failed) = (0i64, 0i64, 0usize);
-    for (i, tp) in stream.iter().enumerate() {
-        arrived_milli += tp.gpu_milli_total;
-        profile.observe_arrival(&tp.pod);
-        match schedule_one(&profile, &snapshot, &tp.pod) {
-            Ok(decision) => {
-                snapshot.assume(&tp.pod, decision.node, &decision.gpus).expect("a feasible decision can be assumed");
-                used_milli += tp.gpu_milli_total;
-                let new_frag = current_node_frag_milli(&snapshot.nodes()[decision.node], &typical);
-                frag_total += new_frag - node_frag[decision.node];
-                node_frag[decision.node] = new_frag;
-            }
-            Err(_) => failed += 1,
-        }
-        buckets.record(arrived_milli, used_milli, frag_total);
-        if i % 256 == 0 {
-            progress(i, stream.len());
+    let mut state = ReplayState::new(input);
+    let total = state.stream.len();
+    while !state.is_done() {
+        state.step();
+        if state.next.is_multiple_of(256) {
+            progress(state.next, total);
         }
     }
-    progress(stream.len(), stream.len());
+    progress(total, total);
     let elapsed = started.elapsed().as_secs_f64();
-    let alloc = buckets.alloc_pct();
-    let frag = buckets.frag_pct();
+    let alloc = state.buckets.alloc_pct();
+    let frag = state.buckets.frag_pct();
     ReplaySummary {
         policy: input.policy.to_string(),
         seed: input.seed,
         tune: input.tune,
-        nodes: snapshot.nodes().len(),
-        gpus,
-        pods_arrived: stream.len(),
-        pods_failed: failed,
+        nodes: state.snapshot.nodes().len(),
+        gpus: state.snapshot.nodes().iter().map(|n| n.gpus.len()).sum(),
+        pods_arrived: total,
+        pods_failed: state.failed,
         unallocated_gpu_pct_at_100: alloc[100].map(|a| round2(100.0 - a)),
         frag_pct_at_100: frag[100],
         alloc_pct_by_arrived: alloc,
         frag_pct_by_arrived: frag,
         elapsed_seconds: elapsed,
-        decisions_per_second: stream.len() as f64 / elapsed.max(1e-9),
+        decisions_per_second: total as f64 / elapsed.max(1e-9),
     }
 }
 

@@ -27,11 +27,22 @@ impl std::fmt::Display for Unschedulable {
 
 /// The nodes on which every filter of `profile` accepts `pod`, and the reasons for the others.
 pub fn feasible_nodes(profile: &Profile, snapshot: &Snapshot, pod: &Pod) -> (Vec<NodeId>, FailureReasons) {
-    let mut feasible = Vec::new();
-    let mut reasons = FailureReasons::new(snapshot.nodes().len());
-    'nodes: for (id, node) in snapshot.nodes().iter().enumerate() {
+    feasible_among(profile, snapshot, pod, 0..snapshot.nodes().len())
+}
+
+/// Like `feasible_nodes`, restricted to `candidates` (the nodes of one topology domain, say).
+pub fn feasible_among(
+    profile: &Profile,
+    snapshot: &Snapshot,
+    pod: &Pod,
+    candidates: impl ExactSizeIterator<Item = NodeId>,
+) -> (Vec<NodeId>, FailureReasons) {
+    let mut feasible = Vec::with_capacity(candidates.len());
+    let mut reasons = FailureReasons::new(candidates.len());
+    let nodes = snapshot.nodes();
+    'nodes: for id in candidates {
         for filter in &profile.filters {
-            if let Err(reason) = filter.filter(pod, node) {
+            if let Err(reason) = filter.filter(pod, &nodes[id]) {
                 reasons.add(reason);
                 continue 'nodes;
             }
@@ -65,17 +76,20 @@ pub fn select_host(snapshot: &Snapshot, scored: &[(NodeId, i64)]) -> Option<(Nod
     })
 }
 
-pub fn schedule_one(profile: &Profile, snapshot: &Snapshot, pod: &Pod) -> Result<Decision, Unschedulable> {
-    let (feasible, reasons) = feasible_nodes(profile, snapshot, pod);
-    if feasible.is_empty() {
-        return Err(Unschedulable { reasons });
-    }
-    let scored = score_nodes(profile, snapshot, pod, &feasible);
-    let (node, score) = select_host(snapshot, &scored).expect("feasible is not empty");
-    let picked = profile.gpu_picker.and_then(|i| profile.scores[i].plugin.pick_gpus(snapshot, pod, node));
+/// The profile's choice among already-filtered `feasible` nodes: the best-scored node and the GPUs its
+/// picker (or best fit) chooses there. `None` when `feasible` is empty or no GPUs fit on that node.
+pub fn choose(profile: &Profile, snapshot: &Snapshot, pod: &Pod, feasible: &[NodeId]) -> Option<Decision> {
+    let scored = score_nodes(profile, snapshot, pod, feasible);
+    let (node, score) = select_host(snapshot, &scored)?;
+    let picked = profile.gpu_picker.and_then(|i| profile.scores.get(i)?.plugin.pick_gpus(snapshot, pod, node));
     let gpus = match picked {
         Some(gpus) => gpus,
-        None => best_fit_gpus(&snapshot.nodes()[node].gpus, &pod.gpu).unwrap_or_default(),
+        None => best_fit_gpus(&snapshot.nodes()[node].gpus, &pod.gpu)?,
     };
-    Ok(Decision { node, gpus, score, feasible_nodes: feasible.len() })
+    Some(Decision { node, gpus, score, feasible_nodes: feasible.len() })
+}
+
+pub fn schedule_one(profile: &Profile, snapshot: &Snapshot, pod: &Pod) -> Result<Decision, Unschedulable> {
+    let (feasible, reasons) = feasible_nodes(profile, snapshot, pod);
+    choose(profile, snapshot, pod, &feasible).ok_or(Unschedulable { reasons })
 }

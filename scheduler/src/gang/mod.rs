@@ -1,7 +1,6 @@
 //! All-or-none gangs: a group of pods that run together or not at all.
 //!
 //! - `plan`: decides one gang as a single transaction on the snapshot (`plan_gang`).
-//! - `within`: places one pod through the profile's filters and scores, restricted to some nodes.
 //! - `queue`: holds gangs until quorum, orders them, ages the ones that keep being skipped.
 //!
 //! How a simulator drives it: a job arrives → build a [`Gang`] of its pods and `plan_gang` it (or put it
@@ -10,7 +9,6 @@
 
 pub mod plan;
 pub mod queue;
-pub mod within;
 
 #[cfg(test)]
 mod tests;
@@ -67,7 +65,10 @@ impl Gang {
     /// A pod outside any gang is scheduled as a gang of one, named by the pod.
     pub fn single(pod: Pod) -> Self {
         let priority = pod.priority;
-        Gang { priority, ..Gang::new(pod.key.clone(), 1, vec![pod]) }
+        Gang {
+            priority,
+            ..Gang::new(pod.key.clone(), 1, vec![pod])
+        }
     }
 
     pub fn with_priority(mut self, priority: i32) -> Self {
@@ -86,12 +87,18 @@ impl Gang {
     }
 
     pub fn requiring(mut self, level: impl Into<String>) -> Self {
-        self.topology = Some(TopologyRequirement { level: level.into(), required: true });
+        self.topology = Some(TopologyRequirement {
+            level: level.into(),
+            required: true,
+        });
         self
     }
 
     pub fn preferring(mut self, level: impl Into<String>) -> Self {
-        self.topology = Some(TopologyRequirement { level: level.into(), required: false });
+        self.topology = Some(TopologyRequirement {
+            level: level.into(),
+            required: false,
+        });
         self
     }
 
@@ -113,7 +120,10 @@ pub struct MemberPlacement {
 pub enum PlacementTier {
     SingleNode,
     /// Inside one domain of this level.
-    Domain { level: usize, domain: DomainId },
+    Domain {
+        level: usize,
+        domain: DomainId,
+    },
     /// Across several top-level domains.
     Cluster,
 }
@@ -150,10 +160,19 @@ pub enum GangUnschedulable {
     #[error("gang {gang}: invalid: {reason}")]
     Invalid { gang: String, reason: String },
     #[error("gang {gang}: waiting for members: {have}/{min_member} exist")]
-    WaitingForMembers { gang: String, have: usize, min_member: usize },
+    WaitingForMembers {
+        gang: String,
+        have: usize,
+        min_member: usize,
+    },
     /// Not enough room anywhere, or not in one domain of the required level.
     #[error("{message}")]
-    NoRoom { gang: String, placeable: usize, min_member: usize, message: String },
+    NoRoom {
+        gang: String,
+        placeable: usize,
+        min_member: usize,
+        message: String,
+    },
 }
 
 impl GangUnschedulable {

@@ -22,7 +22,7 @@
 
 use rustc_hash::FxHashSet;
 
-use super::within::{choose_among, feasible_among};
+use crate::framework::cycle::{choose, feasible_among};
 use super::{Gang, GangPlacement, GangUnschedulable, MemberPlacement, PlacementTier};
 use crate::core::{NodeId, Pod, Snapshot};
 use crate::framework::cycle::feasible_nodes;
@@ -42,13 +42,21 @@ pub struct PlanOptions<'a> {
 
 impl Default for PlanOptions<'_> {
     fn default() -> Self {
-        PlanOptions { avoid: None, domains_tried_per_level: 3 }
+        PlanOptions {
+            avoid: None,
+            domains_tried_per_level: 3,
+        }
     }
 }
 
 /// Places `gang` on `snapshot` or leaves the snapshot as it was. On `Ok`, every member listed in the
 /// placement is assumed in the snapshot.
-pub fn plan_gang(profile: &Profile, snapshot: &mut Snapshot, gang: &Gang, topology: &Topology) -> Result<GangPlacement, GangUnschedulable> {
+pub fn plan_gang(
+    profile: &Profile,
+    snapshot: &mut Snapshot,
+    gang: &Gang,
+    topology: &Topology,
+) -> Result<GangPlacement, GangUnschedulable> {
     plan_gang_with(profile, snapshot, gang, topology, &PlanOptions::default())
 }
 
@@ -64,13 +72,24 @@ pub fn plan_gang_with(
     let (feasible, filter_reasons) = feasible_nodes(profile, snapshot, sizing);
     let mut node_copies = vec![0u64; snapshot.nodes().len()];
     for id in feasible {
-        if !options.avoid.is_some_and(|avoid| avoid.get(id).copied().unwrap_or(false)) {
+        if !options
+            .avoid
+            .is_some_and(|avoid| avoid.get(id).copied().unwrap_or(false))
+        {
             node_copies[id] = copies_that_fit(&snapshot.nodes()[id], sizing, Occupancy::Current);
         }
     }
     let domain_copies = topology.sum_by_domain(&node_copies);
     let total = node_copies.iter().copied().fold(0u64, u64::saturating_add);
-    let planner = Planner { profile, topology, gang, requirement, node_copies, domain_copies, options };
+    let planner = Planner {
+        profile,
+        topology,
+        gang,
+        requirement,
+        node_copies,
+        domain_copies,
+        options,
+    };
     let wanted = gang.members.len();
     let placeable = wanted.min(usize::try_from(total).unwrap_or(usize::MAX));
     let mut last_attempt_failure = None;
@@ -94,8 +113,15 @@ struct LevelRequirement {
     required: bool,
 }
 
-fn validate(gang: &Gang, snapshot: &Snapshot, topology: &Topology) -> Result<Option<LevelRequirement>, GangUnschedulable> {
-    let invalid = |reason: String| GangUnschedulable::Invalid { gang: gang.name.clone(), reason };
+fn validate(
+    gang: &Gang,
+    snapshot: &Snapshot,
+    topology: &Topology,
+) -> Result<Option<LevelRequirement>, GangUnschedulable> {
+    let invalid = |reason: String| GangUnschedulable::Invalid {
+        gang: gang.name.clone(),
+        reason,
+    };
     if gang.name.is_empty() {
         return Err(invalid("a gang needs a name".into()));
     }
@@ -105,7 +131,10 @@ fn validate(gang: &Gang, snapshot: &Snapshot, topology: &Topology) -> Result<Opt
     if let Some(expected) = gang.expected_members
         && expected < gang.min_member
     {
-        return Err(invalid(format!("min_member {} can never be met: the job has only {expected} members", gang.min_member)));
+        return Err(invalid(format!(
+            "min_member {} can never be met: the job has only {expected} members",
+            gang.min_member
+        )));
     }
     if topology.node_count() != snapshot.nodes().len() {
         return Err(invalid(format!(
@@ -117,8 +146,13 @@ fn validate(gang: &Gang, snapshot: &Snapshot, topology: &Topology) -> Result<Opt
     let requirement = match &gang.topology {
         None => None,
         Some(req) => {
-            let level = topology.level_index(&req.level).map_err(|e| invalid(e.to_string()))?;
-            Some(LevelRequirement { level, required: req.required })
+            let level = topology
+                .level_index(&req.level)
+                .map_err(|e| invalid(e.to_string()))?;
+            Some(LevelRequirement {
+                level,
+                required: req.required,
+            })
         }
     };
     let mut keys = FxHashSet::default();
@@ -147,7 +181,13 @@ fn validate(gang: &Gang, snapshot: &Snapshot, topology: &Topology) -> Result<Opt
 fn sizing_member(members: &[Pod]) -> &Pod {
     members
         .iter()
-        .max_by_key(|p| (p.gpu.total_milli(), p.requests.cpu_milli, p.requests.memory_bytes))
+        .max_by_key(|p| {
+            (
+                p.gpu.total_milli(),
+                p.requests.cpu_milli,
+                p.requests.memory_bytes,
+            )
+        })
         .expect("validated: a gang with quorum has at least one member")
 }
 
@@ -188,22 +228,47 @@ struct Planner<'a> {
 impl Planner<'_> {
     /// The first `target` members, placed as tightly as they fit. `Err(Some(reason))` when a planned
     /// attempt failed while placing a member; `Err(None)` when no tier had room on paper.
-    fn place(&self, snapshot: &mut Snapshot, target: usize) -> Result<GangPlacement, Option<String>> {
+    fn place(
+        &self,
+        snapshot: &mut Snapshot,
+        target: usize,
+    ) -> Result<GangPlacement, Option<String>> {
         let mut failure = None;
-        let big_nodes: Vec<NodeId> = (0..self.node_copies.len()).filter(|&n| self.node_copies[n] >= target as u64).collect();
+        let big_nodes: Vec<NodeId> = (0..self.node_copies.len())
+            .filter(|&n| self.node_copies[n] >= target as u64)
+            .collect();
         if !big_nodes.is_empty() {
-            let leaf = Leaf { nodes: big_nodes, quota: target, single_node: true };
+            let leaf = Leaf {
+                nodes: big_nodes,
+                quota: target,
+                single_node: true,
+            };
             match self.attempt(snapshot, &[leaf], target) {
-                Ok(members) => return Ok(self.placement(members, target, PlacementTier::SingleNode)),
+                Ok(members) => {
+                    return Ok(self.placement(members, target, PlacementTier::SingleNode));
+                }
                 Err(reason) => failure = Some(reason),
             }
         }
-        let loosest = self.requirement.map_or(0, |r| r.level);
+        // Only a required level bounds how loose the placement may get.
+        let loosest = self
+            .requirement
+            .filter(|r| r.required)
+            .map_or(0, |r| r.level);
         for level in (loosest..self.topology.group_levels()).rev() {
-            for domain in self.best_fitting(self.topology.domains_at(level).iter().copied(), target) {
-                let Some(leaves) = self.split(Scope::Domain(domain), target) else { continue };
+            for domain in self.best_fitting(self.topology.domains_at(level).iter().copied(), target)
+            {
+                let Some(leaves) = self.split(Scope::Domain(domain), target) else {
+                    continue;
+                };
                 match self.attempt(snapshot, &leaves, target) {
-                    Ok(members) => return Ok(self.placement(members, target, PlacementTier::Domain { level, domain })),
+                    Ok(members) => {
+                        return Ok(self.placement(
+                            members,
+                            target,
+                            PlacementTier::Domain { level, domain },
+                        ));
+                    }
                     Err(reason) => failure = Some(reason),
                 }
             }
@@ -222,9 +287,14 @@ impl Planner<'_> {
 
     /// Known domains among `domains` that hold `target`, least capacity first, at most the configured
     /// number of them.
-    fn best_fitting(&self, domains: impl Iterator<Item = DomainId>, target: usize) -> Vec<DomainId> {
-        let mut fitting: Vec<DomainId> =
-            domains.filter(|&d| self.topology.domain(d).known && self.domain_copies[d] >= target as u64).collect();
+    fn best_fitting(
+        &self,
+        domains: impl Iterator<Item = DomainId>,
+        target: usize,
+    ) -> Vec<DomainId> {
+        let mut fitting: Vec<DomainId> = domains
+            .filter(|&d| self.topology.domain(d).known && self.domain_copies[d] >= target as u64)
+            .collect();
         fitting.sort_by_key(|&d| (self.domain_copies[d], d));
         fitting.truncate(self.options.domains_tried_per_level.max(1));
         fitting
@@ -246,14 +316,24 @@ impl Planner<'_> {
                 Scope::Cluster => (0..self.node_copies.len()).collect(),
                 Scope::Domain(d) => self.topology.domain(d).nodes.clone(),
             };
-            let nodes: Vec<NodeId> = nodes.into_iter().filter(|&n| self.node_copies[n] > 0).collect();
-            return Some(vec![Leaf { nodes, quota: members, single_node: false }]);
+            let nodes: Vec<NodeId> = nodes
+                .into_iter()
+                .filter(|&n| self.node_copies[n] > 0)
+                .collect();
+            return Some(vec![Leaf {
+                nodes,
+                quota: members,
+                single_node: false,
+            }]);
         }
         let children: &[DomainId] = match scope {
             Scope::Cluster => self.topology.domains_at(0),
             Scope::Domain(d) => &self.topology.domain(d).children,
         };
-        let capacities: Vec<(DomainId, u64)> = children.iter().map(|&c| (c, self.domain_copies[c])).collect();
+        let capacities: Vec<(DomainId, u64)> = children
+            .iter()
+            .map(|&c| (c, self.domain_copies[c]))
+            .collect();
         let shares = split_members(&capacities, members as u64)?;
         let mut leaves = Vec::new();
         for (child, share) in shares {
@@ -267,7 +347,12 @@ impl Planner<'_> {
     fn tightest_within(&self, domain: DomainId, members: usize) -> Option<Vec<Leaf>> {
         let below = self.topology.domain(domain).level + 1;
         for level in (below..self.topology.group_levels()).rev() {
-            let inside = self.topology.domains_at(level).iter().copied().filter(|&d| self.topology.is_within(d, domain));
+            let inside = self
+                .topology
+                .domains_at(level)
+                .iter()
+                .copied()
+                .filter(|&d| self.topology.is_within(d, domain));
             if let Some(&best) = self.best_fitting(inside, members).first() {
                 return self.split(Scope::Domain(best), members);
             }
@@ -276,13 +361,20 @@ impl Planner<'_> {
     }
 
     /// Assumes the first `target` members into `leaves`; on any failure forgets them all again.
-    fn attempt(&self, snapshot: &mut Snapshot, leaves: &[Leaf], target: usize) -> Result<Vec<MemberPlacement>, String> {
+    fn attempt(
+        &self,
+        snapshot: &mut Snapshot,
+        leaves: &[Leaf],
+        target: usize,
+    ) -> Result<Vec<MemberPlacement>, String> {
         let mut placed: Vec<MemberPlacement> = Vec::with_capacity(target);
         let mut members = self.gang.members.iter().take(target);
         for leaf in leaves {
             if let Err(reason) = self.fill_leaf(snapshot, leaf, &mut members, &mut placed) {
                 for member in placed.iter().rev() {
-                    snapshot.forget(&member.pod_key).expect("a member assumed in this attempt can be forgotten");
+                    snapshot
+                        .forget(&member.pod_key)
+                        .expect("a member assumed in this attempt can be forgotten");
                 }
                 return Err(reason);
             }
@@ -303,16 +395,19 @@ impl Planner<'_> {
         let mut feasible: Vec<NodeId> = Vec::new();
         let mut previous: Option<(&Pod, NodeId)> = None;
         for _ in 0..leaf.quota {
-            let Some(pod) = members.next() else { return Ok(()) };
+            let Some(pod) = members.next() else {
+                return Ok(());
+            };
             match previous {
                 Some((prev, changed)) if same_shape(prev, pod) && !leaf.single_node => {
-                    let (still, _) = feasible_among(self.profile, snapshot, pod, &[changed]);
+                    let (still, _) = feasible_among(self.profile, snapshot, pod, [changed].into_iter());
                     if still.is_empty() {
                         feasible.retain(|&n| n != changed);
                     }
                 }
                 _ => {
-                    let (now_feasible, reasons) = feasible_among(self.profile, snapshot, pod, &candidates);
+                    let (now_feasible, reasons) =
+                        feasible_among(self.profile, snapshot, pod, candidates.iter().copied());
                     if now_feasible.is_empty() {
                         return Err(format!("pod {}: {reasons}", pod.key));
                     }
@@ -320,12 +415,21 @@ impl Planner<'_> {
                 }
             }
             if feasible.is_empty() {
-                return Err(format!("pod {}: no node left in its share of the domain", pod.key));
+                return Err(format!(
+                    "pod {}: no node left in its share of the domain",
+                    pod.key
+                ));
             }
-            let choice = choose_among(self.profile, snapshot, pod, &feasible)
+            let choice = choose(self.profile, snapshot, pod, &feasible)
                 .ok_or_else(|| format!("pod {}: no GPUs fit on the chosen node", pod.key))?;
-            snapshot.assume(pod, choice.node, &choice.gpus).map_err(|e| e.to_string())?;
-            placed.push(MemberPlacement { pod_key: pod.key.clone(), node: choice.node, gpus: choice.gpus });
+            snapshot
+                .assume(pod, choice.node, &choice.gpus)
+                .map_err(|e| e.to_string())?;
+            placed.push(MemberPlacement {
+                pod_key: pod.key.clone(),
+                node: choice.node,
+                gpus: choice.gpus,
+            });
             if leaf.single_node {
                 candidates = vec![choice.node];
             }
@@ -334,20 +438,33 @@ impl Planner<'_> {
         Ok(())
     }
 
-    fn placement(&self, members: Vec<MemberPlacement>, target: usize, tier: PlacementTier) -> GangPlacement {
+    fn placement(
+        &self,
+        members: Vec<MemberPlacement>,
+        target: usize,
+        tier: PlacementTier,
+    ) -> GangPlacement {
         let nodes: Vec<NodeId> = members.iter().map(|m| m.node).collect();
         GangPlacement {
             gang: self.gang.name.clone(),
             spread_hops: self.topology.placement_cost(&nodes),
             members,
-            left_pending: self.gang.members[target..].iter().map(|p| p.key.clone()).collect(),
+            left_pending: self.gang.members[target..]
+                .iter()
+                .map(|p| p.key.clone())
+                .collect(),
             tier,
         }
     }
 
     /// `gang g1: 6/8 members placeable (min_member 8); 0/40 nodes can hold 8 pods; 0/12
     /// network.mlsched.io/rack domains can hold 8 pods (largest holds 6); ...`
-    fn no_room(&self, placeable: usize, filter_reasons: &FailureReasons, attempt_failure: Option<String>) -> GangUnschedulable {
+    fn no_room(
+        &self,
+        placeable: usize,
+        filter_reasons: &FailureReasons,
+        attempt_failure: Option<String>,
+    ) -> GangUnschedulable {
         let gang = self.gang;
         let need = gang.min_member as u64;
         let mut parts = vec![format!(
@@ -357,17 +474,38 @@ impl Planner<'_> {
             gang.min_member
         )];
         let holding = self.node_copies.iter().filter(|&&c| c >= need).count();
-        parts.push(format!("{holding}/{} nodes can hold {need} pods", self.node_copies.len()));
+        parts.push(format!(
+            "{holding}/{} nodes can hold {need} pods",
+            self.node_copies.len()
+        ));
         for level in (0..self.topology.group_levels()).rev() {
-            let known: Vec<DomainId> =
-                self.topology.domains_at(level).iter().copied().filter(|&d| self.topology.domain(d).known).collect();
-            let fitting = known.iter().filter(|&&d| self.domain_copies[d] >= need).count();
-            let largest = known.iter().map(|&d| self.domain_copies[d]).max().unwrap_or(0);
+            let known: Vec<DomainId> = self
+                .topology
+                .domains_at(level)
+                .iter()
+                .copied()
+                .filter(|&d| self.topology.domain(d).known)
+                .collect();
+            let fitting = known
+                .iter()
+                .filter(|&&d| self.domain_copies[d] >= need)
+                .count();
+            let largest = known
+                .iter()
+                .map(|&d| self.domain_copies[d])
+                .max()
+                .unwrap_or(0);
             let label = &self.topology.levels()[level].label;
-            parts.push(format!("{fitting}/{} {label} domains can hold {need} pods (largest holds {largest})", known.len()));
+            parts.push(format!(
+                "{fitting}/{} {label} domains can hold {need} pods (largest holds {largest})",
+                known.len()
+            ));
         }
         if let Some(req) = self.requirement.filter(|r| r.required) {
-            parts.push(format!("required level {} allows no looser placement", self.topology.levels()[req.level].label));
+            parts.push(format!(
+                "required level {} allows no looser placement",
+                self.topology.levels()[req.level].label
+            ));
         }
         if !filter_reasons.counts.is_empty() {
             parts.push(filter_reasons.to_string());
@@ -375,7 +513,12 @@ impl Planner<'_> {
         if let Some(failure) = attempt_failure {
             parts.push(format!("last attempt failed at {failure}"));
         }
-        GangUnschedulable::NoRoom { gang: gang.name.clone(), placeable, min_member: gang.min_member, message: parts.join("; ") }
+        GangUnschedulable::NoRoom {
+            gang: gang.name.clone(),
+            placeable,
+            min_member: gang.min_member,
+            message: parts.join("; "),
+        }
     }
 }
 
@@ -383,7 +526,12 @@ impl Planner<'_> {
 /// (within its required level) that could hold `min_member` if it were empty, choosing the one that
 /// holds most now (it will be ready soonest). The whole cluster when only the cluster could; `None` when
 /// not even an empty cluster could, or the gang is invalid.
-pub fn reservation_for(profile: &Profile, snapshot: &Snapshot, gang: &Gang, topology: &Topology) -> Option<Vec<NodeId>> {
+pub fn reservation_for(
+    profile: &Profile,
+    snapshot: &Snapshot,
+    gang: &Gang,
+    topology: &Topology,
+) -> Option<Vec<NodeId>> {
     let requirement = validate(gang, snapshot, topology).ok()?;
     let sizing = sizing_member(&gang.members);
     let need = gang.min_member as u64;
@@ -394,18 +542,24 @@ pub fn reservation_for(profile: &Profile, snapshot: &Snapshot, gang: &Gang, topo
         let mut empty = node.clone();
         empty.requested = Default::default();
         empty.gpus.iter_mut().for_each(|g| g.used_milli = 0);
-        if profile.filters.iter().all(|f| f.filter(sizing, &empty).is_ok()) {
+        if profile
+            .filters
+            .iter()
+            .all(|f| f.filter(sizing, &empty).is_ok())
+        {
             when_empty[id] = copies_that_fit(node, sizing, Occupancy::Empty);
             now[id] = copies_that_fit(node, sizing, Occupancy::Current);
         }
     }
-    let best_node = (0..when_empty.len()).filter(|&n| when_empty[n] >= need).max_by_key(|&n| (now[n], std::cmp::Reverse(n)));
+    let best_node = (0..when_empty.len())
+        .filter(|&n| when_empty[n] >= need)
+        .max_by_key(|&n| (now[n], std::cmp::Reverse(n)));
     if let Some(node) = best_node {
         return Some(vec![node]);
     }
     let empty_by_domain = topology.sum_by_domain(&when_empty);
     let now_by_domain = topology.sum_by_domain(&now);
-    let loosest = requirement.map_or(0, |r| r.level);
+    let loosest = requirement.filter(|r| r.required).map_or(0, |r| r.level);
     for level in (loosest..topology.group_levels()).rev() {
         let best = topology
             .domains_at(level)

@@ -34,7 +34,9 @@ pub struct QueueConfig {
 
 impl Default for QueueConfig {
     fn default() -> Self {
-        QueueConfig { reserve_after_skips: 3 }
+        QueueConfig {
+            reserve_after_skips: 3,
+        }
     }
 }
 
@@ -88,7 +90,11 @@ pub struct GangQueue {
 
 impl GangQueue {
     pub fn new(config: QueueConfig) -> Self {
-        GangQueue { config, entries: Vec::new(), next_arrival: 0 }
+        GangQueue {
+            config,
+            entries: Vec::new(),
+            next_arrival: 0,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -101,19 +107,31 @@ impl GangQueue {
 
     /// Queues a gang (its members so far may be fewer than `min_member`).
     pub fn add_gang(&mut self, gang: Gang, now: Duration) -> Result<(), QueueError> {
-        let invalid = |reason: String| QueueError::InvalidGang { gang: gang.name.clone(), reason };
+        let invalid = |reason: String| QueueError::InvalidGang {
+            gang: gang.name.clone(),
+            reason,
+        };
         if gang.min_member == 0 {
             return Err(invalid("min_member must be at least 1".into()));
         }
         if let Some(expected) = gang.expected_members
             && expected < gang.min_member
         {
-            return Err(invalid(format!("min_member {} can never be met: the job has only {expected} members", gang.min_member)));
+            return Err(invalid(format!(
+                "min_member {} can never be met: the job has only {expected} members",
+                gang.min_member
+            )));
         }
         if self.entries.iter().any(|e| e.gang.name == gang.name) {
             return Err(QueueError::DuplicateGang(gang.name));
         }
-        self.entries.push(QueuedGang { gang, arrival: self.next_arrival, arrived_at: now, skips: 0, last_reason: None });
+        self.entries.push(QueuedGang {
+            gang,
+            arrival: self.next_arrival,
+            arrived_at: now,
+            skips: 0,
+            last_reason: None,
+        });
         self.next_arrival += 1;
         Ok(())
     }
@@ -125,9 +143,16 @@ impl GangQueue {
 
     /// A member that appeared after its gang was queued.
     pub fn add_member(&mut self, gang: &str, pod: Pod) -> Result<(), QueueError> {
-        let entry = self.entries.iter_mut().find(|e| e.gang.name == gang).ok_or_else(|| QueueError::UnknownGang(gang.into()))?;
+        let entry = self
+            .entries
+            .iter_mut()
+            .find(|e| e.gang.name == gang)
+            .ok_or_else(|| QueueError::UnknownGang(gang.into()))?;
         if entry.gang.members.iter().any(|m| m.key == pod.key) {
-            return Err(QueueError::InvalidGang { gang: gang.into(), reason: format!("pod {} is already a member", pod.key) });
+            return Err(QueueError::InvalidGang {
+                gang: gang.into(),
+                reason: format!("pod {} is already a member", pod.key),
+            });
         }
         entry.gang.members.push(pod);
         Ok(())
@@ -140,17 +165,34 @@ impl GangQueue {
     }
 
     pub fn waiting_reason(&self, gang: &str) -> Option<&str> {
-        self.entries.iter().find(|e| e.gang.name == gang)?.last_reason.as_deref()
+        self.entries
+            .iter()
+            .find(|e| e.gang.name == gang)?
+            .last_reason
+            .as_deref()
     }
 
     pub fn skips(&self, gang: &str) -> Option<u32> {
-        self.entries.iter().find(|e| e.gang.name == gang).map(|e| e.skips)
+        self.entries
+            .iter()
+            .find(|e| e.gang.name == gang)
+            .map(|e| e.skips)
     }
 
     /// Expires timed-out gangs, then tries every other gang once in queue order.
-    pub fn schedule_pass(&mut self, profile: &Profile, snapshot: &mut Snapshot, topology: &Topology, now: Duration) -> PassOutcome {
-        let mut outcome = PassOutcome { timed_out: self.expire(now), ..PassOutcome::default() };
-        self.entries.sort_by_key(|e| (Reverse(e.gang.priority), e.arrival));
+    pub fn schedule_pass(
+        &mut self,
+        profile: &Profile,
+        snapshot: &mut Snapshot,
+        topology: &Topology,
+        now: Duration,
+    ) -> PassOutcome {
+        let mut outcome = PassOutcome {
+            timed_out: self.expire(now),
+            ..PassOutcome::default()
+        };
+        self.entries
+            .sort_by_key(|e| (Reverse(e.gang.priority), e.arrival));
         let mut avoid: Option<Vec<bool>> = None;
         let mut index = 0;
         while index < self.entries.len() {
@@ -162,12 +204,17 @@ impl GangQueue {
                     min_member: entry.gang.min_member,
                 }
                 .to_string();
-                outcome.waiting.push((entry.gang.name.clone(), reason.clone()));
+                outcome
+                    .waiting
+                    .push((entry.gang.name.clone(), reason.clone()));
                 entry.last_reason = Some(reason);
                 index += 1;
                 continue;
             }
-            let options = PlanOptions { avoid: avoid.as_deref(), ..PlanOptions::default() };
+            let options = PlanOptions {
+                avoid: avoid.as_deref(),
+                ..PlanOptions::default()
+            };
             match plan_gang_with(profile, snapshot, &entry.gang, topology, &options) {
                 Ok(placement) => {
                     outcome.placed.push(placement);
@@ -180,11 +227,14 @@ impl GangQueue {
                 Err(unschedulable) => {
                     entry.skips += 1;
                     let reason = unschedulable.to_string();
-                    outcome.waiting.push((entry.gang.name.clone(), reason.clone()));
+                    outcome
+                        .waiting
+                        .push((entry.gang.name.clone(), reason.clone()));
                     entry.last_reason = Some(reason);
                     if avoid.is_none()
                         && entry.skips >= self.config.reserve_after_skips
-                        && let Some(nodes) = reservation_for(profile, snapshot, &entry.gang, topology)
+                        && let Some(nodes) =
+                            reservation_for(profile, snapshot, &entry.gang, topology)
                     {
                         let mut mask = vec![false; snapshot.nodes().len()];
                         nodes.into_iter().for_each(|n| mask[n] = true);
@@ -204,7 +254,11 @@ impl GangQueue {
             let waited = now.saturating_sub(entry.arrived_at);
             let expired = entry.gang.timeout.is_some_and(|limit| waited >= limit);
             if expired {
-                timed_out.push(TimedOutGang { gang: entry.gang.clone(), waited, last_reason: entry.last_reason.clone() });
+                timed_out.push(TimedOutGang {
+                    gang: entry.gang.clone(),
+                    waited,
+                    last_reason: entry.last_reason.clone(),
+                });
             }
             !expired
         });

@@ -15,11 +15,27 @@ pub enum Policy {
     GpuPacking,
     BestFit,
     Fgd,
+    /// mlsched's own packing policy, given the workload's typical shapes as FGD is.
+    Mlsched,
+    /// mlsched's packing policy learning the shape distribution online from the arrivals so far.
+    MlschedOnline,
 }
 
 impl Policy {
     pub const ALL: [Policy; 6] =
         [Policy::Random, Policy::DotProd, Policy::GpuClustering, Policy::GpuPacking, Policy::BestFit, Policy::Fgd];
+
+    /// The six paper policies and mlsched's own two.
+    pub const EXTENDED: [Policy; 8] = [
+        Policy::Random,
+        Policy::DotProd,
+        Policy::GpuClustering,
+        Policy::GpuPacking,
+        Policy::BestFit,
+        Policy::Fgd,
+        Policy::Mlsched,
+        Policy::MlschedOnline,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -29,12 +45,14 @@ impl Policy {
             Policy::GpuPacking => "gpupacking",
             Policy::BestFit => "bestfit",
             Policy::Fgd => "fgd",
+            Policy::Mlsched => "mlsched",
+            Policy::MlschedOnline => "mlsched-online",
         }
     }
 
     /// Whether the policy needs the workload's typical shapes.
     pub fn needs_typical_shapes(self) -> bool {
-        matches!(self, Policy::Fgd)
+        matches!(self, Policy::Fgd | Policy::Mlsched)
     }
 }
 
@@ -47,8 +65,8 @@ impl fmt::Display for Policy {
 impl FromStr for Policy {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Policy::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| {
-            let names: Vec<_> = Policy::ALL.iter().map(|p| p.name()).collect();
+        Policy::EXTENDED.into_iter().find(|p| p.name() == s).ok_or_else(|| {
+            let names: Vec<_> = Policy::EXTENDED.iter().map(|p| p.name()).collect();
             format!("unknown policy {s:?}; known: {}", names.join(", "))
         })
     }
@@ -78,5 +96,7 @@ pub fn profile_for(policy: Policy, inputs: PolicyInputs) -> Profile {
         Policy::GpuPacking => profile.score(GpuPackingScore, WEIGHT),
         Policy::BestFit => profile.score(BestFitScore, WEIGHT),
         Policy::Fgd => profile.score_and_pick_gpus(FgdScore::new(inputs.typical), WEIGHT),
+        Policy::Mlsched => profile.score_and_pick_gpus(MlschedScore::with_prior(inputs.typical), WEIGHT),
+        Policy::MlschedOnline => profile.score_and_pick_gpus(MlschedScore::online(), WEIGHT),
     }
 }
