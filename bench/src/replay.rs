@@ -97,7 +97,7 @@ impl ReplayState {
         self.profile.observe_arrival(&tp.pod);
         match schedule_one(&self.profile, &self.snapshot, &tp.pod) {
             Ok(decision) => {
-                self.snapshot.assume(&tp.pod, decision.node, &decision.gpus).expect("a feasible decision can be assumed");
+                self.snapshot.assume_decision(&tp.pod, &decision).expect("a feasible decision can be assumed");
                 self.used_milli += tp.gpu_milli_total;
                 let new_frag = current_node_frag_milli(&self.snapshot.nodes()[decision.node], &self.typical);
                 self.frag_total += new_frag - self.node_frag[decision.node];

@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+use super::mig::{MigInstance, MigState};
+
 /// Capacity of one GPU in milli-GPU.
 pub const GPU_MILLI: i64 = 1000;
 
@@ -17,11 +19,13 @@ pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
 pub struct GpuDevice {
     pub model: Arc<str>,
     pub used_milli: i64,
+    /// Set on a MIG-enabled GPU: it then serves MIG instances only, never whole GPUs or shares.
+    pub mig: Option<MigState>,
 }
 
 impl GpuDevice {
     pub fn new(model: Arc<str>) -> Self {
-        GpuDevice { model, used_milli: 0 }
+        GpuDevice { model, used_milli: 0, mig: None }
     }
 
     pub fn free_milli(&self) -> i64 {
@@ -29,7 +33,7 @@ impl GpuDevice {
     }
 
     pub fn is_idle(&self) -> bool {
-        self.used_milli == 0
+        self.used_milli == 0 && self.mig.as_ref().is_none_or(MigState::is_idle)
     }
 }
 
@@ -95,10 +99,12 @@ impl GpuRequest {
     }
 }
 
-/// The devices a placed pod holds: GPU index on its node and the milli taken from it.
+/// The devices a placed pod holds: GPU index on its node and the milli taken from it, and the MIG
+/// instances it was given (GPU index and instance).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GpuAssignment {
     pub devices: Vec<(usize, i64)>,
+    pub mig: Vec<(usize, MigInstance)>,
 }
 
 impl GpuAssignment {
@@ -111,7 +117,7 @@ impl GpuAssignment {
 pub fn fitting_gpus<'a>(gpus: &'a [GpuDevice], request: &'a GpuRequest) -> impl Iterator<Item = usize> + 'a {
     gpus.iter()
         .enumerate()
-        .filter(|(_, g)| g.free_milli() >= request.milli_per_gpu && request.allows_model(&g.model))
+        .filter(|(_, g)| g.mig.is_none() && g.free_milli() >= request.milli_per_gpu && request.allows_model(&g.model))
         .map(|(i, _)| i)
 }
 

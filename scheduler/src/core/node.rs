@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::gpu::{GPU_MILLI, GpuDevice};
+use super::mig::{MigGeometry, MigState};
 use super::resources::Resources;
 use super::selector::Taint;
 
@@ -42,6 +43,16 @@ impl Node {
         self
     }
 
+    /// `count` MIG-enabled GPUs of `model`; `None` if the model has no MIG geometry.
+    pub fn with_mig_gpus(mut self, count: usize, model: &str) -> Option<Self> {
+        let geometry = MigGeometry::for_model(model)?;
+        self = self.with_gpus(count, model);
+        for gpu in &mut self.gpus {
+            gpu.mig = Some(MigState::new(geometry));
+        }
+        Some(self)
+    }
+
     pub fn with_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.labels.insert(key.into(), value.into());
         self
@@ -69,12 +80,13 @@ impl Node {
         free
     }
 
+    /// Milli-GPU of the GPUs that serve whole GPUs and shares (MIG-enabled GPUs excluded).
     pub fn gpu_capacity_milli(&self) -> i64 {
-        self.gpus.len() as i64 * GPU_MILLI
+        self.gpus.iter().filter(|g| g.mig.is_none()).count() as i64 * GPU_MILLI
     }
 
     pub fn gpu_free_milli(&self) -> i64 {
-        self.gpus.iter().map(GpuDevice::free_milli).sum()
+        self.gpus.iter().filter(|g| g.mig.is_none()).map(GpuDevice::free_milli).sum()
     }
 
     pub fn idle_gpus(&self) -> usize {

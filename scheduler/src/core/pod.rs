@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::gpu::GpuRequest;
+use super::mig::MigRequest;
 use super::resources::Resources;
 use super::selector::{NodeAffinity, Toleration};
 
@@ -13,6 +14,9 @@ pub struct Pod {
     /// CPU, memory, pod slot and non-GPU extended resources.
     pub requests: Resources,
     pub gpu: GpuRequest,
+    /// MIG instances (`nvidia.com/mig-<profile>`), kept apart from `requests` because where they are
+    /// carved matters, not only how many.
+    pub mig: Option<MigRequest>,
     pub node_selector: BTreeMap<String, String>,
     pub affinity: NodeAffinity,
     pub tolerations: Vec<Toleration>,
@@ -26,6 +30,15 @@ impl Pod {
 
     pub fn validate(&self) -> Result<(), String> {
         self.requests.validate().map_err(|e| format!("pod {}: {e}", self.key))?;
-        self.gpu.validate().map_err(|e| format!("pod {}: {e}", self.key))
+        self.gpu.validate().map_err(|e| format!("pod {}: {e}", self.key))?;
+        if let Some(mig) = &self.mig {
+            if mig.count == 0 {
+                return Err(format!("pod {}: {} requested 0 times", self.key, mig.resource_name()));
+            }
+            if !self.gpu.is_none() {
+                return Err(format!("pod {}: asks for both MIG instances and whole or shared GPUs", self.key));
+            }
+        }
+        Ok(())
     }
 }

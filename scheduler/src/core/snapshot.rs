@@ -8,6 +8,8 @@ use rustc_hash::FxHashMap;
 use thiserror::Error;
 
 use super::gpu::GpuAssignment;
+use super::mig::{MigInstance, MigState};
+use crate::framework::Decision;
 use super::node::{Node, NodeId};
 use super::pod::Pod;
 use super::resources::{ResourceError, Resources};
@@ -103,6 +105,22 @@ impl Snapshot {
 
     /// Books `pod` on `node`, taking `pod.gpu.milli_per_gpu` from each GPU index in `gpus`.
     pub fn assume(&mut self, pod: &Pod, node_id: NodeId, gpus: &[usize]) -> Result<(), SnapshotError> {
+        self.assume_with_mig(pod, node_id, gpus, &[])
+    }
+
+    /// Books a scheduling decision: node, GPUs and MIG instances.
+    pub fn assume_decision(&mut self, pod: &Pod, decision: &Decision) -> Result<(), SnapshotError> {
+        self.assume_with_mig(pod, decision.node, &decision.gpus, &decision.mig)
+    }
+
+    /// Books `pod` on `node` with GPU shares on `gpus` and the MIG instances `mig` (GPU index, instance).
+    pub fn assume_with_mig(
+        &mut self,
+        pod: &Pod,
+        node_id: NodeId,
+        gpus: &[usize],
+        mig: &[(usize, MigInstance)],
+    ) -> Result<(), SnapshotError> {
         if self.placements.contains_key(&pod.key) {
             return Err(SnapshotError::AlreadyPlaced(pod.key.clone()));
         }
@@ -114,6 +132,9 @@ impl Snapshot {
         }
         for (n, &i) in gpus.iter().enumerate() {
             let Some(gpu) = node.gpus.get(i) else { return Err(gpu_err(format!("has no GPU {i}"))) };
+            if gpu.mig.is_some() {
+                return Err(gpu_err(format!("GPU {i} is MIG-enabled")));
+            }
             if gpus[..n].contains(&i) {
                 return Err(gpu_err(format!("GPU {i} given twice")));
             }
@@ -123,6 +144,30 @@ impl Snapshot {
             if !pod.gpu.allows_model(&gpu.model) {
                 return Err(gpu_err(format!("GPU {i} is a {}, not an allowed model", gpu.model)));
             }
+        }
+        let wanted_mig = pod.mig.as_ref().map_or(0, |m| m.count as usize);
+        if mig.len() != wanted_mig {
+            return Err(gpu_err(format!("needs {wanted_mig} MIG instance(s), was given {}", mig.len())));
+        }
+        let mut trial: Vec<(usize, MigState)> = Vec::new();
+        for &(i, instance) in mig {
+            let profile_ok = |state: &MigState| {
+                pod.mig.as_ref().and_then(|m| state.geometry.profile(&m.profile)) == Some(instance.profile as usize)
+            };
+            let state = match trial.iter_mut().find(|(g, _)| *g == i) {
+                Some((_, s)) => s,
+                None => {
+                    let Some(state) = node.gpus.get(i).and_then(|g| g.mig.clone()) else {
+                        return Err(gpu_err(format!("GPU {i} is not MIG-enabled")));
+                    };
+                    trial.push((i, state));
+                    &mut trial.last_mut().expect("just pushed").1
+                }
+            };
+            if !profile_ok(state) {
+                return Err(gpu_err(format!("MIG instance on GPU {i} is not the requested profile")));
+            }
+            state.place(instance).map_err(|e| gpu_err(format!("GPU {i}: {e}")))?;
         }
         let requested = node
             .requested
@@ -142,6 +187,10 @@ impl Snapshot {
             node.gpus[i].used_milli += pod.gpu.milli_per_gpu;
             assignment.devices.push((i, pod.gpu.milli_per_gpu));
         }
+        for (i, state) in trial {
+            node.gpus[i].mig = Some(state);
+        }
+        assignment.mig = mig.to_vec();
         self.node_versions[node_id] += 1;
         self.pods_by_node[node_id].push(pod.key.clone());
         self.placements.insert(pod.key.clone(), Placement { node: node_id, requests: pod.requests.clone(), gpus: assignment });
@@ -159,6 +208,11 @@ impl Snapshot {
         })?;
         for &(i, milli) in &placement.gpus.devices {
             node.gpus[i].used_milli -= milli;
+        }
+        for &(i, instance) in &placement.gpus.mig {
+            if let Some(state) = node.gpus[i].mig.as_mut() {
+                state.release(instance);
+            }
         }
         self.node_versions[placement.node] += 1;
         let on_node = &mut self.pods_by_node[placement.node];
@@ -230,6 +284,28 @@ mod tests {
         s.assume(&two, 0, &[0, 1]).unwrap();
         assert_eq!(s.node(0).unwrap().gpu_free_milli(), 0);
         assert_eq!(s.node(0).unwrap().idle_gpus(), 0);
+    }
+
+    #[test]
+    fn mig_instances_are_carved_and_released_exactly() {
+        use crate::core::MigRequest;
+        let node = Node::new("m", Resources::new(8000, 64 * MIB, 110)).with_mig_gpus(2, "A100-80GB").unwrap();
+        let mut s = Snapshot::new(vec![node]).unwrap();
+        let before = s.node(0).unwrap().clone();
+        let mut pod = Pod::new("ns/mig", Resources::new(100, MIB, 1), GpuRequest::none());
+        pod.mig = Some(MigRequest { profile: "3g.40gb".into(), count: 2 });
+        let three_g = MigInstance { profile: 3, start: 0 };
+        assert!(s.assume(&pod, 0, &[]).is_err(), "a MIG pod needs its instances");
+        assert!(s.assume_with_mig(&pod, 0, &[], &[(0, three_g), (0, three_g)]).is_err(), "overlapping instances");
+        assert!(s.assume_with_mig(&pod, 0, &[], &[(0, MigInstance { profile: 1, start: 0 }), (0, three_g)]).is_err());
+        assert_eq!(s.node(0).unwrap(), &before, "failed assumes leave the node untouched");
+        s.assume_with_mig(&pod, 0, &[], &[(0, three_g), (0, MigInstance { profile: 3, start: 4 })]).unwrap();
+        assert_eq!(s.node(0).unwrap().gpus[0].mig.as_ref().unwrap().free_slices(), 0);
+        assert!(s.node(0).unwrap().gpus[1].is_idle());
+        s.forget("ns/mig").unwrap();
+        assert_eq!(s.node(0).unwrap(), &before);
+        let whole = Pod::new("w", Resources::new(1, 1, 1), GpuRequest::whole(1));
+        assert!(matches!(s.assume(&whole, 0, &[0]), Err(SnapshotError::Gpu { .. })), "MIG GPUs serve MIG only");
     }
 
     #[test]

@@ -4,12 +4,15 @@
 use super::profile::Profile;
 use super::reasons::FailureReasons;
 use crate::core::gpu::best_fit_gpus;
+use crate::core::mig::{MigInstance, most_allocated_mig};
 use crate::core::{NodeId, Pod, Snapshot};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     pub node: NodeId,
     pub gpus: Vec<usize>,
+    /// MIG instances to carve: GPU index and instance.
+    pub mig: Vec<(usize, MigInstance)>,
     pub score: i64,
     pub feasible_nodes: usize,
 }
@@ -81,12 +84,20 @@ pub fn select_host(snapshot: &Snapshot, scored: &[(NodeId, i64)]) -> Option<(Nod
 pub fn choose(profile: &Profile, snapshot: &Snapshot, pod: &Pod, feasible: &[NodeId]) -> Option<Decision> {
     let scored = score_nodes(profile, snapshot, pod, feasible);
     let (node, score) = select_host(snapshot, &scored)?;
-    let picked = profile.gpu_picker.and_then(|i| profile.scores.get(i)?.plugin.pick_gpus(snapshot, pod, node));
-    let gpus = match picked {
+    let picker = profile.gpu_picker.and_then(|i| profile.scores.get(i)).map(|s| &s.plugin);
+    let devices = &snapshot.nodes()[node].gpus;
+    let gpus = match picker.and_then(|p| p.pick_gpus(snapshot, pod, node)) {
         Some(gpus) => gpus,
-        None => best_fit_gpus(&snapshot.nodes()[node].gpus, &pod.gpu)?,
+        None => best_fit_gpus(devices, &pod.gpu)?,
     };
-    Some(Decision { node, gpus, score, feasible_nodes: feasible.len() })
+    let mig = match &pod.mig {
+        None => Vec::new(),
+        Some(request) => match picker.and_then(|p| p.pick_mig(snapshot, pod, node)) {
+            Some(mig) => mig,
+            None => most_allocated_mig(devices, request)?,
+        },
+    };
+    Some(Decision { node, gpus, mig, score, feasible_nodes: feasible.len() })
 }
 
 pub fn schedule_one(profile: &Profile, snapshot: &Snapshot, pod: &Pod) -> Result<Decision, Unschedulable> {

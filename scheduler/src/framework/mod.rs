@@ -8,7 +8,7 @@ pub mod reasons;
 
 use std::borrow::Cow;
 
-use crate::core::{Node, NodeId, Pod, Snapshot};
+use crate::core::{MigInstance, Node, NodeId, Pod, Snapshot};
 
 pub use cycle::{Decision, Unschedulable, schedule_one};
 pub use profile::Profile;
@@ -38,6 +38,12 @@ pub trait ScorePlugin: Send + Sync {
     /// The GPU indices the pod should take on `node`, for plugins whose score depends on the device
     /// choice (the fragmentation-aware ones). `None` leaves the choice to the profile's default.
     fn pick_gpus(&self, _snapshot: &Snapshot, _pod: &Pod, _node: NodeId) -> Option<Vec<usize>> {
+        None
+    }
+
+    /// The MIG instances (GPU index, instance) the pod should get on `node`, for plugins that pack MIG.
+    /// `None` leaves the choice to the profile's default (the fullest GPU, lowest start).
+    fn pick_mig(&self, _snapshot: &Snapshot, _pod: &Pod, _node: NodeId) -> Option<Vec<(usize, MigInstance)>> {
         None
     }
 

@@ -423,7 +423,7 @@ impl Planner<'_> {
             let choice = choose(self.profile, snapshot, pod, &feasible)
                 .ok_or_else(|| format!("pod {}: no GPUs fit on the chosen node", pod.key))?;
             snapshot
-                .assume(pod, choice.node, &choice.gpus)
+                .assume_decision(pod, &choice)
                 .map_err(|e| e.to_string())?;
             placed.push(MemberPlacement {
                 pod_key: pod.key.clone(),

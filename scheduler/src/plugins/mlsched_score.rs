@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use rustc_hash::{FxHashMap, FxHasher};
 
-use crate::core::{Node, NodeId, Pod, Snapshot};
+use crate::core::{GPU_MILLI, Node, NodeId, Pod, Snapshot};
 use crate::frag::{FreeView, Shape, TypicalShapes, WeightedShape, node_frag_milli};
 use crate::framework::ScorePlugin;
 
@@ -19,6 +19,9 @@ struct Knobs {
     demand_weight: f64,
     trunc: bool,
     tie_full: bool,
+    strand: f64,
+    rho_mult: f64,
+    waste: f64,
 }
 
 impl Knobs {
@@ -27,6 +30,9 @@ impl Knobs {
             demand_weight: env_f("MS_DEMAND", 0.0),
             trunc: env_f("MS_TRUNC", 0.0) > 0.5,
             tie_full: env_f("MS_TIEFULL", 1.0) > 0.5,
+            strand: env_f("MS_STRAND", 0.0),
+            rho_mult: env_f("MS_RHO", 1.0),
+            waste: env_f("MS_W", 0.0),
         }
     }
 }
@@ -79,6 +85,10 @@ pub struct MlschedScore {
     online: Option<ShapeCounts>,
     next_refresh: u64,
     knobs: Knobs,
+    /// CPU milli the GPU workload asks per GPU milli.
+    rho: f64,
+    /// Expected eventual waste of a GPU by free milli, per node model.
+    waste: Mutex<FxHashMap<String, std::sync::Arc<Vec<f64>>>>,
     memo: Mutex<FxHashMap<MemoKey, (i64, Option<usize>)>>,
 }
 
@@ -101,6 +111,51 @@ fn reweight(typical: &TypicalShapes, demand_weight: f64) -> TypicalShapes {
     TypicalShapes { shapes }
 }
 
+fn cpu_per_gpu(typical: &TypicalShapes) -> f64 {
+    let (mut cpu, mut gpu) = (0.0, 0.0);
+    for w in &typical.shapes {
+        let g = gpu_demand(&w.shape);
+        if g > 0.0 {
+            cpu += w.weight * w.shape.cpu_milli as f64;
+            gpu += w.weight * g;
+        }
+    }
+    if gpu > 0.0 { cpu / gpu } else { 0.0 }
+}
+
+/// Idle GPU milli the node's free CPU cannot feed, at `rho` CPU milli per GPU milli.
+fn stranded(gpu_free: i64, cpu_free: i64, rho: f64) -> f64 {
+    if rho <= 0.0 {
+        return 0.0;
+    }
+    (gpu_free as f64 - cpu_free.max(0) as f64 / rho).max(0.0)
+}
+
+/// `w[l]`: the GPU milli expected to stay idle on a GPU with `l` free if it is filled by pods drawn from
+/// `typical` (those that fit, in proportion to their weight) until none fits.
+fn waste_table(typical: &TypicalShapes, model: &str) -> Vec<f64> {
+    let theta = env_f("MS_THETA", 0.0);
+    let sizes: Vec<(usize, f64)> = typical
+        .shapes
+        .iter()
+        .filter(|w| w.shape.milli_per_gpu > 0 && w.shape.allows_model(model))
+        .map(|w| (w.shape.milli_per_gpu as usize, w.weight))
+        .collect();
+    let mut w = vec![0.0; GPU_MILLI as usize + 1];
+    for l in 1..w.len() {
+        let (mut num, mut den) = (0.0, 0.0);
+        for &(m, p) in &sizes {
+            if m <= l {
+                num += p * w[l - m];
+                den += p;
+            }
+        }
+        let z = den.max(theta);
+        w[l] = if z > 0.0 { num / z + (1.0 - den / z) * l as f64 } else { l as f64 };
+    }
+    w
+}
+
 fn gpu_demand(s: &Shape) -> f64 {
     (s.gpu_count as i64 * s.milli_per_gpu) as f64
 }
@@ -109,7 +164,8 @@ impl MlschedScore {
     pub fn with_prior(typical: TypicalShapes) -> Self {
         let knobs = Knobs::from_env();
         let measure = reweight(&typical, knobs.demand_weight);
-        MlschedScore { typical, measure, online: None, next_refresh: u64::MAX, knobs, memo: Mutex::new(FxHashMap::default()) }
+        let rho = cpu_per_gpu(&typical) * knobs.rho_mult;
+        MlschedScore { typical, measure, online: None, next_refresh: u64::MAX, knobs, rho, waste: Mutex::new(FxHashMap::default()), memo: Mutex::new(FxHashMap::default()) }
     }
 
     pub fn online() -> Self {
@@ -120,6 +176,8 @@ impl MlschedScore {
             online: Some(ShapeCounts::default()),
             next_refresh: 1,
             knobs,
+            rho: 0.0,
+            waste: Mutex::new(FxHashMap::default()),
             memo: Mutex::new(FxHashMap::default()),
         }
     }
@@ -144,7 +202,13 @@ impl MlschedScore {
         let milli = pod.gpu.milli_per_gpu;
         let idle: i64 = free.iter().sum();
         let k = self.knobs;
-        let score_of = |after: f64, idle_after: i64| -> i64 {
+        let rho = self.rho;
+        let strand_before = stranded(idle, cpu_free, rho);
+        let table = if k.waste > 0.0 { Some(self.waste_table(model)) } else { None };
+        let waste_of = |f: &[i64]| -> f64 { table.as_ref().map_or(0.0, |t| f.iter().map(|&x| t[x.clamp(0, GPU_MILLI) as usize]).sum()) };
+        let waste_before = waste_of(&free);
+        let score_of = |after: f64, idle_after: i64, waste_after: f64| -> i64 {
+            let after = after + k.strand * (stranded(idle_after, cpu_after, rho) - strand_before) + k.waste * (waste_after - waste_before);
             let primary: i64 = if k.trunc {
                 crate::plugins::fgd::fgd_score(before, after) * 1_000_000
             } else {
@@ -161,8 +225,9 @@ impl MlschedScore {
                 }
                 free[i] -= milli;
                 let after = node_frag_milli(FreeView { cpu_free: cpu_after, gpu_free: &free, model }, typical);
+                let waste_after = waste_of(&free);
                 free[i] += milli;
-                let score = score_of(after, idle - milli);
+                let score = score_of(after, idle - milli, waste_after);
                 if best.is_none_or(|(s, _)| score > s) {
                     best = Some((score, i));
                 }
@@ -177,7 +242,12 @@ impl MlschedScore {
             }
         }
         let after = node_frag_milli(FreeView { cpu_free: cpu_after, gpu_free: &free, model }, typical);
-        (score_of(after, idle - pod.gpu.total_milli()), None)
+        (score_of(after, idle - pod.gpu.total_milli(), waste_of(&free)), None)
+    }
+
+    fn waste_table(&self, model: &str) -> std::sync::Arc<Vec<f64>> {
+        let mut cache = self.waste.lock().expect("waste lock");
+        cache.entry(model.to_string()).or_insert_with(|| std::sync::Arc::new(waste_table(&self.measure, model))).clone()
     }
 
     fn memo_key(node: &Node, pod: &Pod) -> Option<MemoKey> {
@@ -230,7 +300,9 @@ impl ScorePlugin for MlschedScore {
         if counts.total() >= self.next_refresh {
             self.typical = counts.typical(TypicalShapes::DEFAULT_COVERAGE);
             self.measure = reweight(&self.typical, self.knobs.demand_weight);
+            self.rho = cpu_per_gpu(&self.typical) * self.knobs.rho_mult;
             self.memo.get_mut().expect("memo lock").clear();
+            self.waste.get_mut().expect("waste lock").clear();
             let n = counts.total();
             self.next_refresh = n + (n / 8).max(1);
         }
