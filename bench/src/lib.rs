@@ -2,6 +2,8 @@
 
 pub mod buckets;
 pub mod compare;
+pub mod jobs;
+pub mod mig;
 pub mod plot;
 pub mod progress;
 pub mod published;

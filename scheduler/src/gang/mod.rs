@@ -50,6 +50,22 @@ pub struct Gang {
 }
 
 impl Gang {
+    /// The checks that do not need a cluster: a name, a quorum of at least one, a quorum the job can meet.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.name.is_empty() {
+            return Err("a gang needs a name".into());
+        }
+        if self.min_member == 0 {
+            return Err("min_member must be at least 1".into());
+        }
+        if let Some(expected) = self.expected_members
+            && expected < self.min_member
+        {
+            return Err(format!("min_member {} can never be met: the job has only {expected} members", self.min_member));
+        }
+        Ok(())
+    }
+
     pub fn new(name: impl Into<String>, min_member: usize, members: Vec<Pod>) -> Self {
         Gang {
             name: name.into(),

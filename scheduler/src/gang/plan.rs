@@ -122,20 +122,7 @@ fn validate(
         gang: gang.name.clone(),
         reason,
     };
-    if gang.name.is_empty() {
-        return Err(invalid("a gang needs a name".into()));
-    }
-    if gang.min_member == 0 {
-        return Err(invalid("min_member must be at least 1".into()));
-    }
-    if let Some(expected) = gang.expected_members
-        && expected < gang.min_member
-    {
-        return Err(invalid(format!(
-            "min_member {} can never be met: the job has only {expected} members",
-            gang.min_member
-        )));
-    }
+    gang.validate().map_err(invalid)?;
     if topology.node_count() != snapshot.nodes().len() {
         return Err(invalid(format!(
             "the topology covers {} nodes but the snapshot has {}; rebuild it when nodes change",
@@ -522,10 +509,11 @@ impl Planner<'_> {
     }
 }
 
-/// The nodes to keep free for `gang` once it has waited too long: the tightest single node or domain
-/// (within its required level) that could hold `min_member` if it were empty, choosing the one that
-/// holds most now (it will be ready soonest). The whole cluster when only the cluster could; `None` when
-/// not even an empty cluster could, or the gang is invalid.
+/// The nodes to keep free for `gang` once it has waited too long: a single node that could hold
+/// `min_member` if it were empty (the one that holds most now); else, for a gang with a required level,
+/// the tightest domain within that level that could, choosing the one that holds most now; else, for a
+/// gang that may span the cluster, the nodes with free room for a member now, fullest-fitting first,
+/// until they hold `min_member`. `None` when nothing could ever hold it, or the gang is invalid.
 pub fn reservation_for(
     profile: &Profile,
     snapshot: &Snapshot,
@@ -557,9 +545,31 @@ pub fn reservation_for(
     if let Some(node) = best_node {
         return Some(vec![node]);
     }
+    let Some(required) = requirement.filter(|r| r.required) else {
+        // A gang that may span the cluster starts as soon as enough copies are free anywhere, so it
+        // holds the capacity that is free now (fullest-fitting nodes first, until it has enough) and
+        // waits for the rest to free up wherever that happens. Reserving a whole rack instead would tie
+        // its start to the slowest jobs of that rack.
+        let cluster_holds = when_empty.iter().copied().fold(0u64, u64::saturating_add) >= need;
+        if !cluster_holds {
+            return None;
+        }
+        let mut by_free: Vec<NodeId> = (0..now.len()).filter(|&n| now[n] > 0).collect();
+        by_free.sort_by_key(|&n| (std::cmp::Reverse(now[n]), n));
+        let mut held = 0u64;
+        let hold: Vec<NodeId> = by_free
+            .into_iter()
+            .take_while(|&n| {
+                let more = held < need;
+                held += now[n];
+                more
+            })
+            .collect();
+        return Some(hold);
+    };
     let empty_by_domain = topology.sum_by_domain(&when_empty);
     let now_by_domain = topology.sum_by_domain(&now);
-    let loosest = requirement.filter(|r| r.required).map_or(0, |r| r.level);
+    let loosest = required.level;
     for level in (loosest..topology.group_levels()).rev() {
         let best = topology
             .domains_at(level)
@@ -571,7 +581,5 @@ pub fn reservation_for(
             return Some(topology.domain(domain).nodes.clone());
         }
     }
-    let cluster_allowed = requirement.is_none_or(|r| !r.required);
-    let cluster_holds = when_empty.iter().copied().fold(0u64, u64::saturating_add) >= need;
-    (cluster_allowed && cluster_holds).then(|| (0..snapshot.nodes().len()).collect())
+    None
 }

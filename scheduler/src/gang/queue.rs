@@ -111,17 +111,7 @@ impl GangQueue {
             gang: gang.name.clone(),
             reason,
         };
-        if gang.min_member == 0 {
-            return Err(invalid("min_member must be at least 1".into()));
-        }
-        if let Some(expected) = gang.expected_members
-            && expected < gang.min_member
-        {
-            return Err(invalid(format!(
-                "min_member {} can never be met: the job has only {expected} members",
-                gang.min_member
-            )));
-        }
+        gang.validate().map_err(invalid)?;
         if self.entries.iter().any(|e| e.gang.name == gang.name) {
             return Err(QueueError::DuplicateGang(gang.name));
         }

@@ -68,6 +68,16 @@ pub struct ProfileMix {
 }
 
 impl ProfileMix {
+    /// A mix with the given counts per profile name.
+    pub fn from_counts<'a>(counts: impl IntoIterator<Item = (&'a str, u64)>) -> Self {
+        let mut mix = ProfileMix::default();
+        for (name, n) in counts {
+            *mix.counts.entry(name.to_string()).or_insert(0) += n;
+            mix.total += n;
+        }
+        mix
+    }
+
     pub fn observe(&mut self, request: &MigRequest) {
         *self.counts.entry(request.profile.clone()).or_insert(0) += u64::from(request.count);
         self.total += u64::from(request.count);

@@ -1,42 +1,70 @@
-//! mlsched's GPU packing policy (draft).
+//! mlsched's own GPU packing policy: FGD's fragmentation gradient, made exact, plus two costs FGD does not
+//! see: GPUs stranded by exhausted CPU, and the idle slivers a GPU is expected to end with.
+//!
+//! # What is being minimised
+//!
+//! With no departures, the GPU left unallocated when the arrived request reaches the cluster's capacity is
+//! exactly the idle GPU milli at that moment, and all of it is idle because no arriving pod could use
+//! it. A placement should therefore minimise the idle capacity it makes *unusable* for the pods that keep
+//! arriving. Each candidate (node, GPU) is costed, in milli-GPU, as the change it causes in
+//!
+//! 1. **Fragmentation** (FGD, `frag::node_frag_milli`): idle GPU milli that the typical shapes cannot use,
+//!    weighted by how often each shape arrives. This is the paper's measure, unchanged.
+//! 2. **CPU stranding**: idle GPU milli that the node's free CPU cannot feed, at the CPU-per-GPU ratio
+//!    `rho` of the GPU workload (`max(0, idle_gpu − free_cpu / rho)`). FGD sees CPU only through the
+//!    discrete test "does this shape's CPU still fit", so a CPU-only pod (or a CPU-heavy GPU pod) that
+//!    leaves a node with, say, 6 cores for 2 idle GPUs costs it nothing as long as some shape still needs
+//!    fewer cores, and CPU-poor nodes end with whole idle GPUs nobody can use. The ratio is smooth, so
+//!    CPU-only and CPU-heavy pods go where CPU is plentiful relative to the GPUs left (T4 nodes with 52
+//!    cores per GPU rather than P100 nodes with 8).
+//! 3. **Expected sliver** (`waste_table`): the GPU milli a GPU with `l` free is expected to keep idle
+//!    forever if it is filled by arriving shares that fit, drawn in proportion to their frequency, until
+//!    none fits. FGD's measure only asks whether a leftover is smaller than each shape; this asks what
+//!    the leftover will *end* as, so it prefers `350 − 320 = 30` over `530 − 320 = 210` even when both
+//!    leftovers are "fragment" for the same shapes. It is weighted down ([`WASTE_WEIGHT`]) because the
+//!    random-fill model is optimistic about small leftovers: the few tiny shares that could fill them are
+//!    contested by many such slots.
+//!
+//! The score is the negated cost, kept exact rather than FGD's `int(sigmoid(−Δ/1000)·100)`: that
+//! truncation turns every Δ within ~40 milli into a tie which the node-name order then breaks at random.
+//! On its own, an exact gradient does *worse* than the truncated one (it systematically prefers CPU-poor
+//! nodes, where many shapes already do not fit, and drains their last CPU); with the stranding term the
+//! bias is gone and exactness pays. Remaining exact ties (identical nodes) go to the smallest node name,
+//! like every policy here.
+//!
+//! # Prior and online learning
+//!
+//! `mlsched` is given the same prior as FGD (the typical shapes of the whole workload). `mlsched-online`
+//! starts with nothing and counts the shapes of the pods that have arrived so far (`observe_arrival`, which
+//! the replay calls before each pod is scheduled, failed ones included), re-deriving the typical shapes,
+//! `rho` and the sliver table on a geometric schedule (after 1, 2, …, 8 pods, then every 1/8 more). It
+//! never sees a pod before it arrives. On the openb traces the shape mix is stationary, so a few hundred
+//! arrivals already give nearly the prior.
+//!
+//! # Cost
+//!
+//! Scores are memoised by (node state, pod shape) as in `fgd`, and the model's sliver table is computed
+//! once per model and workload estimate; a decision costs about what FGD's does.
 
 use std::hash::{Hash, Hasher};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rustc_hash::{FxHashMap, FxHasher};
 
 use crate::core::{GPU_MILLI, Node, NodeId, Pod, Snapshot};
-use crate::frag::{FreeView, Shape, TypicalShapes, WeightedShape, node_frag_milli};
+use crate::frag::{FreeView, Shape, TypicalShapes, node_frag_milli};
 use crate::framework::ScorePlugin;
 
-fn env_f(name: &str, default: f64) -> f64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
+/// Weight of the CPU-stranding cost, relative to fragmentation (both in milli-GPU).
+pub const STRAND_WEIGHT: f64 = 1.0;
+/// Weight of the expected-sliver cost, relative to fragmentation.
+pub const WASTE_WEIGHT: f64 = 0.3;
+/// Added to every score so feasible placements score above 0 (the score of a wrong GPU model).
+const SCORE_OFFSET: i64 = 1_000_000_000;
+/// Costs are scored in thousandths of a milli-GPU.
+const SCORE_SCALE: f64 = 1000.0;
 
-#[derive(Debug, Clone, Copy)]
-struct Knobs {
-    /// 0: weights by pod count (FGD), 1: by GPU demand, in between: mix.
-    demand_weight: f64,
-    trunc: bool,
-    tie_full: bool,
-    strand: f64,
-    rho_mult: f64,
-    waste: f64,
-}
-
-impl Knobs {
-    fn from_env() -> Knobs {
-        Knobs {
-            demand_weight: env_f("MS_DEMAND", 0.0),
-            trunc: env_f("MS_TRUNC", 0.0) > 0.5,
-            tie_full: env_f("MS_TIEFULL", 1.0) > 0.5,
-            strand: env_f("MS_STRAND", 0.0),
-            rho_mult: env_f("MS_RHO", 1.0),
-            waste: env_f("MS_W", 0.0),
-        }
-    }
-}
-
+/// Nodes with more GPUs than this are scored without the memo.
 const MEMO_MAX_GPUS: usize = 8;
 
 #[derive(PartialEq, Eq, Hash)]
@@ -57,7 +85,7 @@ fn hash_of(value: impl Hash) -> u64 {
     h.finish()
 }
 
-/// Shape counts seen so far, for the online learner.
+/// Shape counts of the pods seen so far: the online learner's whole state.
 #[derive(Debug, Clone, Default)]
 pub struct ShapeCounts {
     counts: FxHashMap<Shape, u64>,
@@ -69,52 +97,21 @@ impl ShapeCounts {
         *self.counts.entry(Shape::of(pod)).or_insert(0) += 1;
         self.total += 1;
     }
+
     pub fn total(&self) -> u64 {
         self.total
     }
+
     pub fn typical(&self, coverage: f64) -> TypicalShapes {
         TypicalShapes::from_counts(self.counts.iter().map(|(s, n)| (s.clone(), *n)), coverage)
     }
 }
 
-pub struct MlschedScore {
-    /// The prior (count-weighted typical shapes) as given, or learned so far.
-    typical: TypicalShapes,
-    /// The shapes the fragmentation is measured against (reweighted).
-    measure: TypicalShapes,
-    online: Option<ShapeCounts>,
-    next_refresh: u64,
-    knobs: Knobs,
-    /// CPU milli the GPU workload asks per GPU milli.
-    rho: f64,
-    /// Expected eventual waste of a GPU by free milli, per node model.
-    waste: Mutex<FxHashMap<String, std::sync::Arc<Vec<f64>>>>,
-    memo: Mutex<FxHashMap<MemoKey, (i64, Option<usize>)>>,
-}
-
-fn reweight(typical: &TypicalShapes, demand_weight: f64) -> TypicalShapes {
-    if demand_weight <= 0.0 {
-        return typical.clone();
-    }
-    let demand: f64 = typical.shapes.iter().map(|w| w.weight * gpu_demand(&w.shape)).sum();
-    if demand <= 0.0 {
-        return typical.clone();
-    }
-    let shapes = typical
-        .shapes
-        .iter()
-        .map(|w| WeightedShape {
-            shape: w.shape.clone(),
-            weight: (1.0 - demand_weight) * w.weight + demand_weight * w.weight * gpu_demand(&w.shape) / demand,
-        })
-        .collect();
-    TypicalShapes { shapes }
-}
-
-fn cpu_per_gpu(typical: &TypicalShapes) -> f64 {
+/// CPU milli the GPU shapes ask per GPU milli, frequency-weighted; 0 without GPU shapes.
+pub fn cpu_per_gpu_milli(typical: &TypicalShapes) -> f64 {
     let (mut cpu, mut gpu) = (0.0, 0.0);
     for w in &typical.shapes {
-        let g = gpu_demand(&w.shape);
+        let g = (i64::from(w.shape.gpu_count) * w.shape.milli_per_gpu) as f64;
         if g > 0.0 {
             cpu += w.weight * w.shape.cpu_milli as f64;
             gpu += w.weight * g;
@@ -123,18 +120,17 @@ fn cpu_per_gpu(typical: &TypicalShapes) -> f64 {
     if gpu > 0.0 { cpu / gpu } else { 0.0 }
 }
 
-/// Idle GPU milli the node's free CPU cannot feed, at `rho` CPU milli per GPU milli.
-fn stranded(gpu_free: i64, cpu_free: i64, rho: f64) -> f64 {
+/// Idle GPU milli that `cpu_free` cannot feed at `rho` CPU milli per GPU milli.
+pub fn stranded_milli(gpu_free: i64, cpu_free: i64, rho: f64) -> f64 {
     if rho <= 0.0 {
         return 0.0;
     }
     (gpu_free as f64 - cpu_free.max(0) as f64 / rho).max(0.0)
 }
 
-/// `w[l]`: the GPU milli expected to stay idle on a GPU with `l` free if it is filled by pods drawn from
-/// `typical` (those that fit, in proportion to their weight) until none fits.
-fn waste_table(typical: &TypicalShapes, model: &str) -> Vec<f64> {
-    let theta = env_f("MS_THETA", 0.0);
+/// `w[l]`: the milli a GPU with `l` free is expected to keep idle for good if arriving pods that fit
+/// (those of `typical` allowed on `model`, drawn in proportion to their weight) fill it until none fits.
+pub fn waste_table(typical: &TypicalShapes, model: &str) -> Vec<f64> {
     let sizes: Vec<(usize, f64)> = typical
         .shapes
         .iter()
@@ -150,35 +146,45 @@ fn waste_table(typical: &TypicalShapes, model: &str) -> Vec<f64> {
                 den += p;
             }
         }
-        let z = den.max(theta);
-        w[l] = if z > 0.0 { num / z + (1.0 - den / z) * l as f64 } else { l as f64 };
+        w[l] = if den > 0.0 { num / den } else { l as f64 };
     }
     w
 }
 
-fn gpu_demand(s: &Shape) -> f64 {
-    (s.gpu_count as i64 * s.milli_per_gpu) as f64
+pub struct MlschedScore {
+    /// The typical shapes: the prior as given, or learned from the arrivals so far.
+    typical: TypicalShapes,
+    /// CPU milli per GPU milli of the GPU shapes of `typical`.
+    rho: f64,
+    /// `Some` for the online variant.
+    online: Option<ShapeCounts>,
+    next_refresh: u64,
+    /// Sliver tables by node model.
+    waste: Mutex<FxHashMap<String, Arc<Vec<f64>>>>,
+    /// Scores by (node state, pod shape), as in `fgd`.
+    memo: Mutex<FxHashMap<MemoKey, (i64, Option<usize>)>>,
 }
 
 impl MlschedScore {
+    /// Given the workload's typical shapes, as FGD is.
     pub fn with_prior(typical: TypicalShapes) -> Self {
-        let knobs = Knobs::from_env();
-        let measure = reweight(&typical, knobs.demand_weight);
-        let rho = cpu_per_gpu(&typical) * knobs.rho_mult;
-        MlschedScore { typical, measure, online: None, next_refresh: u64::MAX, knobs, rho, waste: Mutex::new(FxHashMap::default()), memo: Mutex::new(FxHashMap::default()) }
-    }
-
-    pub fn online() -> Self {
-        let knobs = Knobs::from_env();
+        let rho = cpu_per_gpu_milli(&typical);
         MlschedScore {
-            typical: TypicalShapes::default(),
-            measure: TypicalShapes::default(),
-            online: Some(ShapeCounts::default()),
-            next_refresh: 1,
-            knobs,
-            rho: 0.0,
+            typical,
+            rho,
+            online: None,
+            next_refresh: u64::MAX,
             waste: Mutex::new(FxHashMap::default()),
             memo: Mutex::new(FxHashMap::default()),
+        }
+    }
+
+    /// Learns the shapes from arrivals; knows nothing before the first.
+    pub fn online() -> Self {
+        MlschedScore {
+            online: Some(ShapeCounts::default()),
+            next_refresh: 1,
+            ..MlschedScore::with_prior(TypicalShapes::default())
         }
     }
 
@@ -186,50 +192,59 @@ impl MlschedScore {
         &self.typical
     }
 
-    fn evaluate(&self, node: &Node, pod: &Pod) -> (i64, Option<usize>) {
-        let typical = &self.measure;
+    pub fn cpu_per_gpu_milli(&self) -> f64 {
+        self.rho
+    }
+
+    fn waste_table(&self, model: &str) -> Arc<Vec<f64>> {
+        let mut cache = self.waste.lock().expect("waste lock");
+        if let Some(t) = cache.get(model) {
+            return t.clone();
+        }
+        let table = Arc::new(waste_table(&self.typical, model));
+        cache.insert(model.to_string(), table.clone());
+        table
+    }
+
+    /// The cost (milli-GPU made unusable) of placing `pod` on `node`, as a score, and for a share the GPU.
+    pub fn evaluate(&self, node: &Node, pod: &Pod) -> (i64, Option<usize>) {
         if pod.gpu.is_none() && pod.requests.cpu_milli == 0 {
-            return (i64::MAX / 4096, None);
+            return (SCORE_OFFSET, None);
         }
         let model = node.gpu_model().unwrap_or("");
         if !pod.gpu.is_none() && !pod.gpu.allows_model(model) {
             return (0, None);
         }
+        let typical = &self.typical;
+        let table = self.waste_table(model);
+        let waste = |f: &[i64]| -> f64 { f.iter().map(|&x| table[x.clamp(0, GPU_MILLI) as usize]).sum() };
         let mut free: Vec<i64> = node.gpus.iter().map(|g| g.free_milli()).collect();
-        let cpu_free = node.free_cpu_milli();
-        let before = node_frag_milli(FreeView { cpu_free, gpu_free: &free, model }, typical);
-        let cpu_after = cpu_free - pod.requests.cpu_milli;
-        let milli = pod.gpu.milli_per_gpu;
         let idle: i64 = free.iter().sum();
-        let k = self.knobs;
-        let rho = self.rho;
-        let strand_before = stranded(idle, cpu_free, rho);
-        let table = if k.waste > 0.0 { Some(self.waste_table(model)) } else { None };
-        let waste_of = |f: &[i64]| -> f64 { table.as_ref().map_or(0.0, |t| f.iter().map(|&x| t[x.clamp(0, GPU_MILLI) as usize]).sum()) };
-        let waste_before = waste_of(&free);
-        let score_of = |after: f64, idle_after: i64, waste_after: f64| -> i64 {
-            let after = after + k.strand * (stranded(idle_after, cpu_after, rho) - strand_before) + k.waste * (waste_after - waste_before);
-            let primary: i64 = if k.trunc {
-                crate::plugins::fgd::fgd_score(before, after) * 1_000_000
-            } else {
-                ((before - after) * 1000.0).round() as i64 + 10_000_000
-            };
-            let secondary = if k.tie_full { 65535 - (idle_after * 8).min(65535) } else { 0 };
-            primary * 65536 + secondary
+        let cpu_free = node.free_cpu_milli();
+        let cpu_after = cpu_free - pod.requests.cpu_milli;
+        let before = node_frag_milli(FreeView { cpu_free, gpu_free: &free, model }, typical)
+            + STRAND_WEIGHT * stranded_milli(idle, cpu_free, self.rho)
+            + WASTE_WEIGHT * waste(&free);
+        let cost_after = |free: &[i64]| -> f64 {
+            let idle_after: i64 = free.iter().sum();
+            node_frag_milli(FreeView { cpu_free: cpu_after, gpu_free: free, model }, typical)
+                + STRAND_WEIGHT * stranded_milli(idle_after, cpu_after, self.rho)
+                + WASTE_WEIGHT * waste(free)
         };
+        let score = |after: f64| SCORE_OFFSET + ((before - after) * SCORE_SCALE).round() as i64;
+        let milli = pod.gpu.milli_per_gpu;
         if pod.gpu.is_shared() {
             let mut best: Option<(i64, usize)> = None;
             for i in 0..free.len() {
+                // GPUs with equal free milli cost the same; the lowest index is kept on ties.
                 if free[i] < milli || free[..i].contains(&free[i]) {
                     continue;
                 }
                 free[i] -= milli;
-                let after = node_frag_milli(FreeView { cpu_free: cpu_after, gpu_free: &free, model }, typical);
-                let waste_after = waste_of(&free);
+                let s = score(cost_after(&free));
                 free[i] += milli;
-                let score = score_of(after, idle - milli, waste_after);
-                if best.is_none_or(|(s, _)| score > s) {
-                    best = Some((score, i));
+                if best.is_none_or(|(b, _)| s > b) {
+                    best = Some((s, i));
                 }
             }
             return best.map_or((0, None), |(s, i)| (s, Some(i)));
@@ -241,13 +256,7 @@ impl MlschedScore {
                 free[i] -= milli;
             }
         }
-        let after = node_frag_milli(FreeView { cpu_free: cpu_after, gpu_free: &free, model }, typical);
-        (score_of(after, idle - pod.gpu.total_milli(), waste_of(&free)), None)
-    }
-
-    fn waste_table(&self, model: &str) -> std::sync::Arc<Vec<f64>> {
-        let mut cache = self.waste.lock().expect("waste lock");
-        cache.entry(model.to_string()).or_insert_with(|| std::sync::Arc::new(waste_table(&self.measure, model))).clone()
+        (score(cost_after(&free)), None)
     }
 
     fn memo_key(node: &Node, pod: &Pod) -> Option<MemoKey> {
@@ -286,25 +295,220 @@ impl ScorePlugin for MlschedScore {
         "MlschedScore"
     }
 
+    /// `1e9 + 1000 × (milli-GPU of unusable idle capacity avoided)`: higher is better, 0 for a GPU model
+    /// the pod may not use.
     fn score(&self, snapshot: &Snapshot, pod: &Pod, node: NodeId) -> i64 {
         self.cached_evaluate(&snapshot.nodes()[node], pod).0
     }
 
     fn pick_gpus(&self, snapshot: &Snapshot, pod: &Pod, node: NodeId) -> Option<Vec<usize>> {
+        // Whole GPUs: the lowest-index idle ones (the profile default); shares: the cheapest GPU.
         self.cached_evaluate(&snapshot.nodes()[node], pod).1.map(|i| vec![i])
     }
 
     fn observe_arrival(&mut self, pod: &Pod) {
         let Some(counts) = self.online.as_mut() else { return };
         counts.add(pod);
-        if counts.total() >= self.next_refresh {
+        let n = counts.total();
+        if n >= self.next_refresh {
             self.typical = counts.typical(TypicalShapes::DEFAULT_COVERAGE);
-            self.measure = reweight(&self.typical, self.knobs.demand_weight);
-            self.rho = cpu_per_gpu(&self.typical) * self.knobs.rho_mult;
-            self.memo.get_mut().expect("memo lock").clear();
+            self.rho = cpu_per_gpu_milli(&self.typical);
             self.waste.get_mut().expect("waste lock").clear();
-            let n = counts.total();
+            self.memo.get_mut().expect("memo lock").clear();
             self.next_refresh = n + (n / 8).max(1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{GpuRequest, Resources};
+    use crate::frag::WeightedShape;
+    use crate::framework::schedule_one;
+    use crate::plugins::policy::{Policy, PolicyInputs, profile_for};
+
+    const GIB: i64 = 1 << 30;
+
+    fn shape(cpu: i64, count: u32, milli: i64) -> Shape {
+        Shape { cpu_milli: cpu, gpu_count: count, milli_per_gpu: milli, models: None }
+    }
+
+    fn typical(shapes: &[(Shape, f64)]) -> TypicalShapes {
+        TypicalShapes { shapes: shapes.iter().map(|(s, w)| WeightedShape { shape: s.clone(), weight: *w }).collect() }
+    }
+
+    fn node(name: &str, cpu: i64, gpus: usize) -> Node {
+        Node::new(name, Resources::new(cpu, 512 * GIB, 110)).with_gpus(gpus, "G2")
+    }
+
+    fn pod(key: &str, cpu: i64, gpu: GpuRequest) -> Pod {
+        Pod::new(key, Resources::new(cpu, GIB, 1), gpu)
+    }
+
+    /// A workload like openb's: mostly whole GPUs, many large and medium shares, some CPU-only pods.
+    fn openb_like() -> TypicalShapes {
+        typical(&[
+            (shape(8000, 1, 1000), 0.5),
+            (shape(4000, 1, 810), 0.15),
+            (shape(4000, 1, 470), 0.1),
+            (shape(4000, 1, 320), 0.05),
+            (shape(64000, 8, 1000), 0.05),
+            (shape(8000, 0, 0), 0.15),
+        ])
+    }
+
+    fn place(policy: Policy, t: &TypicalShapes, nodes: Vec<Node>, p: &Pod) -> (String, Vec<usize>) {
+        let snapshot = Snapshot::new(nodes).unwrap();
+        let profile = profile_for(policy, PolicyInputs { seed: 1, typical: t.clone() });
+        let d = schedule_one(&profile, &snapshot, p).unwrap();
+        (snapshot.nodes()[d.node].name.clone(), d.gpus)
+    }
+
+    #[test]
+    fn a_whole_free_node_is_not_broken_for_a_share_that_fits_a_used_node() {
+        // "a" sorts first, so a name tie-break would pick the idle node.
+        let idle = node("a", 96_000, 8);
+        let mut used = node("b", 96_000, 8);
+        used.gpus[3].used_milli = 470;
+        used.requested.cpu_milli = 4000;
+        let (name, gpus) =
+            place(Policy::Mlsched, &openb_like(), vec![idle, used], &pod("p", 4000, GpuRequest::shared(470)));
+        assert_eq!((name.as_str(), gpus), ("b", vec![3]), "the share completes the used GPU (470 + 470)");
+    }
+
+    #[test]
+    fn a_share_goes_where_it_leaves_the_smallest_sliver() {
+        // Free [1000, 530, 350]: a 320 share leaves 210 on GPU 1 but only 30 on GPU 2. Both leftovers are
+        // below every typical shape, so FGD's measure alone cannot tell them apart; the sliver cost can.
+        let mut n = node("n", 96_000, 3);
+        n.gpus[1].used_milli = 470;
+        n.gpus[2].used_milli = 650;
+        let t = openb_like();
+        let s = MlschedScore::with_prior(t.clone());
+        let (_, gpu) = s.evaluate(&n, &pod("p", 4000, GpuRequest::shared(320)));
+        assert_eq!(gpu, Some(2));
+        let table = waste_table(&t, "G2");
+        assert!(table[30] < table[210]);
+    }
+
+    #[test]
+    fn cpu_only_pods_do_not_strand_the_gpus_of_a_cpu_poor_node() {
+        // One GPU shape: 1 whole GPU with 4 cores, so rho = 4 CPU milli per GPU milli. A 14-core CPU-only
+        // pod on the 20-core node leaves 6 cores for 2 idle GPUs: the GPU shape still fits (FGD sees no
+        // change) but only 1.5 GPUs can ever be fed. On the 100-core node it strands nothing.
+        let t = typical(&[(shape(4000, 1, 1000), 0.8), (shape(2000, 0, 0), 0.2)]);
+        let poor = node("a-poor", 20_000, 2);
+        let rich = node("b-rich", 100_000, 2);
+        let p = pod("cpu-only", 14_000, GpuRequest::none());
+        assert_eq!(place(Policy::Fgd, &t, vec![poor.clone(), rich.clone()], &p).0, "a-poor");
+        assert_eq!(place(Policy::Mlsched, &t, vec![poor, rich], &p).0, "b-rich");
+    }
+
+    #[test]
+    fn cpu_heavy_gpu_pods_go_where_cpu_is_plentiful() {
+        let t = typical(&[(shape(4000, 1, 1000), 1.0)]);
+        let poor = node("a-poor", 16_000, 2);
+        let rich = node("b-rich", 100_000, 2);
+        // 12 cores with one GPU: on the poor node the other GPU keeps 4 cores (exactly enough), but a
+        // 13-core pod would leave it 3, stranding 250 milli.
+        let p = pod("heavy", 13_000, GpuRequest::whole(1));
+        assert_eq!(place(Policy::Mlsched, &t, vec![poor, rich], &p).0, "b-rich");
+    }
+
+    #[test]
+    fn stranding_is_the_idle_gpu_the_free_cpu_cannot_feed() {
+        assert_eq!(stranded_milli(2000, 8000, 4.0), 0.0);
+        assert_eq!(stranded_milli(2000, 6000, 4.0), 500.0);
+        assert_eq!(stranded_milli(2000, -5, 4.0), 2000.0);
+        assert_eq!(stranded_milli(2000, 0, 0.0), 0.0, "no GPU shapes known: nothing is stranded");
+        let t = typical(&[(shape(4000, 1, 1000), 0.5), (shape(2000, 1, 500), 0.5), (shape(9000, 0, 0), 1.0)]);
+        // (0.5·4000 + 0.5·2000) / (0.5·1000 + 0.5·500) = 3000 / 750.
+        assert!((cpu_per_gpu_milli(&t) - 4.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn sliver_table_follows_what_can_still_fit() {
+        let t = typical(&[(shape(0, 1, 1000), 0.6), (shape(0, 1, 810), 0.3), (shape(0, 1, 160), 0.1)]);
+        let w = waste_table(&t, "G2");
+        assert_eq!(w[0], 0.0);
+        assert_eq!(w[100], 100.0, "nothing fits 100");
+        assert_eq!(w[190], 30.0, "only 160 fits, leaving 30");
+        // 1000 free: whole GPU (0.6 → 0), 810 (0.3 → 190 → 30), 160 (0.1 → 840 → ...): small but > 0.
+        assert!(w[1000] > 0.0 && w[1000] < 30.0);
+        let t4_only = typical(&[(Shape { models: Some(vec!["T4".into()]), ..shape(0, 1, 500) }, 1.0)]);
+        assert_eq!(waste_table(&t4_only, "G2")[600], 600.0, "shapes for other models never fill a GPU");
+        assert_eq!(waste_table(&t4_only, "T4")[600], 100.0);
+    }
+
+    #[test]
+    fn the_online_learner_converges_to_the_observed_mix_and_never_sees_ahead() {
+        let mut s = MlschedScore::online();
+        assert!(s.typical().is_empty(), "nothing is known before the first arrival");
+        let whole = pod("w", 8000, GpuRequest::whole(1));
+        let share = pod("s", 2000, GpuRequest::shared(500));
+        for i in 0..4000 {
+            s.observe_arrival(if i % 4 == 3 { &share } else { &whole });
+            if i == 0 {
+                assert_eq!(s.typical().len(), 1, "after one pod only its shape is known");
+            }
+        }
+        let weight = |sh: &Shape| s.typical().shapes.iter().find(|w| &w.shape == sh).map_or(0.0, |w| w.weight);
+        // The schedule refreshes every 1/8 more pods, so the estimate is at most 1/8 of the stream old.
+        assert!((weight(&shape(8000, 1, 1000)) - 0.75).abs() < 0.01);
+        assert!((weight(&shape(2000, 1, 500)) - 0.25).abs() < 0.01);
+        // rho = (0.75·8000 + 0.25·2000) / (0.75·1000 + 0.25·500) = 6500 / 875.
+        assert!((s.cpu_per_gpu_milli() - 6500.0 / 875.0).abs() < 0.1);
+    }
+
+    #[test]
+    fn the_online_variant_with_the_history_decides_like_the_prior() {
+        // Feed the prior's mix in 100-pod rounds; the prior is what the replay would give FGD for them.
+        let mut pods = Vec::new();
+        for round in 0..40 {
+            for (k, w) in openb_like().shapes.iter().enumerate() {
+                for j in 0..(w.weight * 100.0).round() as usize {
+                    let sh = &w.shape;
+                    let gpu = if sh.gpu_count == 0 {
+                        GpuRequest::none()
+                    } else {
+                        GpuRequest { count: sh.gpu_count, milli_per_gpu: sh.milli_per_gpu, models: None }
+                    };
+                    pods.push(pod(&format!("{round}-{k}-{j}"), sh.cpu_milli, gpu));
+                }
+            }
+        }
+        let mut online = MlschedScore::online();
+        for p in &pods {
+            online.observe_arrival(p);
+        }
+        let prior = MlschedScore::with_prior(TypicalShapes::from_pods(pods.iter(), TypicalShapes::DEFAULT_COVERAGE));
+        assert_eq!(online.typical().len(), prior.typical().len());
+        let mut n = node("n", 96_000, 8);
+        n.gpus[0].used_milli = 470;
+        n.gpus[1].used_milli = 650;
+        n.requested.cpu_milli = 30_000;
+        for p in [
+            pod("a", 4000, GpuRequest::shared(320)),
+            pod("b", 8000, GpuRequest::whole(2)),
+            pod("c", 8000, GpuRequest::none()),
+        ] {
+            let (so, go) = online.evaluate(&n, &p);
+            let (sp, gp) = prior.evaluate(&n, &p);
+            assert_eq!(go, gp, "{}", p.key);
+            // Within 1 milli-GPU of cost: the estimate is at most 1/8 of the stream old.
+            assert!((so - sp).abs() < SCORE_SCALE as i64, "{}: {so} vs {sp}", p.key);
+        }
+    }
+
+    #[test]
+    fn wrong_model_scores_zero_and_requestless_pods_score_alike() {
+        let s = MlschedScore::with_prior(openb_like());
+        let n = node("n", 96_000, 8);
+        let t4 = pod("t4", 1000, GpuRequest::whole(1).with_models(vec!["T4".into()]));
+        assert_eq!(s.evaluate(&n, &t4), (0, None));
+        let empty = pod("e", 0, GpuRequest::none());
+        assert_eq!(s.evaluate(&n, &empty).0, SCORE_OFFSET);
+        assert!(s.evaluate(&n, &pod("g", 8000, GpuRequest::whole(1))).0 > 0);
     }
 }

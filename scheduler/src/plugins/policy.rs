@@ -82,7 +82,13 @@ pub struct PolicyInputs {
 
 /// The filters every profile runs: the default kube-scheduler set that applies to these pods plus GPU fit.
 pub fn default_filters(profile: Profile) -> Profile {
-    profile.filter(NodeUnschedulable).filter(NodeAffinityFilter).filter(TaintToleration).filter(ResourcesFit).filter(GpuFit).filter(MigFit)
+    profile
+        .filter(NodeUnschedulable)
+        .filter(NodeAffinityFilter)
+        .filter(TaintToleration)
+        .filter(ResourcesFit)
+        .filter(GpuFit)
+        .filter(MigFit)
 }
 
 /// One score plugin, weight 1000, as the FGD paper's runs were configured.

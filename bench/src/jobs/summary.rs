@@ -1,0 +1,181 @@
+//! What one job replay measured, and the comparison table.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::engine::{EngineConfig, EngineResult};
+use super::slowdown::Spread;
+use super::trace::Job;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JobsSummary {
+    pub trace: String,
+    pub policy: String,
+    pub cluster: String,
+    pub cluster_gpus: u64,
+    pub alpha_rack: f64,
+    pub alpha_spine: f64,
+    pub window: usize,
+    pub partial_timeout_seconds: f64,
+    pub jobs: usize,
+    pub jobs_finished: usize,
+    /// Jobs needing more nodes than the cluster has (never queued).
+    pub jobs_too_large: usize,
+    /// Jobs of more than one pod (the gangs).
+    pub multi_pod_jobs: usize,
+    pub partial_gang_gpu_seconds: f64,
+    pub partial_gang_timeouts: u64,
+    /// Submission to finish, over finished jobs.
+    pub mean_jct_seconds: f64,
+    pub p50_jct_seconds: f64,
+    pub p99_jct_seconds: f64,
+    /// Submission to start, over finished jobs.
+    pub mean_queue_seconds: f64,
+    pub p99_queue_seconds: f64,
+    /// Mean JCT of multi-pod jobs only.
+    pub mean_gang_jct_seconds: f64,
+    /// Work done (trace durations × GPUs of finished jobs) / (GPUs × makespan).
+    pub gpu_utilization: f64,
+    /// GPU-seconds held by any pod (incl. slowdown and partial gangs) / (GPUs × makespan).
+    pub gpu_allocated: f64,
+    /// Mean pairwise switch hops on the real tree, over started multi-pod jobs.
+    pub mean_gang_spread_hops: f64,
+    /// Of started multi-pod jobs: share that crossed racks (incl. spines), and spines.
+    pub cross_rack_gang_fraction: f64,
+    pub cross_spine_gang_fraction: f64,
+    pub makespan_seconds: f64,
+    pub scheduling_passes: u64,
+    pub elapsed_seconds: f64,
+}
+
+/// Linear-interpolated percentile of sorted values (`q` in 0..=1); NaN when empty.
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    match sorted.len() {
+        0 => f64::NAN,
+        1 => sorted[0],
+        n => {
+            let pos = q * (n - 1) as f64;
+            let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+            sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+        }
+    }
+}
+
+fn mean(values: &[f64]) -> f64 {
+    if values.is_empty() { f64::NAN } else { values.iter().sum::<f64>() / values.len() as f64 }
+}
+
+pub fn summarize(
+    trace: &str,
+    jobs: &[Job],
+    config: &EngineConfig,
+    result: &EngineResult,
+    elapsed_seconds: f64,
+) -> JobsSummary {
+    let mut jct = Vec::new();
+    let mut queue = Vec::new();
+    let mut gang_jct = Vec::new();
+    let (mut hops, mut cross_rack, mut cross_spine, mut gangs_started) = (Vec::new(), 0usize, 0usize, 0usize);
+    let per_node = config.cluster.gpus_per_node;
+    let multi = |j: &Job| j.gpus > per_node;
+    for (job, o) in jobs.iter().zip(&result.outcomes) {
+        if let (Some(start), Some(finish)) = (o.start, o.finish) {
+            jct.push(finish - job.submit);
+            queue.push(start - job.submit);
+            if multi(job) {
+                gang_jct.push(finish - job.submit);
+            }
+        }
+        if o.start.is_some() && multi(job) {
+            gangs_started += 1;
+            hops.push(o.spread_hops);
+            cross_rack += usize::from(o.spread >= Some(Spread::CrossRack));
+            cross_spine += usize::from(o.spread == Some(Spread::CrossSpine));
+        }
+    }
+    let mean_jct = mean(&jct);
+    let mean_queue = mean(&queue);
+    jct.sort_by(f64::total_cmp);
+    queue.sort_by(f64::total_cmp);
+    let capacity = config.cluster.gpus() as f64 * result.end;
+    let frac = |n: usize| if gangs_started == 0 { 0.0 } else { n as f64 / gangs_started as f64 };
+    JobsSummary {
+        trace: trace.to_string(),
+        policy: config.policy.name().to_string(),
+        cluster: config.cluster.to_string(),
+        cluster_gpus: config.cluster.gpus(),
+        alpha_rack: config.slowdown.alpha_rack,
+        alpha_spine: config.slowdown.alpha_spine,
+        window: config.window,
+        partial_timeout_seconds: config.partial_timeout,
+        jobs: jobs.len(),
+        jobs_finished: jct.len(),
+        jobs_too_large: result.outcomes.iter().filter(|o| o.too_large).count(),
+        multi_pod_jobs: jobs.iter().filter(|j| multi(j)).count(),
+        partial_gang_gpu_seconds: result.partial_gang_gpu_seconds,
+        partial_gang_timeouts: result.partial_gang_timeouts,
+        mean_jct_seconds: mean_jct,
+        p50_jct_seconds: percentile(&jct, 0.5),
+        p99_jct_seconds: percentile(&jct, 0.99),
+        mean_queue_seconds: mean_queue,
+        p99_queue_seconds: percentile(&queue, 0.99),
+        mean_gang_jct_seconds: mean(&gang_jct),
+        gpu_utilization: if capacity > 0.0 { result.useful_gpu_seconds / capacity } else { 0.0 },
+        gpu_allocated: if capacity > 0.0 { result.allocated_gpu_seconds / capacity } else { 0.0 },
+        mean_gang_spread_hops: if hops.is_empty() { 0.0 } else { mean(&hops) },
+        cross_rack_gang_fraction: frac(cross_rack),
+        cross_spine_gang_fraction: frac(cross_spine),
+        makespan_seconds: result.end,
+        scheduling_passes: result.passes,
+        elapsed_seconds,
+    }
+}
+
+/// One row per (trace, policy).
+pub fn markdown_table(summaries: &[JobsSummary]) -> String {
+    let mut out = String::from(
+        "| trace | cluster (GPUs) | jobs (gangs) | policy | finished | mean JCT h | p50 JCT h | p99 JCT h | gang JCT h | \
+         mean queue h | GPU util % | gang spread hops | cross-rack gangs % | partial-gang GPU-h (timeouts) | run s |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let h = |s: f64| s / 3600.0;
+    for s in summaries {
+        let _ = writeln!(
+            out,
+            "| {} | {} ({}) | {} ({}) | {} | {} | {:.2} | {:.2} | {:.1} | {:.2} | {:.2} | {:.1} | {:.2} | {:.1} | {:.0} ({}) | {:.1} |",
+            s.trace,
+            s.cluster,
+            s.cluster_gpus,
+            s.jobs,
+            s.multi_pod_jobs,
+            s.policy,
+            s.jobs_finished,
+            h(s.mean_jct_seconds),
+            h(s.p50_jct_seconds),
+            h(s.p99_jct_seconds),
+            h(s.mean_gang_jct_seconds),
+            h(s.mean_queue_seconds),
+            100.0 * s.gpu_utilization,
+            s.mean_gang_spread_hops,
+            100.0 * s.cross_rack_gang_fraction,
+            h(s.partial_gang_gpu_seconds),
+            s.partial_gang_timeouts,
+            s.elapsed_seconds,
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_interpolate() {
+        assert!(percentile(&[], 0.5).is_nan());
+        assert_eq!(percentile(&[3.0], 0.99), 3.0);
+        assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0], 0.5), 2.5);
+        assert_eq!(percentile(&[0.0, 10.0], 0.99), 9.9);
+    }
+}

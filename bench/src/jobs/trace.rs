@@ -1,0 +1,282 @@
+//! Readers of the two training-job traces: Microsoft ITP 2021 (`job_id,submission_time,duration,num_gpu`,
+//! one file per cluster, sorted) and Microsoft Philly as shipped with Pollux
+//! (`timestamp,duration,num_gpus,gpu_time,cluster`, not sorted, usually gzipped).
+//!
+//! The format is told by the header. A malformed row is an error naming the file, the line and the column,
+//! never a panic. `.gz` files are decompressed on the fly.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+/// One training job as the replay sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    /// Row id: the ITP `job_id`, or `philly-<line>` (Philly rows have no id).
+    pub id: String,
+    /// Seconds since the trace's first submission (after sorting).
+    pub submit: f64,
+    /// Run time in seconds as recorded: taken as the run time with a rack-local (or single-node) placement.
+    pub duration: f64,
+    pub gpus: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceFormat {
+    Itp,
+    Philly,
+}
+
+#[derive(Debug, Error)]
+pub enum JobTraceError {
+    #[error("{file}: {source}")]
+    Open { file: PathBuf, source: std::io::Error },
+    #[error("{file}, line {line}, column {column}: {message}")]
+    Row { file: PathBuf, line: u64, column: String, message: String },
+    #[error("{file}: {message}")]
+    File { file: PathBuf, message: String },
+}
+
+#[derive(Debug, Deserialize)]
+struct ItpRow {
+    job_id: String,
+    submission_time: f64,
+    duration: f64,
+    num_gpu: u32,
+}
+
+#[derive(Debug, Deserialize)]
+struct PhillyRow {
+    timestamp: String,
+    duration: f64,
+    num_gpus: u32,
+    #[allow(dead_code)]
+    #[serde(default)]
+    gpu_time: Option<f64>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    cluster: Option<String>,
+}
+
+fn open(path: &Path) -> Result<Box<dyn Read>, JobTraceError> {
+    let file = std::fs::File::open(path).map_err(|source| JobTraceError::Open { file: path.to_path_buf(), source })?;
+    let reader = std::io::BufReader::new(file);
+    if path.extension().is_some_and(|e| e == "gz") {
+        Ok(Box::new(flate2::read::MultiGzDecoder::new(reader)))
+    } else {
+        Ok(Box::new(reader))
+    }
+}
+
+fn row_error(file: &Path, headers: &csv::StringRecord, err: &csv::Error) -> JobTraceError {
+    let line = err.position().map_or(0, |p| p.line());
+    let (column, message) = match err.kind() {
+        csv::ErrorKind::Deserialize { err: de, .. } => {
+            let column = de.field().and_then(|f| headers.get(f as usize)).unwrap_or("?").to_string();
+            (column, de.kind().to_string())
+        }
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+            ("-".to_string(), format!("row has {len} fields, the header has {expected_len}"))
+        }
+        _ => ("-".to_string(), err.to_string()),
+    };
+    JobTraceError::Row { file: file.to_path_buf(), line, column, message }
+}
+
+fn invalid(file: &Path, line: u64, column: &str, message: impl Into<String>) -> JobTraceError {
+    JobTraceError::Row { file: file.to_path_buf(), line, column: column.to_string(), message: message.into() }
+}
+
+/// Reads either trace from a file (format told by the header), sorted by submission (stable, so equal
+/// times keep file order), submission times shifted so the first job arrives at 0.
+pub fn read_jobs(path: &Path) -> Result<(TraceFormat, Vec<Job>), JobTraceError> {
+    read_jobs_from(path, open(path)?)
+}
+
+/// Like [`read_jobs`], from any reader; `path` only names the source in errors.
+pub fn read_jobs_from(path: &Path, input: impl Read) -> Result<(TraceFormat, Vec<Job>), JobTraceError> {
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(input);
+    let headers =
+        reader.headers().map_err(|e| JobTraceError::File { file: path.to_path_buf(), message: e.to_string() })?.clone();
+    let has = |name: &str| headers.iter().any(|h| h == name);
+    let (format, mut jobs) = if has("submission_time") {
+        (TraceFormat::Itp, read_itp(path, &mut reader, &headers)?)
+    } else if has("timestamp") {
+        (TraceFormat::Philly, read_philly(path, &mut reader, &headers)?)
+    } else {
+        return Err(JobTraceError::File {
+            file: path.to_path_buf(),
+            message: format!(
+                "unknown header {:?}: expected ITP (job_id,submission_time,duration,num_gpu) or Philly \
+                 (timestamp,duration,num_gpus,gpu_time,cluster)",
+                headers.iter().collect::<Vec<_>>().join(",")
+            ),
+        });
+    };
+    if jobs.is_empty() {
+        return Err(JobTraceError::File { file: path.to_path_buf(), message: "no jobs".into() });
+    }
+    jobs.sort_by(|a, b| a.submit.total_cmp(&b.submit));
+    let first = jobs[0].submit;
+    for job in &mut jobs {
+        job.submit -= first;
+    }
+    Ok((format, jobs))
+}
+
+fn check(file: &Path, line: u64, duration: f64, gpus: u32, gpu_column: &str) -> Result<(), JobTraceError> {
+    if !(duration.is_finite() && duration > 0.0) {
+        return Err(invalid(file, line, "duration", format!("duration {duration} must be positive")));
+    }
+    if gpus == 0 {
+        return Err(invalid(file, line, gpu_column, "a training job needs at least one GPU"));
+    }
+    Ok(())
+}
+
+fn read_itp<R: Read>(
+    file: &Path,
+    reader: &mut csv::Reader<R>,
+    headers: &csv::StringRecord,
+) -> Result<Vec<Job>, JobTraceError> {
+    let mut jobs = Vec::new();
+    for (i, record) in reader.deserialize::<ItpRow>().enumerate() {
+        let line = i as u64 + 2;
+        let row = record.map_err(|e| row_error(file, headers, &e))?;
+        if !row.submission_time.is_finite() || row.submission_time < 0.0 {
+            return Err(invalid(file, line, "submission_time", format!("{} is not a time", row.submission_time)));
+        }
+        check(file, line, row.duration, row.num_gpu, "num_gpu")?;
+        jobs.push(Job { id: row.job_id, submit: row.submission_time, duration: row.duration, gpus: row.num_gpu });
+    }
+    Ok(jobs)
+}
+
+fn read_philly<R: Read>(
+    file: &Path,
+    reader: &mut csv::Reader<R>,
+    headers: &csv::StringRecord,
+) -> Result<Vec<Job>, JobTraceError> {
+    let mut jobs = Vec::new();
+    for (i, record) in reader.deserialize::<PhillyRow>().enumerate() {
+        let line = i as u64 + 2;
+        let row = record.map_err(|e| row_error(file, headers, &e))?;
+        let submit = parse_timestamp(&row.timestamp).ok_or_else(|| {
+            invalid(file, line, "timestamp", format!("{:?} is not YYYY-MM-DD HH:MM:SS", row.timestamp))
+        })?;
+        check(file, line, row.duration, row.num_gpus, "num_gpus")?;
+        jobs.push(Job {
+            id: format!("philly-{line}"),
+            submit: submit as f64,
+            duration: row.duration,
+            gpus: row.num_gpus,
+        });
+    }
+    Ok(jobs)
+}
+
+/// `YYYY-MM-DD HH:MM:SS` as seconds since 1970-01-01 (the zone is not stated by the trace and does not
+/// matter: only differences are used).
+pub fn parse_timestamp(s: &str) -> Option<i64> {
+    let (date, time) = s.trim().split_once(' ')?;
+    let mut d = date.split('-');
+    let (year, month, day): (i64, i64, i64) =
+        (d.next()?.parse().ok()?, d.next()?.parse().ok()?, d.next()?.parse().ok()?);
+    let mut t = time.split(':');
+    let (h, m, sec): (i64, i64, i64) = (t.next()?.parse().ok()?, t.next()?.parse().ok()?, t.next()?.parse().ok()?);
+    if d.next().is_some() || t.next().is_some() {
+        return None;
+    }
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1..=12).contains(&month) || day < 1 || day > month_days[(month - 1) as usize] {
+        return None;
+    }
+    if !(0..24).contains(&h) || !(0..60).contains(&m) || !(0..61).contains(&sec) {
+        return None;
+    }
+    Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Result<(TraceFormat, Vec<Job>), JobTraceError> {
+        read_jobs_from(Path::new("t.csv"), text.as_bytes())
+    }
+
+    #[test]
+    fn itp_rows_parse_and_shift_to_zero() {
+        let (format, jobs) =
+            read("job_id,submission_time,duration,num_gpu\na,100,600,8\nb,50,700,1\nc,100,800,64\n").unwrap();
+        assert_eq!(format, TraceFormat::Itp);
+        assert_eq!(jobs.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["b", "a", "c"]);
+        assert_eq!(jobs[0].submit, 0.0);
+        assert_eq!(jobs[1].submit, 50.0);
+        assert_eq!(jobs[2].gpus, 64);
+    }
+
+    #[test]
+    fn philly_rows_parse_sort_and_name_their_line() {
+        let (format, jobs) = read(
+            "timestamp,duration,num_gpus,gpu_time,cluster\n\
+             2017-10-09 06:13:36,2759.0,1,2759.0,6214e9\n\
+             2017-10-09 06:13:03,2951.0,4,11804.0,6214e9\n\
+             2017-12-31 23:59:59,10.0,16,160.0,ee9e8c\n",
+        )
+        .unwrap();
+        assert_eq!(format, TraceFormat::Philly);
+        assert_eq!(jobs[0].id, "philly-3");
+        assert_eq!(jobs[0].gpus, 4);
+        assert_eq!(jobs[1].submit, 33.0);
+        assert_eq!(jobs[2].submit, (83 * 86_400 + 17 * 3600 + 46 * 60 + 56) as f64);
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(parse_timestamp("1970-01-01 00:00:00"), Some(0));
+        assert_eq!(parse_timestamp("2000-03-01 00:00:01"), Some(951_868_801));
+        assert_eq!(parse_timestamp("2017-02-29 00:00:00"), None);
+        assert_eq!(parse_timestamp("2017-13-01 00:00:00"), None);
+        assert_eq!(parse_timestamp("2017-10-09T06:13:03"), None);
+        assert_eq!(parse_timestamp("2017-10-09 06:13"), None);
+    }
+
+    #[test]
+    fn bad_rows_name_file_line_and_column() {
+        let err = read("job_id,submission_time,duration,num_gpu\na,1,600,8\nb,2,abc,1\n").unwrap_err().to_string();
+        assert!(err.contains("t.csv") && err.contains("line 3") && err.contains("column duration"), "{err}");
+        let err = read("job_id,submission_time,duration,num_gpu\na,1,600,0\n").unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("column num_gpu"), "{err}");
+        let err = read("job_id,submission_time,duration,num_gpu\na,1,-5,2\n").unwrap_err().to_string();
+        assert!(err.contains("column duration"), "{err}");
+        let err = read("job_id,submission_time,duration,num_gpu\na,1,600\n").unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("fields"), "{err}");
+        let err = read("timestamp,duration,num_gpus,gpu_time,cluster\n2017-10-09 25:00:00,1.0,1,1.0,x\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2") && err.contains("column timestamp"), "{err}");
+        let err = read("timestamp,duration,num_gpus,gpu_time,cluster\n2017-10-09 01:00:00,1.0,-1,1.0,x\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("column num_gpus"), "{err}");
+        assert!(read("a,b\n1,2\n").unwrap_err().to_string().contains("unknown header"));
+        assert!(read("job_id,submission_time,duration,num_gpu\n").unwrap_err().to_string().contains("no jobs"));
+        let missing = read_jobs(Path::new("/nonexistent/cluster99.csv")).unwrap_err().to_string();
+        assert!(missing.contains("/nonexistent/cluster99.csv"), "{missing}");
+    }
+}
