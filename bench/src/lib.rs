@@ -12,3 +12,4 @@ pub mod replay;
 pub mod reproduce;
 pub mod stream;
 pub mod trace;
+pub mod trace_error;

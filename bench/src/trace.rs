@@ -8,21 +8,13 @@ use std::sync::Arc;
 
 use mlsched::core::{GpuRequest, MIB, Node, Pod, Resources};
 use serde::Deserialize;
-use thiserror::Error;
+
+pub use crate::trace_error::TraceError;
+use crate::trace_error::{invalid, row_error};
 
 /// Pod slots per node. The trace has no pod limit; Kubernetes' default kubelet limit is 110 and no node of
 /// the openb trace comes close to it, so it never decides a placement.
 pub const PODS_PER_NODE: i64 = 110;
-
-#[derive(Debug, Error)]
-pub enum TraceError {
-    #[error("{file}: {source}")]
-    Open { file: PathBuf, source: std::io::Error },
-    #[error("{file}, line {line}, column {column}: {message}")]
-    Row { file: PathBuf, line: u64, column: String, message: String },
-    #[error("{file}: {message}")]
-    File { file: PathBuf, message: String },
-}
 
 #[derive(Debug, Deserialize)]
 struct NodeRow {
@@ -51,21 +43,6 @@ pub struct TracePod {
     pub pod: Pod,
     /// `num_gpu × gpu_milli`: what the pod adds to the "arrived" workload.
     pub gpu_milli_total: i64,
-}
-
-fn row_error(file: &Path, headers: &csv::StringRecord, err: &csv::Error) -> TraceError {
-    let line = err.position().map_or(0, |p| p.line());
-    let (column, message) = match err.kind() {
-        csv::ErrorKind::Deserialize { err: de, .. } => {
-            let column = de.field().and_then(|f| headers.get(f as usize)).unwrap_or("?").to_string();
-            (column, de.kind().to_string())
-        }
-        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
-            ("-".to_string(), format!("row has {len} fields, the header has {expected_len}"))
-        }
-        _ => ("-".to_string(), err.to_string()),
-    };
-    TraceError::Row { file: file.to_path_buf(), line, column, message }
 }
 
 /// Where rows come from: a file, or a trace compiled into the binary (named for error messages).
@@ -120,10 +97,6 @@ fn read_rows<T: for<'de> Deserialize<'de>>(source: &Source<'_>) -> Result<Vec<(u
     }
     // csv counts lines from 1 with the header on line 1; rows start on line 2.
     Ok(rows.into_iter().enumerate().map(|(i, r)| (i as u64 + 2, r)).collect())
-}
-
-fn invalid(file: &Path, line: u64, column: &str, message: impl Into<String>) -> TraceError {
-    TraceError::Row { file: file.to_path_buf(), line, column: column.to_string(), message: message.into() }
 }
 
 /// Reads a node list (`sn,cpu_milli,memory_mib,gpu,model`).

@@ -6,10 +6,10 @@
 //! never a panic. `.gz` files are decompressed on the fly.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
-use thiserror::Error;
+use crate::trace_error::{TraceError, invalid, row_error};
 
 /// One training job as the replay sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,15 +29,8 @@ pub enum TraceFormat {
     Philly,
 }
 
-#[derive(Debug, Error)]
-pub enum JobTraceError {
-    #[error("{file}: {source}")]
-    Open { file: PathBuf, source: std::io::Error },
-    #[error("{file}, line {line}, column {column}: {message}")]
-    Row { file: PathBuf, line: u64, column: String, message: String },
-    #[error("{file}: {message}")]
-    File { file: PathBuf, message: String },
-}
+/// Errors name the file, line and column, as the GPU-trace readers' do.
+pub type JobTraceError = TraceError;
 
 #[derive(Debug, Deserialize)]
 struct ItpRow {
@@ -61,32 +54,13 @@ struct PhillyRow {
 }
 
 fn open(path: &Path) -> Result<Box<dyn Read>, JobTraceError> {
-    let file = std::fs::File::open(path).map_err(|source| JobTraceError::Open { file: path.to_path_buf(), source })?;
+    let file = std::fs::File::open(path).map_err(|source| TraceError::Open { file: path.to_path_buf(), source })?;
     let reader = std::io::BufReader::new(file);
     if path.extension().is_some_and(|e| e == "gz") {
         Ok(Box::new(flate2::read::MultiGzDecoder::new(reader)))
     } else {
         Ok(Box::new(reader))
     }
-}
-
-fn row_error(file: &Path, headers: &csv::StringRecord, err: &csv::Error) -> JobTraceError {
-    let line = err.position().map_or(0, |p| p.line());
-    let (column, message) = match err.kind() {
-        csv::ErrorKind::Deserialize { err: de, .. } => {
-            let column = de.field().and_then(|f| headers.get(f as usize)).unwrap_or("?").to_string();
-            (column, de.kind().to_string())
-        }
-        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
-            ("-".to_string(), format!("row has {len} fields, the header has {expected_len}"))
-        }
-        _ => ("-".to_string(), err.to_string()),
-    };
-    JobTraceError::Row { file: file.to_path_buf(), line, column, message }
-}
-
-fn invalid(file: &Path, line: u64, column: &str, message: impl Into<String>) -> JobTraceError {
-    JobTraceError::Row { file: file.to_path_buf(), line, column: column.to_string(), message: message.into() }
 }
 
 /// Reads either trace from a file (format told by the header), sorted by submission (stable, so equal
@@ -99,14 +73,14 @@ pub fn read_jobs(path: &Path) -> Result<(TraceFormat, Vec<Job>), JobTraceError> 
 pub fn read_jobs_from(path: &Path, input: impl Read) -> Result<(TraceFormat, Vec<Job>), JobTraceError> {
     let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(input);
     let headers =
-        reader.headers().map_err(|e| JobTraceError::File { file: path.to_path_buf(), message: e.to_string() })?.clone();
+        reader.headers().map_err(|e| TraceError::File { file: path.to_path_buf(), message: e.to_string() })?.clone();
     let has = |name: &str| headers.iter().any(|h| h == name);
     let (format, mut jobs) = if has("submission_time") {
         (TraceFormat::Itp, read_itp(path, &mut reader, &headers)?)
     } else if has("timestamp") {
         (TraceFormat::Philly, read_philly(path, &mut reader, &headers)?)
     } else {
-        return Err(JobTraceError::File {
+        return Err(TraceError::File {
             file: path.to_path_buf(),
             message: format!(
                 "unknown header {:?}: expected ITP (job_id,submission_time,duration,num_gpu) or Philly \
@@ -116,7 +90,7 @@ pub fn read_jobs_from(path: &Path, input: impl Read) -> Result<(TraceFormat, Vec
         });
     };
     if jobs.is_empty() {
-        return Err(JobTraceError::File { file: path.to_path_buf(), message: "no jobs".into() });
+        return Err(TraceError::File { file: path.to_path_buf(), message: "no jobs".into() });
     }
     jobs.sort_by(|a, b| a.submit.total_cmp(&b.submit));
     let first = jobs[0].submit;
@@ -180,35 +154,7 @@ fn read_philly<R: Read>(
 /// `YYYY-MM-DD HH:MM:SS` as seconds since 1970-01-01 (the zone is not stated by the trace and does not
 /// matter: only differences are used).
 pub fn parse_timestamp(s: &str) -> Option<i64> {
-    let (date, time) = s.trim().split_once(' ')?;
-    let mut d = date.split('-');
-    let (year, month, day): (i64, i64, i64) =
-        (d.next()?.parse().ok()?, d.next()?.parse().ok()?, d.next()?.parse().ok()?);
-    let mut t = time.split(':');
-    let (h, m, sec): (i64, i64, i64) = (t.next()?.parse().ok()?, t.next()?.parse().ok()?, t.next()?.parse().ok()?);
-    if d.next().is_some() || t.next().is_some() {
-        return None;
-    }
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    if !(1..=12).contains(&month) || day < 1 || day > month_days[(month - 1) as usize] {
-        return None;
-    }
-    if !(0..24).contains(&h) || !(0..60).contains(&m) || !(0..61).contains(&sec) {
-        return None;
-    }
-    Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    chrono::NaiveDateTime::parse_from_str(s.trim(), "%Y-%m-%d %H:%M:%S").ok().map(|t| t.and_utc().timestamp())
 }
 
 #[cfg(test)]

@@ -480,3 +480,23 @@ fn queue_refuses_gangs_that_can_never_run() {
         Err(QueueError::UnknownGang("missing".into()))
     );
 }
+
+#[test]
+fn a_gang_without_a_required_level_holds_only_the_capacity_free_now() {
+    // Two racks of two 8-GPU nodes. Three nodes are fully busy, one is free: a 3-node gang cannot start.
+    // It holds the free node (others must not take it) and no busy one, since any node that frees up
+    // anywhere lets it start; a rack-required gang reserves a whole rack instead.
+    let mut s = cluster(&[("s1", "r1", 2), ("s1", "r2", 2)]);
+    for busy in ["r1-n0", "r1-n1", "r2-n0"] {
+        occupy(&mut s, busy, 8);
+    }
+    let topo = topology(&s);
+    let free = s.node_id("r2-n1").unwrap();
+    let big = gang("big", 3, 8);
+    assert_eq!(reservation_for(&profile(), &s, &big, &topo), Some(vec![free]));
+    let in_one_rack = gang("rack", 2, 8).requiring(RACK);
+    let held = reservation_for(&profile(), &s, &in_one_rack, &topo).unwrap();
+    assert_eq!(held.iter().map(|&n| rack_of(&s, n)).collect::<Vec<_>>(), vec!["r2", "r2"]);
+    let impossible = gang("huge", 5, 8);
+    assert_eq!(reservation_for(&profile(), &s, &impossible, &topo), None);
+}

@@ -231,7 +231,8 @@ impl MlschedScore {
                 + STRAND_WEIGHT * stranded_milli(idle_after, cpu_after, self.rho)
                 + WASTE_WEIGHT * waste(free)
         };
-        let score = |after: f64| SCORE_OFFSET + ((before - after) * SCORE_SCALE).round() as i64;
+        let q: f64 = std::env::var("MS_Q").ok().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        let score = |after: f64| if q > 0.0 { SCORE_OFFSET + ((before - after) / q).floor() as i64 } else { SCORE_OFFSET + ((before - after) * SCORE_SCALE).round() as i64 };
         let milli = pod.gpu.milli_per_gpu;
         if pod.gpu.is_shared() {
             let mut best: Option<(i64, usize)> = None;
