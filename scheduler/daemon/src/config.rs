@@ -1,0 +1,288 @@
+//! The YAML config file, validated at start with errors that name the offending field.
+//!
+//! ```yaml
+//! profiles:
+//!   - schedulerName: mlsched          # pods with this spec.schedulerName use this profile
+//!     policy: mlsched-online          # a name from mlsched::plugins::policy (bestfit, fgd, ...)
+//!     scoreWeight: 1000               # weight of the policy's score plugin
+//!     seed: 0                         # for the random policy
+//! topologyLevels: [network.mlsched.io/spine, network.mlsched.io/rack, kubernetes.io/hostname]
+//! client: { qps: 50, burst: 100 }
+//! bindConcurrency: 16
+//! bindRetries: 3
+//! backoff: { initialSeconds: 1, maxSeconds: 60 }
+//! leaderElection: { enabled: true, leaseName: mlsched, namespace: kube-system, leaseDurationSeconds: 15, renewGraceSeconds: 5 }
+//! listenAddress: 0.0.0.0:10259
+//! logFormat: text                   # or json
+//! ```
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mlsched::framework::Profile;
+use mlsched::plugins::policy::{Policy, PolicyInputs, profile_for};
+use serde::Deserialize;
+
+use crate::keys::DEFAULT_SCHEDULER_NAME;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Config {
+    pub profiles: Vec<ProfileConfig>,
+    pub topology_levels: Vec<String>,
+    pub client: ClientConfig,
+    pub bind_concurrency: usize,
+    /// How often a gang member's bind is retried on its reserved node before the gang is given up.
+    pub bind_retries: u32,
+    pub backoff: BackoffConfig,
+    pub leader_election: LeaderElectionConfig,
+    pub listen_address: String,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProfileConfig {
+    #[serde(default = "default_scheduler_name")]
+    pub scheduler_name: String,
+    #[serde(default = "default_policy")]
+    pub policy: String,
+    #[serde(default = "default_weight")]
+    pub score_weight: i64,
+    #[serde(default)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct ClientConfig {
+    pub qps: f64,
+    pub burst: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct BackoffConfig {
+    pub initial_seconds: f64,
+    pub max_seconds: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct LeaderElectionConfig {
+    pub enabled: bool,
+    pub lease_name: String,
+    pub namespace: String,
+    /// Defaults to the pod name (`POD_NAME`/`HOSTNAME`) plus a random suffix.
+    pub identity: Option<String>,
+    pub lease_duration_seconds: u64,
+    pub renew_grace_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+fn default_scheduler_name() -> String {
+    DEFAULT_SCHEDULER_NAME.into()
+}
+fn default_policy() -> String {
+    Policy::MlschedOnline.name().into()
+}
+fn default_weight() -> i64 {
+    1000
+}
+
+impl Default for ProfileConfig {
+    fn default() -> Self {
+        ProfileConfig {
+            scheduler_name: default_scheduler_name(),
+            policy: default_policy(),
+            score_weight: 1000,
+            seed: 0,
+        }
+    }
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig { qps: 50.0, burst: 100 }
+    }
+}
+
+impl Default for BackoffConfig {
+    fn default() -> Self {
+        BackoffConfig { initial_seconds: 1.0, max_seconds: 60.0 }
+    }
+}
+
+impl Default for LeaderElectionConfig {
+    fn default() -> Self {
+        LeaderElectionConfig {
+            enabled: true,
+            lease_name: "mlsched".into(),
+            namespace: "kube-system".into(),
+            identity: None,
+            lease_duration_seconds: 15,
+            renew_grace_seconds: 5,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            profiles: vec![ProfileConfig::default()],
+            topology_levels: Vec::new(),
+            client: ClientConfig::default(),
+            bind_concurrency: 16,
+            bind_retries: 3,
+            backoff: BackoffConfig::default(),
+            leader_election: LeaderElectionConfig::default(),
+            listen_address: "0.0.0.0:10259".into(),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+impl Config {
+    /// Parses and validates; every error names the field it is about.
+    pub fn from_yaml(text: &str) -> Result<Config, String> {
+        let config: Config = if text.trim().is_empty() {
+            Config::default()
+        } else {
+            serde_yaml_ng::from_str(text).map_err(|e| format!("config: {e}"))?
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.profiles.is_empty() {
+            return Err("config: profiles: at least one profile is needed".into());
+        }
+        for (i, p) in self.profiles.iter().enumerate() {
+            let at = format!("config: profiles[{i}]");
+            if p.scheduler_name.trim().is_empty() {
+                return Err(format!("{at}.schedulerName: must not be empty"));
+            }
+            if self.profiles[..i].iter().any(|q| q.scheduler_name == p.scheduler_name) {
+                return Err(format!("{at}.schedulerName: {:?} is used by an earlier profile", p.scheduler_name));
+            }
+            p.policy.parse::<Policy>().map_err(|e| format!("{at}.policy: {e}"))?;
+            if !(1..=1_000_000).contains(&p.score_weight) {
+                return Err(format!("{at}.scoreWeight: {} is outside 1..=1000000", p.score_weight));
+            }
+        }
+        let levels: Vec<&str> = self.topology_levels.iter().map(String::as_str).collect();
+        mlsched::topology::Topology::from_labels(&levels, &[]).map_err(|e| format!("config: topologyLevels: {e}"))?;
+        if !(self.client.qps.is_finite() && self.client.qps > 0.0) {
+            return Err(format!("config: client.qps: {} must be positive", self.client.qps));
+        }
+        if self.client.burst == 0 {
+            return Err("config: client.burst: must be at least 1".into());
+        }
+        if !(1..=1024).contains(&self.bind_concurrency) {
+            return Err(format!("config: bindConcurrency: {} is outside 1..=1024", self.bind_concurrency));
+        }
+        if self.bind_retries > 20 {
+            return Err(format!("config: bindRetries: {} is more than 20", self.bind_retries));
+        }
+        let b = &self.backoff;
+        if !(b.initial_seconds.is_finite() && b.initial_seconds > 0.0) {
+            return Err(format!("config: backoff.initialSeconds: {} must be positive", b.initial_seconds));
+        }
+        if !(b.max_seconds.is_finite() && b.max_seconds >= b.initial_seconds) {
+            return Err(format!("config: backoff.maxSeconds: {} must be at least initialSeconds", b.max_seconds));
+        }
+        let le = &self.leader_election;
+        if le.enabled {
+            if le.lease_name.is_empty() || le.namespace.is_empty() {
+                return Err("config: leaderElection: leaseName and namespace must not be empty".into());
+            }
+            if le.renew_grace_seconds == 0 || le.renew_grace_seconds >= le.lease_duration_seconds {
+                return Err(format!(
+                    "config: leaderElection: renewGraceSeconds ({}) must be in 1..leaseDurationSeconds ({})",
+                    le.renew_grace_seconds, le.lease_duration_seconds
+                ));
+            }
+        }
+        self.listen_address
+            .parse::<SocketAddr>()
+            .map_err(|e| format!("config: listenAddress: {:?}: {e}", self.listen_address))?;
+        Ok(())
+    }
+
+    pub fn backoff_initial(&self) -> Duration {
+        Duration::from_secs_f64(self.backoff.initial_seconds)
+    }
+
+    pub fn backoff_max(&self) -> Duration {
+        Duration::from_secs_f64(self.backoff.max_seconds)
+    }
+
+    pub fn scheduler_names(&self) -> Vec<String> {
+        self.profiles.iter().map(|p| p.scheduler_name.clone()).collect()
+    }
+}
+
+impl ProfileConfig {
+    /// The core profile; `validate` has checked the policy name.
+    pub fn build(&self) -> Result<Profile, String> {
+        let policy: Policy = self.policy.parse()?;
+        let mut profile = profile_for(policy, PolicyInputs { seed: self.seed, ..PolicyInputs::default() });
+        for score in &mut profile.scores {
+            score.weight = self.score_weight;
+        }
+        profile.name = self.scheduler_name.clone();
+        Ok(profile)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_default_and_valid() {
+        let c = Config::from_yaml("").unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.scheduler_names(), vec!["mlsched"]);
+        assert!(c.profiles[0].build().is_ok());
+    }
+
+    #[test]
+    fn full_file_parses() {
+        let c = Config::from_yaml(
+            "profiles:\n  - schedulerName: mlsched\n    policy: bestfit\n    scoreWeight: 10\n\
+             topologyLevels: [rack, kubernetes.io/hostname]\nclient: {qps: 20, burst: 40}\nbindConcurrency: 4\n\
+             backoff: {initialSeconds: 0.5, maxSeconds: 30}\nleaderElection: {enabled: false}\nlogFormat: json\n",
+        )
+        .unwrap();
+        assert_eq!(c.profiles[0].policy, "bestfit");
+        assert_eq!(c.profiles[0].build().unwrap().scores[0].weight, 10);
+        assert_eq!(c.topology_levels.len(), 2);
+        assert_eq!(c.bind_concurrency, 4);
+        assert_eq!(c.backoff_initial(), Duration::from_millis(500));
+        assert!(!c.leader_election.enabled);
+        assert_eq!(c.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let err = |y: &str| Config::from_yaml(y).unwrap_err();
+        assert!(err("profiles:\n  - policy: nope\n").contains("profiles[0].policy"));
+        assert!(err("profiles: []\n").contains("profiles"));
+        assert!(err("profiles:\n  - {}\n  - {}\n").contains("profiles[1].schedulerName"));
+        assert!(err("bindConcurrency: 0\n").contains("bindConcurrency"));
+        assert!(err("backoff: {initialSeconds: 5, maxSeconds: 1}\n").contains("backoff.maxSeconds"));
+        assert!(err("topologyLevels: [kubernetes.io/hostname, rack]\n").contains("topologyLevels"));
+        assert!(err("leaderElection: {leaseDurationSeconds: 5, renewGraceSeconds: 5}\n").contains("renewGraceSeconds"));
+        assert!(err("listenAddress: nowhere\n").contains("listenAddress"));
+        assert!(err("typo: 1\n").contains("typo"));
+        assert!(err("client: {qps: 0}\n").contains("client.qps"));
+    }
+}

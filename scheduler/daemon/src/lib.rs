@@ -1,0 +1,29 @@
+//! mlsched's Kubernetes scheduler: a thin I/O shell around the pure `mlsched` decision core.
+//!
+//! - `translate`, `quantity`: Kubernetes Node/Pod → core Node/Pod (pure).
+//! - `config`: the YAML config, validated at start (pure).
+//! - `queue`: priority/FIFO order, backoff, re-activation (pure).
+//! - `state`: the cluster picture kept from watch events, and the scheduling pass on it (pure).
+//! - `dedupe`: Event and condition de-duplication (pure).
+//! - `crd`: the coscheduling `PodGroup`.
+//! - `kube_io`: binding, status, Events; `run`: watchers + decision loop + leader election;
+//!   `http`: `/metrics`, `/healthz`, `/readyz`; `metrics`.
+//!
+//! Tests run the whole scheduler in-process with [`run`].
+
+pub mod config;
+pub mod crd;
+pub mod dedupe;
+pub mod http;
+pub mod keys;
+pub mod kube_io;
+pub mod metrics;
+pub mod quantity;
+pub mod queue;
+pub mod ratelimit;
+pub mod run;
+pub mod state;
+pub mod translate;
+
+pub use config::Config;
+pub use run::run;

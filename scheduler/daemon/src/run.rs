@@ -1,0 +1,490 @@
+//! The async shell: watchers feed one decision loop; binds and reports run in their own tasks so the
+//! loop never waits on the API server.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1 as k8s;
+use kube::api::Api;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use kube::{Client, Resource, ResourceExt};
+use mlsched::framework::Profile;
+use tokio::sync::{Semaphore, mpsc};
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+use crate::crd::PodGroup;
+use crate::http::{self, Health};
+use crate::kube_io::{self, Report, Reporter};
+use crate::metrics::Metrics;
+use crate::queue::{Backoff, SchedulingQueue, UnitKey};
+use crate::ratelimit::Limiter;
+use crate::state::{BindFollowUp, BindPlan, ClusterState, MemberBind, PodGroupInfo};
+use crate::translate::{PodRef, topology_requirement, translate_bound_pod, translate_node, translate_pod};
+
+enum Input {
+    Node(Box<Event<k8s::Node>>),
+    Pod(Box<Event<k8s::Pod>>),
+    PodGroup(Box<Event<PodGroup>>),
+    BindDone { unit: UnitKey, member: MemberBind, result: Result<(), String>, elapsed: Duration },
+    Leader(bool),
+    WatchError(&'static str, String),
+}
+
+fn forward<K, S>(
+    stream: S,
+    tx: mpsc::UnboundedSender<Input>,
+    wrap: fn(Box<Event<K>>) -> Input,
+    what: &'static str,
+) -> tokio::task::JoinHandle<()>
+where
+    S: Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
+    K: Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(item) = stream.next().await {
+            let input = match item {
+                Ok(event) => wrap(Box::new(event)),
+                Err(e) => Input::WatchError(what, e.to_string()),
+            };
+            if tx.send(input).is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// Everything `run` spawned, ended when it returns.
+struct Tasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+/// Runs the scheduler until `shutdown` resolves. `listening` receives the bound HTTP address (tests pass
+/// `listenAddress: 127.0.0.1:0`).
+pub async fn run(
+    config: Config,
+    client: Client,
+    shutdown: impl Future<Output = ()> + Send,
+    listening: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
+) -> anyhow::Result<()> {
+    config.validate().map_err(anyhow::Error::msg)?;
+    let profiles: Vec<Profile> =
+        config.profiles.iter().map(|p| p.build()).collect::<Result<_, _>>().map_err(anyhow::Error::msg)?;
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::default());
+    let identity = config.leader_election.identity.clone().unwrap_or_else(default_identity);
+    let mut tasks = Tasks(Vec::new());
+
+    let listener = tokio::net::TcpListener::bind(&config.listen_address).await?;
+    let addr = listener.local_addr()?;
+    info!(%addr, "serving /metrics, /healthz, /readyz");
+    if let Some(tx) = listening {
+        let _ = tx.send(addr);
+    }
+    tasks.0.push(tokio::spawn(http::serve(listener, metrics.clone(), health.clone())));
+
+    let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
+    let wc = watcher::Config::default();
+    let nodes = watcher::watcher(Api::<k8s::Node>::all(client.clone()), wc.clone()).default_backoff();
+    tasks.0.push(forward(nodes, tx.clone(), Input::Node, "nodes"));
+    let pods_config = wc.clone().fields("status.phase!=Succeeded,status.phase!=Failed");
+    let pods = watcher::watcher(Api::<k8s::Pod>::all(client.clone()), pods_config).default_backoff();
+    tasks.0.push(forward(pods, tx.clone(), Input::Pod, "pods"));
+    let groups = watcher::watcher(Api::<PodGroup>::all(client.clone()), wc).default_backoff();
+    tasks.0.push(forward(groups, tx.clone(), Input::PodGroup, "podgroups"));
+
+    let limiter = Arc::new(Limiter::new(config.client.qps, config.client.burst));
+    let (report_tx, mut report_rx) = mpsc::unbounded_channel::<Report>();
+    let salt = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let mut reporter = Reporter::new(client.clone(), limiter.clone(), identity.clone(), salt & 0xffff_ffff);
+    tasks.0.push(tokio::spawn(async move {
+        while let Some(r) = report_rx.recv().await {
+            reporter.handle(r).await;
+        }
+    }));
+
+    // Leader election: a standby keeps its caches warm and takes over when the lease expires.
+    let mut lease_rx = None;
+    let mut lease_task = None;
+    if config.leader_election.enabled {
+        let le = &config.leader_election;
+        let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &le.lease_name)
+            .with_namespace(&le.namespace)
+            .with_identity(identity.clone())
+            .with_duration(le.lease_duration_seconds)
+            .with_grace(le.renew_grace_seconds)
+            .build()
+            .await?;
+        let (mut leader_rx, handle) = manager.watch().await;
+        let tx = tx.clone();
+        let forwarder = leader_rx.clone();
+        lease_rx = Some(forwarder);
+        lease_task = Some(handle);
+        tasks.0.push(tokio::spawn(async move {
+            let _ = tx.send(Input::Leader(*leader_rx.borrow_and_update()));
+            while leader_rx.changed().await.is_ok() {
+                if tx.send(Input::Leader(*leader_rx.borrow_and_update())).is_err() {
+                    return;
+                }
+            }
+        }));
+    } else {
+        tx.send(Input::Leader(true)).ok();
+    }
+
+    let mut lp = Loop {
+        state: ClusterState::new(config.topology_levels.clone(), config.scheduler_names(), config.bind_retries),
+        queue: SchedulingQueue::new(Backoff { initial: config.backoff_initial(), max: config.backoff_max() }),
+        profiles,
+        start: Instant::now(),
+        leader: false,
+        synced_nodes: false,
+        synced_pods: false,
+        seen_nodes: None,
+        seen_pods: None,
+        metrics: metrics.clone(),
+        health: health.clone(),
+        reports: report_tx,
+        inputs: tx,
+        client,
+        limiter,
+        bind_slots: Arc::new(Semaphore::new(config.bind_concurrency)),
+        invalid: std::collections::HashMap::new(),
+    };
+    health.live.store(true, Ordering::Relaxed);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let wake = lp.queue.next_wakeup().map(|t| t.saturating_sub(lp.now())).unwrap_or(Duration::from_secs(1));
+        let wake = wake.clamp(Duration::from_millis(5), Duration::from_secs(1));
+        tokio::select! {
+            _ = &mut shutdown => break,
+            input = rx.recv() => {
+                let Some(input) = input else { break };
+                lp.handle(input);
+                // Take whatever else arrived, so one pass sees a batch of events.
+                let mut n = 0;
+                while n < 10_000 {
+                    match rx.try_recv() {
+                        Ok(input) => lp.handle(input),
+                        Err(_) => break,
+                    }
+                    n += 1;
+                }
+            }
+            _ = tokio::time::sleep(wake) => {}
+        }
+        lp.maybe_schedule();
+    }
+    info!("shutting down");
+    health.ready.store(false, Ordering::Relaxed);
+    drop(lease_rx);
+    drop(tasks);
+    if let Some(handle) = lease_task {
+        // Closing every receiver makes the lease task release the lease so a standby takes over at once.
+        drop(lp);
+        match tokio::time::timeout(Duration::from_secs(3), handle).await {
+            Ok(Ok(Ok(_))) => info!("lease released"),
+            other => debug!(?other, "lease task did not end cleanly"),
+        }
+    }
+    Ok(())
+}
+
+fn default_identity() -> String {
+    let host = std::env::var("POD_NAME").or_else(|_| std::env::var("HOSTNAME")).unwrap_or_else(|_| "mlsched".into());
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("{host}-{nanos:08x}")
+}
+
+struct Loop {
+    state: ClusterState,
+    queue: SchedulingQueue,
+    profiles: Vec<Profile>,
+    start: Instant,
+    leader: bool,
+    synced_nodes: bool,
+    synced_pods: bool,
+    seen_nodes: Option<HashSet<String>>,
+    seen_pods: Option<HashSet<String>>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    reports: mpsc::UnboundedSender<Report>,
+    inputs: mpsc::UnboundedSender<Input>,
+    client: Client,
+    limiter: Arc<Limiter>,
+    bind_slots: Arc<Semaphore>,
+    /// Pods reported as malformed, with the message, so their own updates do not re-report them.
+    invalid: std::collections::HashMap<String, String>,
+}
+
+impl Loop {
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    fn report(&self, r: Report) {
+        let _ = self.reports.send(r);
+    }
+
+    fn handle(&mut self, input: Input) {
+        match input {
+            Input::Node(e) => self.node_event(*e),
+            Input::Pod(e) => self.pod_event(*e),
+            Input::PodGroup(e) => self.pod_group_event(*e),
+            Input::BindDone { unit, member, result, elapsed } => self.bind_done(unit, member, result, elapsed),
+            Input::Leader(leader) => {
+                if leader != self.leader {
+                    info!(leader, "leadership changed");
+                }
+                self.leader = leader;
+                self.metrics.is_leader.set(i64::from(leader));
+            }
+            Input::WatchError(what, e) => warn!(watch = what, error = %e, "watch error; retrying with backoff"),
+        }
+        self.health.ready.store(self.synced_nodes && self.synced_pods, Ordering::Relaxed);
+    }
+
+    fn node_event(&mut self, e: Event<k8s::Node>) {
+        let apply = |lp: &mut Loop, n: &k8s::Node| match translate_node(n) {
+            Ok(node) => {
+                if lp.state.apply_node(node) {
+                    lp.queue.activate_backoff();
+                }
+            }
+            Err(err) => warn!(node = %n.name_any(), error = %err, "node ignored"),
+        };
+        match e {
+            Event::Apply(n) => apply(self, &n),
+            Event::Delete(n) => self.state.delete_node(&n.name_any()),
+            Event::Init => self.seen_nodes = Some(HashSet::new()),
+            Event::InitApply(n) => {
+                if let Some(seen) = self.seen_nodes.as_mut() {
+                    seen.insert(n.name_any());
+                }
+                apply(self, &n);
+            }
+            Event::InitDone => {
+                let seen = self.seen_nodes.take().unwrap_or_default();
+                for name in self.state.node_names() {
+                    if !seen.contains(&name) {
+                        self.state.delete_node(&name);
+                    }
+                }
+                self.synced_nodes = true;
+            }
+        }
+    }
+
+    fn pod_event(&mut self, e: Event<k8s::Pod>) {
+        match e {
+            Event::Apply(p) => self.apply_pod(&p),
+            Event::Delete(p) => self.delete_pod(&PodRef::of(&p).key()),
+            Event::Init => self.seen_pods = Some(HashSet::new()),
+            Event::InitApply(p) => {
+                if let Some(seen) = self.seen_pods.as_mut() {
+                    seen.insert(PodRef::of(&p).key());
+                }
+                self.apply_pod(&p);
+            }
+            Event::InitDone => {
+                let seen = self.seen_pods.take().unwrap_or_default();
+                for key in self.state.pod_keys() {
+                    if !seen.contains(&key) {
+                        self.delete_pod(&key);
+                    }
+                }
+                self.synced_pods = true;
+            }
+        }
+    }
+
+    fn delete_pod(&mut self, key: &str) {
+        self.invalid.remove(key);
+        if self.state.delete_pod(key) {
+            self.queue.activate_backoff();
+        }
+        self.drop_finished_units();
+        self.report(Report::PodGone(key.to_string()));
+    }
+
+    fn drop_finished_units(&mut self) {
+        let keys: Vec<UnitKey> = self.queue.keys().cloned().collect();
+        for unit in self.state.finished_units(keys.iter()) {
+            self.queue.remove(&unit);
+        }
+    }
+
+    fn apply_pod(&mut self, p: &k8s::Pod) {
+        let bound = p.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_some_and(|n| !n.is_empty());
+        let ours = p.spec.as_ref().and_then(|s| s.scheduler_name.as_deref()).is_some_and(|n| self.state.is_ours(n));
+        let translated = if bound { translate_bound_pod(p) } else { translate_pod(p) };
+        match translated {
+            Ok(info) => {
+                let was_pending = self.state.pending(&info.pod_ref.key()).is_some();
+                let (freed, unit) = self.state.apply_pod(info);
+                if freed {
+                    self.queue.activate_backoff();
+                }
+                if let Some((unit, priority)) = unit {
+                    let now = self.now();
+                    self.queue.touch(unit, priority, now);
+                }
+                if bound && was_pending {
+                    self.drop_finished_units();
+                }
+            }
+            Err(message) if ours && !bound => {
+                let pod = PodRef::of(p);
+                self.state.delete_pod(&pod.key());
+                self.drop_finished_units();
+                if self.invalid.get(&pod.key()) != Some(&message) {
+                    warn!(pod = %pod.key(), error = %message, "pod cannot be scheduled as written");
+                    self.invalid.insert(pod.key(), message.clone());
+                    self.metrics.attempt("error", 1);
+                    self.report(Report::Unschedulable { pod, reason: crate::keys::REASON_INVALID, message });
+                }
+            }
+            Err(message) => debug!(pod = %PodRef::of(p).key(), error = %message, "pod not accounted"),
+        }
+    }
+
+    fn pod_group_event(&mut self, e: Event<PodGroup>) {
+        match e {
+            Event::Apply(g) | Event::InitApply(g) => {
+                let key = format!("{}/{}", g.namespace().unwrap_or_else(|| "default".into()), g.name_any());
+                let topology = topology_requirement(g.meta().annotations.as_ref()).unwrap_or_else(|err| {
+                    warn!(podgroup = %key, error = %err, "ignoring the PodGroup's topology annotation");
+                    None
+                });
+                let info = PodGroupInfo {
+                    min_member: g.spec.min_member.unwrap_or(1).max(1) as usize,
+                    timeout: g.spec.schedule_timeout_seconds.filter(|s| *s > 0).map(|s| Duration::from_secs(s as u64)),
+                    topology,
+                };
+                if let Some(unit) = self.state.apply_pod_group(key, info)
+                    && self.queue.get(&unit).is_some()
+                {
+                    let now = self.now();
+                    self.queue.touch(unit, 0, now);
+                }
+            }
+            Event::Delete(g) => {
+                let key = format!("{}/{}", g.namespace().unwrap_or_else(|| "default".into()), g.name_any());
+                self.state.delete_pod_group(&key);
+            }
+            Event::Init | Event::InitDone => {}
+        }
+    }
+
+    fn maybe_schedule(&mut self) {
+        let now = self.now();
+        let counts = self.queue.counts(now);
+        self.metrics.set_pending("active", counts.active);
+        self.metrics.set_pending("backoff", counts.backoff);
+        self.metrics.set_pending("binding", counts.in_flight);
+        self.metrics.gangs_pending.set(self.state.pending_gangs() as i64);
+        if !(self.leader && self.synced_nodes && self.synced_pods) || counts.active == 0 {
+            return;
+        }
+        let started = Instant::now();
+        let result = self.state.run_pass(&mut self.queue, &self.profiles, now);
+        self.metrics.attempt_duration.observe(started.elapsed().as_secs_f64());
+        self.metrics.attempt("scheduled", result.scheduled_pods);
+        self.metrics.attempt("unschedulable", result.unschedulable_pods);
+        self.metrics.attempt("error", result.error_pods);
+        for (pod, reason, message) in result.unschedulable {
+            self.report(Report::Unschedulable { pod, reason, message });
+        }
+        for g in result.gangs {
+            if g.reason == crate::keys::REASON_GANG_TIMEOUT {
+                self.metrics.gang("timeout");
+                self.report(Report::GangEvent { gang: g.gang.clone(), reason: g.reason, message: g.message.clone() });
+            }
+            self.report(Report::Gang(g));
+        }
+        for plan in result.binds {
+            self.dispatch(plan);
+        }
+        let (used, cap, partial) = self.state.gpu_usage();
+        self.metrics.gpu_allocated_milli.set(used);
+        self.metrics.gpu_capacity_milli.set(cap);
+        let in_use = if cap > 0 { (used as f64 / 1000.0).ceil() } else { 0.0 };
+        self.metrics.gpu_fragmentation.set(if in_use > 0.0 { partial as f64 / in_use } else { 0.0 });
+    }
+
+    fn dispatch(&self, plan: BindPlan) {
+        for member in plan.members {
+            self.spawn_bind(plan.unit.clone(), member, Duration::ZERO);
+        }
+    }
+
+    fn spawn_bind(&self, unit: UnitKey, member: MemberBind, delay: Duration) {
+        let client = self.client.clone();
+        let limiter = self.limiter.clone();
+        let slots = self.bind_slots.clone();
+        let tx = self.inputs.clone();
+        tokio::spawn(async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            let _slot = slots.acquire_owned().await;
+            let started = Instant::now();
+            let result = kube_io::bind(&client, &limiter, &member).await;
+            let _ = tx.send(Input::BindDone { unit, member, result, elapsed: started.elapsed() });
+        });
+    }
+
+    fn bind_done(&mut self, unit: UnitKey, member: MemberBind, result: Result<(), String>, elapsed: Duration) {
+        self.metrics.bind_duration.observe(elapsed.as_secs_f64());
+        self.metrics.bind(if result.is_ok() { "ok" } else { "error" });
+        if let Err(e) = &result {
+            warn!(pod = %member.pod.key(), node = %member.node, error = %e, "bind failed");
+        }
+        let now = self.now();
+        match self.state.bind_result(&mut self.queue, &unit, &member.pod.key(), result, now) {
+            BindFollowUp::None => {}
+            BindFollowUp::Bound { pod, node, gang_done } => {
+                info!(pod = %pod.key(), %node, "bound");
+                self.report(Report::Scheduled { pod, node });
+                if let Some(g) = gang_done {
+                    self.metrics.gang("scheduled");
+                    self.report(Report::Gang(g));
+                }
+                self.drop_finished_units();
+            }
+            BindFollowUp::Retry(member, attempt) => {
+                self.spawn_bind(unit, member, Duration::from_millis(200) * attempt);
+            }
+            BindFollowUp::GaveUp { pods, message, gang } => {
+                if let Some(g) = gang {
+                    self.metrics.gang("bind_failed");
+                    self.report(Report::GangEvent {
+                        gang: g.gang.clone(),
+                        reason: g.reason,
+                        message: g.message.clone(),
+                    });
+                    self.report(Report::Gang(g));
+                }
+                for pod in pods {
+                    self.report(Report::Unschedulable {
+                        pod,
+                        reason: crate::keys::REASON_UNSCHEDULABLE,
+                        message: message.clone(),
+                    });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,705 @@
+//! The scheduler's picture of the cluster, kept up to date from watch events, and the scheduling pass
+//! run on it. Pure: watch events come in as translated objects, decisions go out as plain data that the
+//! async shell turns into API calls.
+//!
+//! Bound pods and in-flight assumptions are applied to the snapshot incrementally (`assume`/`forget`).
+//! The core snapshot has no node update or removal, so a changed or deleted node marks it stale and it
+//! is rebuilt from the stores here before the next pass (no API re-list is involved); added nodes are
+//! appended in place. Node status heartbeats that do not change the translated node are ignored.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use mlsched::core::gpu::best_fit_gpus;
+use mlsched::core::{Node, Pod, Snapshot};
+use mlsched::framework::Profile;
+use mlsched::framework::cycle::feasible_nodes;
+use mlsched::gang::{Gang, GangQueue, QueueConfig, TopologyRequirement};
+use mlsched::topology::Topology;
+use tracing::{debug, warn};
+
+use crate::queue::{SchedulingQueue, UnitKey};
+use crate::translate::{PodInfo, PodRef};
+
+/// What the scheduler knows of a PodGroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodGroupInfo {
+    pub min_member: usize,
+    pub timeout: Option<Duration>,
+    pub topology: Option<TopologyRequirement>,
+}
+
+#[derive(Debug, Clone)]
+struct BoundPod {
+    pod: Pod,
+    node: String,
+    gpu_index: Option<Vec<usize>>,
+    gang: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PendingPod {
+    pub info: PodInfo,
+    pub profile: usize,
+    pub unit: UnitKey,
+}
+
+/// One member's bind, as handed to the binder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberBind {
+    pub pod: PodRef,
+    pub node: String,
+    pub gpus: Vec<usize>,
+}
+
+/// A unit decided in a pass: bind every member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindPlan {
+    pub unit: UnitKey,
+    pub members: Vec<MemberBind>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BindState {
+    InFlight,
+    Bound,
+}
+
+#[derive(Debug, Clone)]
+struct InFlightUnit {
+    members: HashMap<String, (MemberBind, BindState, u32)>,
+}
+
+/// A gang's state for its PodGroup status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GangReport {
+    pub gang: String,
+    pub pod_group: bool,
+    pub phase: &'static str,
+    pub scheduled: usize,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// What one pass decided.
+#[derive(Debug, Default)]
+pub struct PassResult {
+    pub binds: Vec<BindPlan>,
+    /// Pods to mark `PodScheduled=False` + `FailedScheduling`, with the reason and message.
+    pub unschedulable: Vec<(PodRef, &'static str, String)>,
+    pub gangs: Vec<GangReport>,
+    pub scheduled_pods: usize,
+    pub unschedulable_pods: usize,
+    pub error_pods: usize,
+}
+
+/// What follows from a bind result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindFollowUp {
+    /// Nothing more (a success while others are outstanding, or a stale result).
+    None,
+    /// The pod is bound: report `Scheduled`.
+    Bound { pod: PodRef, node: String, gang_done: Option<GangReport> },
+    /// Try this member again on the same node.
+    Retry(MemberBind, u32),
+    /// Given up: the assumptions were released and the unit requeued.
+    GaveUp { pods: Vec<PodRef>, message: String, gang: Option<GangReport> },
+}
+
+pub struct ClusterState {
+    levels: Vec<String>,
+    nodes: BTreeMap<String, Node>,
+    bound: HashMap<String, BoundPod>,
+    pending: HashMap<String, PendingPod>,
+    unit_sizes: HashMap<UnitKey, usize>,
+    pod_groups: HashMap<String, PodGroupInfo>,
+    /// Pods assumed by a decision whose bound state the watch has not shown yet: key → (node, gpus).
+    assumed: HashMap<String, (String, Vec<usize>)>,
+    in_flight: HashMap<UnitKey, InFlightUnit>,
+    snapshot: Snapshot,
+    topology: Topology,
+    snapshot_stale: bool,
+    topology_stale: bool,
+    scheduler_names: Vec<String>,
+    bind_retries: u32,
+}
+
+impl ClusterState {
+    pub fn new(levels: Vec<String>, scheduler_names: Vec<String>, bind_retries: u32) -> Self {
+        let labels: Vec<&str> = levels.iter().map(String::as_str).collect();
+        let topology = Topology::from_labels(&labels, &[]).expect("levels are validated with the config");
+        ClusterState {
+            levels,
+            nodes: BTreeMap::new(),
+            bound: HashMap::new(),
+            pending: HashMap::new(),
+            unit_sizes: HashMap::new(),
+            pod_groups: HashMap::new(),
+            assumed: HashMap::new(),
+            in_flight: HashMap::new(),
+            snapshot: Snapshot::default(),
+            topology,
+            snapshot_stale: false,
+            topology_stale: false,
+            scheduler_names,
+            bind_retries,
+        }
+    }
+
+    pub fn snapshot(&mut self) -> &Snapshot {
+        self.refresh();
+        &self.snapshot
+    }
+
+    pub fn pending_pods(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn pending(&self, key: &str) -> Option<&PendingPod> {
+        self.pending.get(key)
+    }
+
+    pub fn is_ours(&self, scheduler_name: &str) -> bool {
+        self.scheduler_names.iter().any(|n| n == scheduler_name)
+    }
+
+    // ----- nodes -----
+
+    /// Returns whether the change could help waiting pods.
+    pub fn apply_node(&mut self, node: Node) -> bool {
+        match self.nodes.get(&node.name) {
+            Some(old) if *old == node => false,
+            Some(_) => {
+                self.nodes.insert(node.name.clone(), node);
+                self.snapshot_stale = true;
+                self.topology_stale = true;
+                true
+            }
+            None => {
+                let name = node.name.clone();
+                if !self.snapshot_stale {
+                    match self.snapshot.add_node(node.clone()) {
+                        Ok(_) => {
+                            let on_it: Vec<String> =
+                                self.bound.iter().filter(|(_, b)| b.node == name).map(|(k, _)| k.clone()).collect();
+                            for key in on_it {
+                                self.place_bound(&key);
+                            }
+                        }
+                        Err(_) => self.snapshot_stale = true,
+                    }
+                }
+                self.nodes.insert(name, node);
+                self.topology_stale = true;
+                true
+            }
+        }
+    }
+
+    pub fn delete_node(&mut self, name: &str) {
+        if self.nodes.remove(name).is_some() {
+            self.snapshot_stale = true;
+            self.topology_stale = true;
+        }
+    }
+
+    /// Every pod key the state holds (bound, pending), for reconciling after a watch re-list.
+    pub fn pod_keys(&self) -> Vec<String> {
+        self.bound.keys().chain(self.pending.keys()).cloned().collect()
+    }
+
+    pub fn node_names(&self) -> Vec<String> {
+        self.nodes.keys().cloned().collect()
+    }
+
+    // ----- PodGroups -----
+
+    /// Returns the unit to wake (its members may now have a quorum).
+    pub fn apply_pod_group(&mut self, key: String, info: PodGroupInfo) -> Option<UnitKey> {
+        let changed = self.pod_groups.get(&key) != Some(&info);
+        self.pod_groups.insert(key.clone(), info);
+        changed.then_some(UnitKey::Gang(key))
+    }
+
+    pub fn delete_pod_group(&mut self, key: &str) {
+        self.pod_groups.remove(key);
+    }
+
+    // ----- pods -----
+
+    /// A pod event. Returns `(freed, unit)`: whether capacity was freed (wake backing-off units) and the
+    /// unit a new pending pod joined (queue it).
+    pub fn apply_pod(&mut self, info: PodInfo) -> (bool, Option<(UnitKey, i32)>) {
+        let key = info.pod_ref.key();
+        if info.terminal || (info.deleting && info.node_name.is_none()) {
+            return (self.delete_pod(&key), None);
+        }
+        if let Some(node) = info.node_name.clone() {
+            self.remove_pending(&key);
+            if let Some(b) = self.bound.get(&key)
+                && b.node == node
+            {
+                return (false, None);
+            }
+            let had = self.bound.remove(&key).is_some() && self.snapshot.placement(&key).is_some();
+            if had {
+                let _ = self.snapshot.forget(&key);
+            }
+            let assumed = self.assumed.remove(&key);
+            let gang = info.gang.as_ref().map(|g| g.key.clone());
+            let gpu_index = match &assumed {
+                Some((n, gpus)) if *n == node => Some(gpus.clone()),
+                _ => info.gpu_index.clone(),
+            };
+            let keep_assumption = assumed.as_ref().is_some_and(|(n, _)| *n == node);
+            if assumed.is_some() && !keep_assumption {
+                let _ = self.snapshot.forget(&key);
+            }
+            self.bound.insert(key.clone(), BoundPod { pod: info.pod, node, gpu_index, gang });
+            if !keep_assumption {
+                self.place_bound(&key);
+            }
+            return (false, None);
+        }
+        if !self.is_ours(&info.scheduler_name) {
+            return (false, None);
+        }
+        let profile = self.scheduler_names.iter().position(|n| *n == info.scheduler_name).unwrap_or(0);
+        let unit = match &info.gang {
+            Some(g) => UnitKey::Gang(g.key.clone()),
+            None => UnitKey::Pod(key.clone()),
+        };
+        let priority = info.pod.priority;
+        let old = self.pending.insert(key.clone(), PendingPod { info, profile, unit: unit.clone() });
+        match old {
+            Some(old) if old.unit == unit => (false, None),
+            Some(old) => {
+                self.shrink_unit(&old.unit);
+                *self.unit_sizes.entry(unit.clone()).or_insert(0) += 1;
+                (false, Some((unit, priority)))
+            }
+            None => {
+                *self.unit_sizes.entry(unit.clone()).or_insert(0) += 1;
+                (false, Some((unit, priority)))
+            }
+        }
+    }
+
+    fn shrink_unit(&mut self, unit: &UnitKey) {
+        if let Some(n) = self.unit_sizes.get_mut(unit) {
+            *n -= 1;
+            if *n == 0 {
+                self.unit_sizes.remove(unit);
+            }
+        }
+    }
+
+    fn remove_pending(&mut self, key: &str) -> Option<PendingPod> {
+        let p = self.pending.remove(key)?;
+        self.shrink_unit(&p.unit);
+        Some(p)
+    }
+
+    /// Units with no pending member left and no bind in flight, for the queue to drop.
+    pub fn finished_units<'a>(&'a self, units: impl Iterator<Item = &'a UnitKey>) -> Vec<UnitKey> {
+        units.filter(|u| !self.unit_sizes.contains_key(u) && !self.in_flight.contains_key(u)).cloned().collect()
+    }
+
+    /// A pod was deleted (or finished). Returns whether it held capacity.
+    pub fn delete_pod(&mut self, key: &str) -> bool {
+        self.remove_pending(key);
+        let assumed = self.assumed.remove(key).is_some();
+        let bound = self.bound.remove(key).is_some();
+        let placed = self.snapshot.placement(key).is_some();
+        if placed {
+            let _ = self.snapshot.forget(key);
+        }
+        bound || assumed || placed
+    }
+
+    /// Books a bound pod in the snapshot: on its recorded GPUs when they are free, else best fit.
+    fn place_bound(&mut self, key: &str) {
+        if self.snapshot_stale {
+            return;
+        }
+        let Some(b) = self.bound.get(key) else { return };
+        let Some(id) = self.snapshot.node_id(&b.node) else { return };
+        if self.snapshot.placement(key).is_some() {
+            return;
+        }
+        let node = &self.snapshot.nodes()[id];
+        let mut gpus = b.gpu_index.clone().filter(|g| {
+            g.len() == if b.pod.gpu.is_none() { 0 } else { b.pod.gpu.count as usize }
+                && g.iter().all(|&i| node.gpus.get(i).is_some_and(|d| d.free_milli() >= b.pod.gpu.milli_per_gpu))
+        });
+        if gpus.is_none() {
+            let mut any = b.pod.gpu.clone();
+            any.models = None;
+            gpus = best_fit_gpus(&node.gpus, &any);
+        }
+        let mut pod = b.pod.clone();
+        pod.gpu.models = None;
+        let result = match gpus {
+            Some(gpus) => self.snapshot.assume(&pod, id, &gpus).map_err(|e| e.to_string()),
+            None => Err("its GPUs are not free on the node".into()),
+        };
+        if let Err(e) = result {
+            warn!(pod = key, node = %b.node, error = %e, "a bound pod does not fit its node in the snapshot; not accounted");
+        }
+    }
+
+    fn refresh(&mut self) {
+        if self.snapshot_stale {
+            let old = std::mem::take(&mut self.snapshot);
+            let mut fresh = Snapshot::new(self.nodes.values().cloned().collect()).expect("node names are unique keys");
+            let keys: Vec<String> = self.bound.keys().cloned().collect();
+            // Keep the devices each pod had, so a rebuild does not move anyone's GPUs.
+            for key in &keys {
+                if let Some(p) = old.placement(key) {
+                    let gpus: Vec<usize> = p.gpus.indices().collect();
+                    if let Some(b) = self.bound.get_mut(key) {
+                        b.gpu_index = Some(gpus);
+                    }
+                }
+            }
+            self.snapshot = std::mem::take(&mut fresh);
+            self.snapshot_stale = false;
+            for key in keys {
+                self.place_bound(&key);
+            }
+            let assumed: Vec<(String, (String, Vec<usize>))> =
+                self.assumed.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            for (key, (node, gpus)) in assumed {
+                let pod = self.pending.get(&key).map(|p| p.info.pod.clone());
+                match (pod, self.snapshot.node_id(&node)) {
+                    (Some(pod), Some(id)) => {
+                        if let Err(e) = self.snapshot.assume(&pod, id, &gpus) {
+                            warn!(pod = %key, error = %e, "an in-flight assumption no longer fits after a node change");
+                        }
+                    }
+                    _ => debug!(pod = %key, "in-flight assumption on a node that is gone"),
+                }
+            }
+        }
+        if self.topology_stale {
+            let labels: Vec<&str> = self.levels.iter().map(String::as_str).collect();
+            self.topology = Topology::from_labels(&labels, self.snapshot.nodes()).expect("levels are validated");
+            self.topology_stale = false;
+        }
+    }
+
+    // ----- the pass -----
+
+    fn gang_params(
+        &self,
+        unit: &UnitKey,
+        members: &[&PendingPod],
+    ) -> Result<(usize, Option<Duration>, Option<TopologyRequirement>), String> {
+        let UnitKey::Gang(key) = unit else { return Ok((1, None, None)) };
+        let first = members.first().and_then(|m| m.info.gang.as_ref());
+        let topology_from_pods = members.iter().find_map(|m| m.info.gang.as_ref()?.topology.clone());
+        let timeout_from_pods = members.iter().find_map(|m| m.info.gang.as_ref()?.timeout);
+        if first.is_some_and(|g| g.pod_group) {
+            let pg = self.pod_groups.get(key).ok_or_else(|| format!("PodGroup {key} not found"))?;
+            Ok((pg.min_member, pg.timeout.or(timeout_from_pods), pg.topology.clone().or(topology_from_pods)))
+        } else {
+            let size = members.iter().filter_map(|m| m.info.gang.as_ref()?.size).max().unwrap_or(1);
+            Ok((size, timeout_from_pods, topology_from_pods))
+        }
+    }
+
+    fn bound_members(&self, gang: &str) -> usize {
+        self.bound.values().filter(|b| b.gang.as_deref() == Some(gang)).count()
+    }
+
+    /// One scheduling pass over the ready units of `queue`.
+    pub fn run_pass(&mut self, queue: &mut SchedulingQueue, profiles: &[Profile], now: Duration) -> PassResult {
+        self.refresh();
+        let mut result = PassResult::default();
+        let ready = queue.ready(now);
+        if ready.is_empty() {
+            return result;
+        }
+        let mut members: HashMap<&UnitKey, Vec<&PendingPod>> = HashMap::new();
+        for p in self.pending.values() {
+            if !self.assumed.contains_key(&p.info.pod_ref.key()) {
+                members.entry(&p.unit).or_default().push(p);
+            }
+        }
+        let mut queues: Vec<GangQueue> = profiles.iter().map(|_| GangQueue::new(QueueConfig::default())).collect();
+        let mut by_name: HashMap<String, UnitKey> = HashMap::new();
+        let mut waiting_for_members: Vec<(UnitKey, Option<Duration>, String, Vec<PodRef>)> = Vec::new();
+        let mut timed_out_early: Vec<(UnitKey, String, Vec<PodRef>)> = Vec::new();
+        let mut invalid: Vec<(UnitKey, String, Vec<PodRef>)> = Vec::new();
+        for unit in &ready {
+            let Some(mut pods) = members.get(unit).cloned() else { continue };
+            pods.sort_by(|a, b| a.info.pod_ref.name.cmp(&b.info.pod_ref.name));
+            let refs: Vec<PodRef> = pods.iter().map(|p| p.info.pod_ref.clone()).collect();
+            let entry = queue.get(unit).cloned().expect("ready units are queued");
+            let (min_member, timeout, topology) = match self.gang_params(unit, &pods) {
+                Ok(p) => p,
+                Err(reason) => {
+                    waiting_for_members.push((unit.clone(), None, reason, refs));
+                    continue;
+                }
+            };
+            let gang_name = match unit {
+                UnitKey::Gang(k) | UnitKey::Pod(k) => k.clone(),
+            };
+            let min = min_member.saturating_sub(self.bound_members(&gang_name)).max(1);
+            if pods.len() < min {
+                let reason = format!("gang {gang_name}: waiting for members: {}/{min} exist", pods.len());
+                match timeout.map(|t| entry.arrival + t) {
+                    Some(deadline) if deadline <= now => timed_out_early.push((unit.clone(), reason, refs)),
+                    deadline => waiting_for_members.push((unit.clone(), deadline, reason, refs)),
+                }
+                continue;
+            }
+            let profile = pods[0].profile.min(profiles.len() - 1);
+            let priority = pods.iter().map(|p| p.info.pod.priority).max().unwrap_or(0);
+            let mut gang = Gang::new(gang_name.clone(), min, pods.iter().map(|p| p.info.pod.clone()).collect())
+                .with_priority(priority);
+            gang.timeout = timeout;
+            gang.topology = topology;
+            if let Err(e) = queues[profile].add_gang(gang, entry.arrival) {
+                invalid.push((unit.clone(), e.to_string(), refs));
+                continue;
+            }
+            by_name.insert(gang_name, unit.clone());
+        }
+        for (unit, deadline, reason, refs) in waiting_for_members {
+            queue.sleep_until(&unit, deadline);
+            if let UnitKey::Gang(g) = &unit {
+                result.gangs.push(self.gang_report(g, "Pending", "WaitingForMembers", reason.clone()));
+            }
+            let _ = refs;
+        }
+        for (unit, reason, refs) in timed_out_early {
+            queue.restart(&unit, now);
+            let message = format!("timed out: {reason}");
+            if let UnitKey::Gang(g) = &unit {
+                result.gangs.push(self.gang_report(g, "Pending", crate::keys::REASON_GANG_TIMEOUT, message.clone()));
+            }
+            result.unschedulable_pods += refs.len();
+            for r in refs {
+                result.unschedulable.push((r, crate::keys::REASON_GANG_TIMEOUT, message.clone()));
+            }
+        }
+        for (unit, reason, refs) in invalid {
+            queue.failed(&unit, now);
+            result.error_pods += refs.len();
+            for r in refs {
+                result.unschedulable.push((r, crate::keys::REASON_INVALID, reason.clone()));
+            }
+        }
+        for (index, gq) in queues.iter_mut().enumerate() {
+            if gq.is_empty() {
+                continue;
+            }
+            let outcome = gq.schedule_pass(&profiles[index], &mut self.snapshot, &self.topology, now);
+            for placement in outcome.placed {
+                let Some(unit) = by_name.get(&placement.gang).cloned() else { continue };
+                let mut binds = Vec::new();
+                for m in &placement.members {
+                    let node = self.snapshot.nodes()[m.node].name.clone();
+                    let pod = self.pending[&m.pod_key].info.pod_ref.clone();
+                    self.assumed.insert(m.pod_key.clone(), (node.clone(), m.gpus.clone()));
+                    binds.push(MemberBind { pod, node, gpus: m.gpus.clone() });
+                }
+                result.scheduled_pods += binds.len();
+                queue.set_in_flight(&unit, true);
+                self.in_flight.insert(
+                    unit.clone(),
+                    InFlightUnit {
+                        members: binds.iter().map(|b| (b.pod.key(), (b.clone(), BindState::InFlight, 0))).collect(),
+                    },
+                );
+                if let UnitKey::Gang(g) = &unit {
+                    let mut report =
+                        self.gang_report(g, "Scheduling", "Binding", format!("binding {} members", binds.len()));
+                    report.scheduled = self.bound_members(g);
+                    result.gangs.push(report);
+                }
+                result.binds.push(BindPlan { unit, members: binds });
+            }
+            for (name, reason) in outcome.waiting {
+                let Some(unit) = by_name.get(&name) else { continue };
+                queue.failed(unit, now);
+                let refs: Vec<PodRef> =
+                    members.get(unit).into_iter().flatten().map(|p| p.info.pod_ref.clone()).collect();
+                let message = match unit {
+                    UnitKey::Pod(key) => self.single_pod_message(&profiles[index], key).unwrap_or(reason),
+                    UnitKey::Gang(g) => {
+                        result.gangs.push(self.gang_report(
+                            g,
+                            "Pending",
+                            crate::keys::REASON_UNSCHEDULABLE,
+                            reason.clone(),
+                        ));
+                        reason
+                    }
+                };
+                result.unschedulable_pods += refs.len();
+                for r in refs {
+                    result.unschedulable.push((r, crate::keys::REASON_UNSCHEDULABLE, message.clone()));
+                }
+            }
+            for timed_out in outcome.timed_out {
+                let Some(unit) = by_name.get(&timed_out.gang.name) else { continue };
+                queue.restart(unit, now);
+                let message = format!(
+                    "gang {} timed out after {}s: {}",
+                    timed_out.gang.name,
+                    timed_out.waited.as_secs(),
+                    timed_out.last_reason.unwrap_or_default()
+                );
+                result.gangs.push(self.gang_report(
+                    &timed_out.gang.name,
+                    "Pending",
+                    crate::keys::REASON_GANG_TIMEOUT,
+                    message.clone(),
+                ));
+                result.unschedulable_pods += timed_out.gang.members.len();
+                for m in &timed_out.gang.members {
+                    if let Some(p) = self.pending.get(&m.key) {
+                        result.unschedulable.push((
+                            p.info.pod_ref.clone(),
+                            crate::keys::REASON_GANG_TIMEOUT,
+                            message.clone(),
+                        ));
+                    }
+                }
+            }
+            for (gang, reason) in outcome.rejected {
+                let Some(unit) = by_name.get(&gang.name) else { continue };
+                queue.failed(unit, now);
+                result.error_pods += gang.members.len();
+                for m in &gang.members {
+                    if let Some(p) = self.pending.get(&m.key) {
+                        result.unschedulable.push((
+                            p.info.pod_ref.clone(),
+                            crate::keys::REASON_INVALID,
+                            reason.clone(),
+                        ));
+                    }
+                }
+            }
+        }
+        result
+    }
+
+    /// kube-scheduler's message for a single pod: `0/N nodes are available: ...`.
+    fn single_pod_message(&self, profile: &Profile, key: &str) -> Option<String> {
+        let pod = &self.pending.get(key)?.info.pod;
+        let (feasible, reasons) = feasible_nodes(profile, &self.snapshot, pod);
+        feasible.is_empty().then(|| reasons.to_string())
+    }
+
+    fn gang_report(&self, gang: &str, phase: &'static str, reason: &'static str, message: String) -> GangReport {
+        let pod_group =
+            self.pending.values().any(|p| p.info.gang.as_ref().is_some_and(|g| g.key == gang && g.pod_group))
+                || self.pod_groups.contains_key(gang);
+        GangReport { gang: gang.to_string(), pod_group, phase, scheduled: self.bound_members(gang), reason, message }
+    }
+
+    // ----- bind results -----
+
+    pub fn bind_result(
+        &mut self,
+        queue: &mut SchedulingQueue,
+        unit: &UnitKey,
+        pod_key: &str,
+        result: Result<(), String>,
+        now: Duration,
+    ) -> BindFollowUp {
+        let Some(flight) = self.in_flight.get_mut(unit) else { return BindFollowUp::None };
+        let Some((member, state, attempts)) = flight.members.get_mut(pod_key) else { return BindFollowUp::None };
+        match result {
+            Ok(()) => {
+                *state = BindState::Bound;
+                let member = member.clone();
+                let done = flight.members.values().all(|(_, s, _)| *s == BindState::Bound);
+                let count = flight.members.len();
+                let mut gang_done = None;
+                if done {
+                    self.in_flight.remove(unit);
+                    queue.set_in_flight(unit, false);
+                    if let UnitKey::Gang(g) = unit {
+                        let bound_now = self.bound_members(g).max(count);
+                        let mut report =
+                            self.gang_report(g, "Scheduled", "Scheduled", format!("{count} members bound"));
+                        report.scheduled = bound_now;
+                        gang_done = Some(report);
+                    }
+                }
+                BindFollowUp::Bound { pod: member.pod, node: member.node, gang_done }
+            }
+            Err(error) => {
+                let is_gang = matches!(unit, UnitKey::Gang(_));
+                if is_gang && *attempts < self.bind_retries {
+                    *attempts += 1;
+                    return BindFollowUp::Retry(member.clone(), *attempts);
+                }
+                let flight = self.in_flight.remove(unit).expect("checked above");
+                let mut pods = Vec::new();
+                for (key, (m, s, _)) in flight.members {
+                    if s == BindState::Bound {
+                        continue;
+                    }
+                    if self.assumed.remove(&key).is_some() {
+                        let _ = self.snapshot.forget(&key);
+                    }
+                    pods.push(m.pod);
+                }
+                pods.sort();
+                queue.set_in_flight(unit, false);
+                queue.failed(unit, now);
+                let message = format!("binding {pod_key} failed: {error}");
+                let gang = match unit {
+                    UnitKey::Gang(g) => Some(self.gang_report(
+                        g,
+                        "Pending",
+                        crate::keys::REASON_GANG_FAILED,
+                        format!(
+                            "gang given up after {} bind retries, assumptions released: {message}",
+                            self.bind_retries
+                        ),
+                    )),
+                    UnitKey::Pod(_) => None,
+                };
+                BindFollowUp::GaveUp { pods, message, gang }
+            }
+        }
+    }
+
+    /// GPU allocation figures for the metrics: (allocated milli, capacity milli, partly used GPUs).
+    pub fn gpu_usage(&mut self) -> (i64, i64, usize) {
+        self.refresh();
+        let mut used = 0;
+        let mut cap = 0;
+        let mut partial = 0;
+        for n in self.snapshot.nodes() {
+            cap += n.gpu_capacity_milli();
+            used += n.gpu_capacity_milli() - n.gpu_free_milli();
+            partial += n.gpus.iter().filter(|g| g.used_milli > 0 && g.free_milli() > 0).count();
+        }
+        (used, cap, partial)
+    }
+
+    /// Gangs known to the scheduler (pending members), for the metrics.
+    pub fn pending_gangs(&self) -> usize {
+        self.unit_sizes.keys().filter(|u| matches!(u, UnitKey::Gang(_))).count()
+    }
+
+    pub fn gang_members_pending(&self) -> BTreeSet<String> {
+        self.pending.values().filter_map(|p| p.info.gang.as_ref().map(|g| g.key.clone())).collect()
+    }
+}
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

@@ -1,0 +1,247 @@
+//! The scheduling pass and bind bookkeeping on translated objects, without any API server.
+
+use std::time::Duration;
+
+use mlsched::core::{MIB, Node, Resources};
+use mlsched::framework::Profile;
+use mlsched::plugins::policy::{Policy, PolicyInputs, profile_for};
+use serde_json::json;
+
+use super::*;
+use crate::queue::Backoff;
+use crate::translate::translate_pod;
+
+fn s(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn gpu_node(name: &str, gpus: usize) -> Node {
+    Node::new(name, Resources::new(64_000, 256 * 1024 * MIB, 110))
+        .with_gpus(gpus, "A100")
+        .with_label("kubernetes.io/hostname", name)
+}
+
+fn pod(name: &str, gpus: u32, extra: serde_json::Value) -> PodInfo {
+    let mut v = json!({
+        "metadata": {"name": name, "namespace": "ml", "uid": format!("uid-{name}")},
+        "spec": {"schedulerName": "mlsched", "containers": [{"name": "c", "resources": {"limits": {"nvidia.com/gpu": gpus.to_string()}, "requests": {"cpu": "1"}}}]}
+    });
+    merge(&mut v, extra);
+    translate_pod(&serde_json::from_value(v).unwrap()).unwrap()
+}
+
+fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
+    match (a, b) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (a, b) => *a = b,
+    }
+}
+
+fn gang_member(name: &str, gpus: u32, gang: &str, size: usize) -> PodInfo {
+    pod(
+        name,
+        gpus,
+        json!({"metadata": {"annotations": {"mlsched.io/gang-name": gang, "mlsched.io/gang-size": size.to_string()}}}),
+    )
+}
+
+struct World {
+    state: ClusterState,
+    queue: SchedulingQueue,
+    profiles: Vec<Profile>,
+}
+
+impl World {
+    fn new(nodes: Vec<Node>) -> World {
+        let mut state = ClusterState::new(vec!["kubernetes.io/hostname".into()], vec!["mlsched".into()], 2);
+        for n in nodes {
+            state.apply_node(n);
+        }
+        World {
+            state,
+            queue: SchedulingQueue::new(Backoff { initial: s(1), max: s(60) }),
+            profiles: vec![profile_for(Policy::BestFit, PolicyInputs::default())],
+        }
+    }
+
+    fn add(&mut self, info: PodInfo, now: Duration) {
+        if let (_, Some((unit, priority))) = self.state.apply_pod(info) {
+            self.queue.touch(unit, priority, now);
+        }
+    }
+
+    fn pass(&mut self, now: Duration) -> PassResult {
+        self.state.run_pass(&mut self.queue, &self.profiles, now)
+    }
+
+    fn gpus_used(&mut self) -> i64 {
+        self.state.gpu_usage().0 / 1000
+    }
+}
+
+#[test]
+fn single_pods_land_where_the_core_says_and_are_assumed() {
+    let mut w = World::new(vec![gpu_node("a", 4), gpu_node("b", 8)]);
+    w.add(pod("p", 3, json!({})), s(0));
+    let r = w.pass(s(0));
+    assert_eq!(r.binds.len(), 1);
+    let bind = &r.binds[0].members[0];
+    // Best fit: the 4-GPU node is the tighter fit.
+    assert_eq!(bind.node, "a");
+    assert_eq!(bind.gpus.len(), 3);
+    assert_eq!(bind.pod.uid, "uid-p");
+    assert_eq!(w.gpus_used(), 3, "assumed before the bind returns");
+    assert!(w.pass(s(0)).binds.is_empty(), "an in-flight unit is not tried again");
+    let follow = w.state.bind_result(&mut w.queue, &r.binds[0].unit, "ml/p", Ok(()), s(0));
+    assert!(matches!(follow, BindFollowUp::Bound { ref node, .. } if node == "a"));
+    // The watch then shows it bound: nothing double-counted.
+    let mut bound = pod("p", 3, json!({"spec": {"nodeName": "a"}}));
+    bound.gpu_index = Some(bind.gpus.clone());
+    w.state.apply_pod(bound);
+    assert_eq!(w.gpus_used(), 3);
+    assert_eq!(w.state.pending_pods(), 0);
+    assert_eq!(w.state.finished_units(w.queue.keys()).len(), 1);
+}
+
+#[test]
+fn a_gang_is_placed_whole_or_not_at_all_and_a_new_node_unblocks_it() {
+    let mut w = World::new(vec![gpu_node("a", 4), gpu_node("b", 3)]);
+    for i in 0..8 {
+        w.add(gang_member(&format!("w{i}"), 1, "job", 8), s(0));
+    }
+    let r = w.pass(s(0));
+    assert!(r.binds.is_empty());
+    assert_eq!(r.unschedulable.len(), 8);
+    assert_eq!(w.gpus_used(), 0, "a gang that does not fit holds nothing");
+    assert!(r.unschedulable.iter().all(|(_, reason, m)| *reason == "Unschedulable" && m.contains("gang ml/job")));
+    assert_eq!(r.gangs.len(), 1);
+    assert!(w.pass(s(0)).unschedulable.is_empty(), "backing off");
+
+    assert!(w.state.apply_node(gpu_node("c", 2)));
+    assert_eq!(w.queue.activate_backoff(), 1);
+    let r = w.pass(s(0));
+    assert_eq!(r.binds.len(), 1);
+    assert_eq!(r.binds[0].members.len(), 8);
+    assert_eq!(w.gpus_used(), 8);
+}
+
+#[test]
+fn an_unfittable_pod_gets_kube_schedulers_message() {
+    let mut w = World::new(vec![gpu_node("a", 4), gpu_node("b", 4)]);
+    w.add(pod("big", 8, json!({})), s(0));
+    let r = w.pass(s(0));
+    assert_eq!(r.unschedulable.len(), 1);
+    let (p, reason, message) = &r.unschedulable[0];
+    assert_eq!((p.key().as_str(), *reason), ("ml/big", "Unschedulable"));
+    assert!(message.starts_with("0/2 nodes are available: 2 "), "{message}");
+    assert_eq!(r.unschedulable_pods, 1);
+    // Same message after a backoff: reporting dedupes on it.
+    let r2 = w.pass(s(1));
+    assert_eq!(&r2.unschedulable[0].2, message);
+}
+
+#[test]
+fn a_failed_single_bind_forgets_and_backs_off() {
+    let mut w = World::new(vec![gpu_node("a", 4)]);
+    w.add(pod("p", 2, json!({})), s(0));
+    let r = w.pass(s(0));
+    let unit = r.binds[0].unit.clone();
+    assert_eq!(w.gpus_used(), 2);
+    let follow = w.state.bind_result(&mut w.queue, &unit, "ml/p", Err("conflict".into()), s(0));
+    assert!(matches!(follow, BindFollowUp::GaveUp { ref pods, .. } if pods.len() == 1));
+    assert_eq!(w.gpus_used(), 0);
+    assert!(w.queue.ready(s(0)).is_empty());
+    assert_eq!(w.pass(s(1)).binds.len(), 1, "retried after the backoff");
+}
+
+#[test]
+fn a_gang_member_bind_is_retried_then_the_gang_is_given_up() {
+    let mut w = World::new(vec![gpu_node("a", 4)]);
+    for i in 0..3 {
+        w.add(gang_member(&format!("w{i}"), 1, "job", 3), s(0));
+    }
+    let r = w.pass(s(0));
+    let unit = r.binds[0].unit.clone();
+    assert_eq!(w.gpus_used(), 3);
+    assert!(matches!(w.state.bind_result(&mut w.queue, &unit, "ml/w0", Ok(()), s(0)), BindFollowUp::Bound { .. }));
+    for attempt in 1..=2 {
+        match w.state.bind_result(&mut w.queue, &unit, "ml/w1", Err("boom".into()), s(0)) {
+            BindFollowUp::Retry(m, n) => {
+                assert_eq!((m.node.as_str(), n), ("a", attempt), "retried on its reserved node")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    match w.state.bind_result(&mut w.queue, &unit, "ml/w1", Err("boom".into()), s(0)) {
+        BindFollowUp::GaveUp { pods, gang, .. } => {
+            assert_eq!(pods.iter().map(PodRef::key).collect::<Vec<_>>(), vec!["ml/w1", "ml/w2"]);
+            assert_eq!(gang.unwrap().reason, "GangBindFailed");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(w.gpus_used(), 1, "only the member that was bound keeps its GPU");
+}
+
+#[test]
+fn gangs_wait_for_quorum_and_for_their_pod_group() {
+    let mut w = World::new(vec![gpu_node("a", 8)]);
+    w.add(gang_member("w0", 1, "job", 2), s(0));
+    let r = w.pass(s(0));
+    assert!(r.binds.is_empty() && r.unschedulable.is_empty());
+    assert_eq!(r.gangs[0].reason, "WaitingForMembers");
+    assert!(w.pass(s(100)).gangs.is_empty(), "asleep until a member arrives");
+    w.add(gang_member("w1", 1, "job", 2), s(1));
+    assert_eq!(w.pass(s(1)).binds[0].members.len(), 2);
+
+    let labelled = |n: &str| pod(n, 1, json!({"metadata": {"labels": {"scheduling.x-k8s.io/pod-group": "pg"}}}));
+    w.add(labelled("x0"), s(2));
+    let r = w.pass(s(2));
+    assert!(r.binds.is_empty());
+    assert!(r.gangs[0].message.contains("PodGroup ml/pg not found"));
+    let unit =
+        w.state.apply_pod_group("ml/pg".into(), PodGroupInfo { min_member: 1, timeout: None, topology: None }).unwrap();
+    w.queue.touch(unit, 0, s(3));
+    assert_eq!(w.pass(s(3)).binds.len(), 1);
+}
+
+#[test]
+fn bound_pods_occupy_their_gpus_and_survive_node_updates() {
+    let mut w = World::new(vec![gpu_node("a", 4)]);
+    let mut other = pod("foreign", 2, json!({"spec": {"nodeName": "a", "schedulerName": "default-scheduler"}}));
+    other.gpu_index = Some(vec![1, 3]);
+    w.state.apply_pod(other);
+    assert_eq!(w.state.snapshot().placement("ml/foreign").unwrap().gpus.indices().collect::<Vec<_>>(), vec![1, 3]);
+    // A changed node rebuilds the snapshot; the pod keeps its devices.
+    assert!(w.state.apply_node(gpu_node("a", 4).with_label("rack", "r1")));
+    assert!(!w.state.apply_node(gpu_node("a", 4).with_label("rack", "r1")), "an identical node is no change");
+    assert_eq!(w.state.snapshot().placement("ml/foreign").unwrap().gpus.indices().collect::<Vec<_>>(), vec![1, 3]);
+    w.add(pod("mine", 2, json!({})), s(0));
+    let r = w.pass(s(0));
+    assert_eq!(r.binds[0].members[0].gpus, vec![0, 2]);
+    assert!(w.state.delete_pod("ml/foreign"), "deleting a bound pod frees capacity");
+    assert_eq!(w.gpus_used(), 2);
+}
+
+#[test]
+fn a_bound_pod_on_a_node_seen_later_is_accounted_when_the_node_arrives() {
+    let mut w = World::new(vec![]);
+    w.state.apply_pod(pod("early", 1, json!({"spec": {"nodeName": "late"}})));
+    assert_eq!(w.gpus_used(), 0);
+    w.state.apply_node(gpu_node("late", 2));
+    assert_eq!(w.gpus_used(), 1);
+}
+
+#[test]
+fn priority_orders_competing_pods() {
+    let mut w = World::new(vec![gpu_node("a", 2)]);
+    w.add(pod("low", 2, json!({})), s(0));
+    w.add(pod("high", 2, json!({"spec": {"priority": 100}})), s(1));
+    let r = w.pass(s(1));
+    assert_eq!(r.binds.len(), 1);
+    assert_eq!(r.binds[0].members[0].pod.name, "high");
+    assert_eq!(r.unschedulable[0].0.name, "low");
+}

@@ -1,0 +1,553 @@
+//! Kubernetes objects → the core's `Node` and `Pod`. Pure: no I/O, every malformed input is an `Err`
+//! with a message fit for an Event, never a panic.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1 as k8s;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use mlsched::core::{
+    GPU_MILLI, GPU_RESOURCE, GpuRequest, Node, NodeAffinity, Pod, Requirement, Resources, SelectorOp, Taint,
+    TaintEffect, Toleration,
+};
+use mlsched::gang::TopologyRequirement;
+
+use crate::keys::*;
+use crate::quantity::{parse_milli_i64, parse_units};
+
+/// The name and namespace of any pod, readable even when the rest of it is malformed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PodRef {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+}
+
+impl PodRef {
+    pub fn of(pod: &k8s::Pod) -> PodRef {
+        PodRef {
+            namespace: pod.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            uid: pod.metadata.uid.clone().unwrap_or_default(),
+        }
+    }
+
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+/// Which gang a pod belongs to, as written on the pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GangRef {
+    /// `namespace/name`.
+    pub key: String,
+    /// Named by the PodGroup label (size and timeout then come from the PodGroup object).
+    pub pod_group: bool,
+    /// `mlsched.io/gang-size` for annotation-only gangs.
+    pub size: Option<usize>,
+    pub timeout: Option<Duration>,
+    pub topology: Option<TopologyRequirement>,
+}
+
+/// A pod as the scheduler tracks it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodInfo {
+    pub pod_ref: PodRef,
+    pub scheduler_name: String,
+    pub node_name: Option<String>,
+    /// Succeeded or Failed: it holds nothing any more.
+    pub terminal: bool,
+    pub deleting: bool,
+    pub pod: Pod,
+    pub gang: Option<GangRef>,
+    /// `mlsched.io/gpu-index` of a bound pod.
+    pub gpu_index: Option<Vec<usize>>,
+}
+
+fn quantity_map(map: Option<&BTreeMap<String, Quantity>>) -> impl Iterator<Item = (&String, &Quantity)> {
+    map.into_iter().flatten()
+}
+
+/// Kubernetes resource list → core `Resources` plus the whole-GPU count (kept out of `extended`).
+fn to_resources(list: &BTreeMap<String, i64>, cpu_milli: i64) -> Resources {
+    let mut r =
+        Resources::new(cpu_milli, list.get("memory").copied().unwrap_or(0), list.get("pods").copied().unwrap_or(0));
+    for (name, value) in list {
+        if !matches!(name.as_str(), "cpu" | "memory" | "pods") && name != GPU_RESOURCE {
+            r.set_extended(name.clone(), *value);
+        }
+    }
+    r
+}
+
+/// Parses a resource list into milli-units (cpu) and units (everything else).
+fn parse_list(map: Option<&BTreeMap<String, Quantity>>, what: &str) -> Result<BTreeMap<String, i64>, String> {
+    let mut out = BTreeMap::new();
+    for (name, q) in quantity_map(map) {
+        let value = if name == "cpu" { parse_milli_i64(&q.0) } else { parse_units(&q.0) }
+            .map_err(|e| format!("{what} {name}: {e}"))?;
+        if value < 0 {
+            return Err(format!("{what} {name}: negative quantity {:?}", q.0));
+        }
+        out.insert(name.clone(), value);
+    }
+    Ok(out)
+}
+
+pub fn translate_node(node: &k8s::Node) -> Result<Node, String> {
+    let name = node.metadata.name.clone().ok_or("node without a name")?;
+    let allocatable = parse_list(node.status.as_ref().and_then(|s| s.allocatable.as_ref()), "allocatable")
+        .map_err(|e| format!("node {name}: {e}"))?;
+    let cpu = allocatable.get("cpu").copied().unwrap_or(0);
+    let labels: BTreeMap<String, String> = node.metadata.labels.clone().unwrap_or_default();
+    let gpus = allocatable.get(GPU_RESOURCE).copied().unwrap_or(0);
+    let gpus = usize::try_from(gpus).map_err(|_| format!("node {name}: bad GPU count {gpus}"))?;
+    let model = labels.get(GPU_PRODUCT_LABEL).map_or(UNKNOWN_GPU_MODEL, String::as_str).to_string();
+    let mut core = Node::new(name.clone(), to_resources(&allocatable, cpu)).with_gpus(gpus, &model);
+    core.labels = labels;
+    let spec = node.spec.as_ref();
+    core.unschedulable = spec.and_then(|s| s.unschedulable).unwrap_or(false);
+    for t in spec.and_then(|s| s.taints.as_ref()).into_iter().flatten() {
+        let effect = taint_effect(&t.effect).map_err(|e| format!("node {name}: taint {}: {e}", t.key))?;
+        core.taints.push(Taint { key: t.key.clone(), value: t.value.clone().unwrap_or_default(), effect });
+    }
+    Ok(core)
+}
+
+fn taint_effect(s: &str) -> Result<TaintEffect, String> {
+    match s {
+        "NoSchedule" => Ok(TaintEffect::NoSchedule),
+        "PreferNoSchedule" => Ok(TaintEffect::PreferNoSchedule),
+        "NoExecute" => Ok(TaintEffect::NoExecute),
+        other => Err(format!("unknown taint effect {other:?}")),
+    }
+}
+
+/// A container's requests, with limits standing in for absent requests (as API defaulting does).
+fn container_requests(c: &k8s::Container) -> Result<BTreeMap<String, i64>, String> {
+    let res = c.resources.as_ref();
+    let mut out = parse_list(res.and_then(|r| r.limits.as_ref()), &format!("container {} limit", c.name))?;
+    out.extend(parse_list(res.and_then(|r| r.requests.as_ref()), &format!("container {} request", c.name))?);
+    Ok(out)
+}
+
+fn add_into(acc: &mut BTreeMap<String, i64>, other: &BTreeMap<String, i64>) -> Result<(), String> {
+    for (k, v) in other {
+        let e = acc.entry(k.clone()).or_insert(0);
+        *e = e.checked_add(*v).ok_or_else(|| format!("resource {k} overflows"))?;
+    }
+    Ok(())
+}
+
+fn max_into(acc: &mut BTreeMap<String, i64>, other: &BTreeMap<String, i64>) {
+    for (k, v) in other {
+        let e = acc.entry(k.clone()).or_insert(0);
+        *e = (*e).max(*v);
+    }
+}
+
+/// The pod's effective request as kube-scheduler computes it: the sum over app containers plus sidecars
+/// (restartable init containers), at least the peak of any init container (plus the sidecars started
+/// before it), plus pod overhead. Pod-level `spec.resources.requests` replace the container sum.
+pub fn effective_requests(spec: &k8s::PodSpec) -> Result<BTreeMap<String, i64>, String> {
+    let mut sum = BTreeMap::new();
+    for c in &spec.containers {
+        add_into(&mut sum, &container_requests(c)?)?;
+    }
+    let mut sidecars = BTreeMap::new();
+    let mut init_peak = BTreeMap::new();
+    for c in spec.init_containers.iter().flatten() {
+        let req = container_requests(c)?;
+        if c.restart_policy.as_deref() == Some("Always") {
+            add_into(&mut sidecars, &req)?;
+            max_into(&mut init_peak, &sidecars);
+        } else {
+            let mut peak = sidecars.clone();
+            add_into(&mut peak, &req)?;
+            max_into(&mut init_peak, &peak);
+        }
+    }
+    add_into(&mut sum, &sidecars)?;
+    max_into(&mut sum, &init_peak);
+    if let Some(pod_level) = spec.resources.as_ref().and_then(|r| r.requests.as_ref()) {
+        sum.extend(parse_list(Some(pod_level), "pod-level request")?);
+    }
+    add_into(&mut sum, &parse_list(spec.overhead.as_ref(), "overhead")?)?;
+    Ok(sum)
+}
+
+fn annotation<'a>(pod: &'a k8s::Pod, key: &str) -> Option<&'a str> {
+    pod.metadata.annotations.as_ref()?.get(key).map(|s| s.trim())
+}
+
+fn gpu_request(pod: &k8s::Pod, whole: i64) -> Result<GpuRequest, String> {
+    let whole = u32::try_from(whole).map_err(|_| format!("{GPU_RESOURCE}: count {whole} out of range"))?;
+    let mut request = match annotation(pod, GPU_MILLI_ANNOTATION) {
+        None => GpuRequest::whole(whole),
+        Some(_) if whole > 0 => {
+            return Err(format!(
+                "annotation {GPU_MILLI_ANNOTATION} asks for a GPU share but the pod also requests {whole} {GPU_RESOURCE}"
+            ));
+        }
+        Some(text) => {
+            let milli: i64 =
+                text.parse().map_err(|_| format!("annotation {GPU_MILLI_ANNOTATION}={text:?} is not an integer"))?;
+            if !(1..=GPU_MILLI).contains(&milli) {
+                return Err(format!("annotation {GPU_MILLI_ANNOTATION}={milli} must be in 1..={GPU_MILLI}"));
+            }
+            GpuRequest::shared(milli)
+        }
+    };
+    if request.is_none() {
+        request = GpuRequest::none();
+    }
+    if let Some(text) = annotation(pod, GPU_MODELS_ANNOTATION) {
+        let models: Vec<Arc<str>> = text.split('|').map(str::trim).filter(|m| !m.is_empty()).map(Arc::from).collect();
+        if models.is_empty() {
+            return Err(format!("annotation {GPU_MODELS_ANNOTATION}={text:?} names no GPU model"));
+        }
+        request = request.with_models(models);
+    }
+    request.validate()?;
+    Ok(request)
+}
+
+fn selector_op(op: &str) -> Result<SelectorOp, String> {
+    op.parse()
+}
+
+fn node_affinity(spec: &k8s::PodSpec) -> Result<NodeAffinity, String> {
+    let Some(required) = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref())
+    else {
+        return Ok(NodeAffinity::default());
+    };
+    let mut terms = Vec::new();
+    for term in &required.node_selector_terms {
+        if term.match_fields.as_ref().is_some_and(|f| !f.is_empty()) {
+            return Err("required node affinity: matchFields is not supported (use matchExpressions on labels)".into());
+        }
+        let mut reqs = Vec::new();
+        for e in term.match_expressions.iter().flatten() {
+            let op = selector_op(&e.operator).map_err(|err| format!("required node affinity on {:?}: {err}", e.key))?;
+            let values = e.values.clone().unwrap_or_default();
+            match op {
+                SelectorOp::In | SelectorOp::NotIn if values.is_empty() => {
+                    return Err(format!("required node affinity on {:?}: {} needs values", e.key, e.operator));
+                }
+                SelectorOp::Exists | SelectorOp::DoesNotExist if !values.is_empty() => {
+                    return Err(format!("required node affinity on {:?}: {} takes no values", e.key, e.operator));
+                }
+                _ => {}
+            }
+            reqs.push(Requirement { key: e.key.clone(), op, values });
+        }
+        terms.push(reqs);
+    }
+    Ok(NodeAffinity { terms })
+}
+
+fn tolerations(spec: &k8s::PodSpec) -> Result<Vec<Toleration>, String> {
+    let mut out = Vec::new();
+    for t in spec.tolerations.iter().flatten() {
+        let exists = match t.operator.as_deref() {
+            None | Some("Equal") => false,
+            Some("Exists") => true,
+            Some(other) => return Err(format!("toleration operator {other:?} (Equal, Exists)")),
+        };
+        let effect = match t.effect.as_deref() {
+            None | Some("") => None,
+            Some(e) => Some(taint_effect(e).map_err(|err| format!("toleration: {err}"))?),
+        };
+        out.push(Toleration {
+            key: t.key.clone().unwrap_or_default(),
+            exists,
+            value: t.value.clone().unwrap_or_default(),
+            effect,
+        });
+    }
+    Ok(out)
+}
+
+fn gang_ref(pod: &k8s::Pod, namespace: &str) -> Result<Option<GangRef>, String> {
+    let label = pod.metadata.labels.as_ref().and_then(|l| l.get(POD_GROUP_LABEL)).map(|s| s.trim().to_string());
+    let annotated = annotation(pod, GANG_NAME_ANNOTATION).map(str::to_string);
+    let (name, pod_group) = match (label, annotated) {
+        (None, None) => return Ok(None),
+        (Some(l), _) if !l.is_empty() => (l, true),
+        (_, Some(a)) if !a.is_empty() => (a, false),
+        _ => return Err("the gang name is empty".into()),
+    };
+    let size = match annotation(pod, GANG_SIZE_ANNOTATION) {
+        None => None,
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if n >= 1 => Some(n),
+            _ => return Err(format!("annotation {GANG_SIZE_ANNOTATION}={text:?} must be a positive integer")),
+        },
+    };
+    if !pod_group && size.is_none() {
+        return Err(format!("annotation {GANG_NAME_ANNOTATION} needs {GANG_SIZE_ANNOTATION} as well"));
+    }
+    let timeout = match annotation(pod, GANG_TIMEOUT_ANNOTATION) {
+        None => None,
+        Some(text) => Some(Duration::from_secs(
+            text.parse().map_err(|_| format!("annotation {GANG_TIMEOUT_ANNOTATION}={text:?} must be whole seconds"))?,
+        )),
+    };
+    let topology = topology_requirement(pod.metadata.annotations.as_ref())?;
+    Ok(Some(GangRef { key: format!("{namespace}/{name}"), pod_group, size, timeout, topology }))
+}
+
+/// `mlsched.io/topology-required-level` / `-preferred-level` from annotations (of a pod or a PodGroup).
+pub fn topology_requirement(
+    annotations: Option<&BTreeMap<String, String>>,
+) -> Result<Option<TopologyRequirement>, String> {
+    let get = |k: &str| annotations.and_then(|a| a.get(k)).map(|s| s.trim().to_string());
+    match (get(TOPOLOGY_REQUIRED_ANNOTATION), get(TOPOLOGY_PREFERRED_ANNOTATION)) {
+        (Some(_), Some(_)) => {
+            Err(format!("set only one of {TOPOLOGY_REQUIRED_ANNOTATION} and {TOPOLOGY_PREFERRED_ANNOTATION}"))
+        }
+        (Some(level), None) | (None, Some(level)) if level.is_empty() => Err("the topology level is empty".into()),
+        (Some(level), None) => Ok(Some(TopologyRequirement { level, required: true })),
+        (None, Some(level)) => Ok(Some(TopologyRequirement { level, required: false })),
+        (None, None) => Ok(None),
+    }
+}
+
+/// `"0,3"` → `[0, 3]`; anything else → `None` (the device choice is then best fit).
+pub fn parse_gpu_index(text: &str) -> Option<Vec<usize>> {
+    if text.trim().is_empty() {
+        return Some(Vec::new());
+    }
+    text.split(',').map(|s| s.trim().parse().ok()).collect()
+}
+
+pub fn format_gpu_index(gpus: &[usize]) -> String {
+    gpus.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// Translates a pod. `Err` carries the message reported on the pod (Event + condition).
+pub fn translate_pod(pod: &k8s::Pod) -> Result<PodInfo, String> {
+    let pod_ref = PodRef::of(pod);
+    let spec = pod.spec.as_ref().ok_or("pod without a spec")?;
+    let requests = effective_requests(spec)?;
+    let gpu = gpu_request(pod, requests.get(GPU_RESOURCE).copied().unwrap_or(0))?;
+    let mut resources = to_resources(&requests, requests.get("cpu").copied().unwrap_or(0));
+    resources.pods = 1;
+    let mut core = Pod::new(pod_ref.key(), resources, gpu);
+    core.node_selector = spec.node_selector.clone().unwrap_or_default();
+    core.affinity = node_affinity(spec)?;
+    core.tolerations = tolerations(spec)?;
+    core.priority = spec.priority.unwrap_or(0);
+    core.validate()?;
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    Ok(PodInfo {
+        gang: gang_ref(pod, &pod_ref.namespace)?,
+        gpu_index: annotation(pod, GPU_INDEX_ANNOTATION).and_then(parse_gpu_index),
+        scheduler_name: spec.scheduler_name.clone().unwrap_or_else(|| "default-scheduler".into()),
+        node_name: spec.node_name.clone().filter(|n| !n.is_empty()),
+        terminal: matches!(phase, Some("Succeeded" | "Failed")),
+        deleting: pod.metadata.deletion_timestamp.is_some(),
+        pod_ref,
+        pod: core,
+    })
+}
+
+/// A bound pod must be accounted even when its mlsched annotations are malformed: its containers run
+/// whatever we think of them. Falls back to the plain requests without the annotations.
+pub fn translate_bound_pod(pod: &k8s::Pod) -> Result<PodInfo, String> {
+    translate_pod(pod).or_else(|first| {
+        let mut stripped = pod.clone();
+        if let Some(a) = stripped.metadata.annotations.as_mut() {
+            a.retain(|k, _| !k.starts_with("mlsched.io/") || k == GPU_INDEX_ANNOTATION);
+        }
+        if let Some(spec) = stripped.spec.as_mut() {
+            spec.affinity = None;
+            spec.tolerations = None;
+        }
+        stripped.metadata.labels.as_mut().map(|l| l.remove(POD_GROUP_LABEL));
+        translate_pod(&stripped).map_err(|_| first)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn node(v: serde_json::Value) -> k8s::Node {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn pod(v: serde_json::Value) -> k8s::Pod {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn node_with_gpus_mig_and_taints() {
+        let n = node(json!({
+            "metadata": {"name": "gpu-1", "labels": {"nvidia.com/gpu.product": "A100", "rack": "r1"}},
+            "spec": {"unschedulable": true, "taints": [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]},
+            "status": {"allocatable": {"cpu": "64", "memory": "256Gi", "pods": "110", "nvidia.com/gpu": "8",
+                "nvidia.com/mig-1g.10gb": "7", "ephemeral-storage": "100G"}}
+        }));
+        let core = translate_node(&n).unwrap();
+        assert_eq!(core.allocatable.cpu_milli, 64_000);
+        assert_eq!(core.allocatable.memory_bytes, 256 << 30);
+        assert_eq!(core.allocatable.pods, 110);
+        assert_eq!(core.gpus.len(), 8);
+        assert_eq!(core.gpu_model(), Some("A100"));
+        assert_eq!(core.allocatable.extended("nvidia.com/mig-1g.10gb"), 7);
+        assert_eq!(core.allocatable.extended("nvidia.com/gpu"), 0);
+        assert_eq!(core.allocatable.extended("ephemeral-storage"), 100_000_000_000);
+        assert!(core.unschedulable);
+        assert_eq!(core.taints[0].effect, TaintEffect::NoSchedule);
+        assert_eq!(core.labels["rack"], "r1");
+    }
+
+    #[test]
+    fn node_without_gpu_label_gets_unknown_model_and_bad_quantity_is_an_error() {
+        let n = node(json!({"metadata": {"name": "n"}, "status": {"allocatable": {"nvidia.com/gpu": "2"}}}));
+        assert_eq!(translate_node(&n).unwrap().gpu_model(), Some(UNKNOWN_GPU_MODEL));
+        let n = node(json!({"metadata": {"name": "n"}, "status": {"allocatable": {"cpu": "lots"}}}));
+        assert!(translate_node(&n).unwrap_err().contains("cpu"));
+    }
+
+    #[test]
+    fn pod_requests_sum_containers_and_take_init_peak() {
+        let p = pod(json!({
+            "metadata": {"name": "p", "namespace": "ml"},
+            "spec": {
+                "schedulerName": "mlsched", "priority": 7,
+                "containers": [
+                    {"name": "a", "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}},
+                    {"name": "b", "resources": {"requests": {"cpu": "1"}, "limits": {"nvidia.com/gpu": "2"}}}
+                ],
+                "initContainers": [
+                    {"name": "big-init", "resources": {"requests": {"cpu": "4", "memory": "512Mi"}}}
+                ]
+            }
+        }));
+        let info = translate_pod(&p).unwrap();
+        assert_eq!(info.pod.key, "ml/p");
+        assert_eq!(info.pod.requests.cpu_milli, 4000, "init peak dominates cpu");
+        assert_eq!(info.pod.requests.memory_bytes, 1 << 30, "container sum dominates memory");
+        assert_eq!(info.pod.requests.pods, 1);
+        assert_eq!(info.pod.gpu, GpuRequest::whole(2));
+        assert_eq!(info.pod.priority, 7);
+        assert_eq!(info.scheduler_name, "mlsched");
+        assert!(info.gang.is_none());
+    }
+
+    #[test]
+    fn sidecars_add_to_the_sum() {
+        let p = pod(json!({
+            "metadata": {"name": "p"},
+            "spec": {
+                "containers": [{"name": "a", "resources": {"requests": {"cpu": "1"}}}],
+                "initContainers": [{"name": "s", "restartPolicy": "Always", "resources": {"requests": {"cpu": "250m"}}}],
+                "overhead": {"cpu": "10m"}
+            }
+        }));
+        assert_eq!(translate_pod(&p).unwrap().pod.requests.cpu_milli, 1260);
+    }
+
+    #[test]
+    fn gpu_share_models_and_their_errors() {
+        let with = |ann: serde_json::Value, gpus: &str| {
+            pod(json!({"metadata": {"name": "p", "annotations": ann},
+                "spec": {"containers": [{"name": "a", "resources": {"limits": {"nvidia.com/gpu": gpus}}}]}}))
+        };
+        let info =
+            translate_pod(&with(json!({"mlsched.io/gpu-milli": "300", "mlsched.io/gpu-models": "A100|H100"}), "0"))
+                .unwrap();
+        assert_eq!(info.pod.gpu.milli_per_gpu, 300);
+        assert!(info.pod.gpu.allows_model("H100") && !info.pod.gpu.allows_model("T4"));
+        assert!(translate_pod(&with(json!({"mlsched.io/gpu-milli": "half"}), "0")).unwrap_err().contains("gpu-milli"));
+        assert!(translate_pod(&with(json!({"mlsched.io/gpu-milli": "1500"}), "0")).is_err());
+        assert!(translate_pod(&with(json!({"mlsched.io/gpu-milli": "300"}), "2")).is_err());
+        assert!(translate_pod(&with(json!({"mlsched.io/gpu-models": " | "}), "1")).is_err());
+        assert!(translate_pod(&with(json!({}), "x")).is_err());
+    }
+
+    #[test]
+    fn affinity_selector_tolerations() {
+        let p = pod(json!({
+            "metadata": {"name": "p"},
+            "spec": {
+                "containers": [{"name": "a"}],
+                "nodeSelector": {"pool": "gpu"},
+                "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}, {"operator": "Exists"}],
+                "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]}, {"key": "spot", "operator": "DoesNotExist"}]}
+                ]}}}
+            }
+        }));
+        let info = translate_pod(&p).unwrap();
+        assert_eq!(info.pod.node_selector["pool"], "gpu");
+        assert_eq!(info.pod.affinity.terms[0].len(), 2);
+        assert_eq!(info.pod.affinity.terms[0][1].op, SelectorOp::DoesNotExist);
+        assert_eq!(info.pod.tolerations.len(), 2);
+        assert!(info.pod.tolerations[1].key.is_empty() && info.pod.tolerations[1].exists);
+
+        let gt = pod(json!({"metadata": {"name": "p"}, "spec": {"containers": [], "affinity": {"nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchExpressions": [{"key": "cores", "operator": "Gt", "values": ["4"]}]}]}}}}}));
+        let err = translate_pod(&gt).unwrap_err();
+        assert!(err.contains("Gt") && err.contains("cores"), "{err}");
+    }
+
+    #[test]
+    fn gangs_from_label_or_annotations() {
+        let p = pod(
+            json!({"metadata": {"name": "w0", "namespace": "ml", "labels": {"scheduling.x-k8s.io/pod-group": "job"}},
+            "spec": {"containers": []}}),
+        );
+        let g = translate_pod(&p).unwrap().gang.unwrap();
+        assert_eq!(g.key, "ml/job");
+        assert!(g.pod_group);
+        let p = pod(
+            json!({"metadata": {"name": "w0", "annotations": {"mlsched.io/gang-name": "j", "mlsched.io/gang-size": "8",
+            "mlsched.io/topology-required-level": "rack", "mlsched.io/gang-timeout-seconds": "30"}}, "spec": {"containers": []}}),
+        );
+        let g = translate_pod(&p).unwrap().gang.unwrap();
+        assert_eq!((g.key.as_str(), g.size, g.pod_group), ("default/j", Some(8), false));
+        assert_eq!(g.topology, Some(TopologyRequirement { level: "rack".into(), required: true }));
+        assert_eq!(g.timeout, Some(Duration::from_secs(30)));
+        let p = pod(
+            json!({"metadata": {"name": "w0", "annotations": {"mlsched.io/gang-name": "j"}}, "spec": {"containers": []}}),
+        );
+        assert!(translate_pod(&p).unwrap_err().contains("gang-size"));
+        let p = pod(
+            json!({"metadata": {"name": "w0", "annotations": {"mlsched.io/gang-name": "j", "mlsched.io/gang-size": "0"}},
+            "spec": {"containers": []}}),
+        );
+        assert!(translate_pod(&p).is_err());
+    }
+
+    #[test]
+    fn bound_pods_keep_their_requests_despite_bad_annotations() {
+        let p = pod(
+            json!({"metadata": {"name": "p", "annotations": {"mlsched.io/gpu-milli": "junk", "mlsched.io/gpu-index": "1,3"}},
+            "spec": {"nodeName": "n1", "containers": [{"name": "a", "resources": {"requests": {"cpu": "2", "nvidia.com/gpu": "2"}}}]},
+            "status": {"phase": "Running"}}),
+        );
+        assert!(translate_pod(&p).is_err());
+        let info = translate_bound_pod(&p).unwrap();
+        assert_eq!(info.pod.requests.cpu_milli, 2000);
+        assert_eq!(info.gpu_index, Some(vec![1, 3]));
+        assert_eq!(info.node_name.as_deref(), Some("n1"));
+        assert!(!info.terminal);
+    }
+
+    #[test]
+    fn gpu_index_round_trip() {
+        assert_eq!(parse_gpu_index(&format_gpu_index(&[0, 5])), Some(vec![0, 5]));
+        assert_eq!(parse_gpu_index("a"), None);
+    }
+}
