@@ -796,6 +796,16 @@ impl Store {
         }
         let mut new = old.clone();
         new["spec"]["nodeName"] = Value::String(target.to_string());
+        // Like the real server's binding storage, the Binding's annotations are copied onto the pod.
+        if let Some(annotations) = binding.pointer("/metadata/annotations").and_then(Value::as_object) {
+            if !new["metadata"].get("annotations").is_some_and(Value::is_object) {
+                new["metadata"]["annotations"] = json!({});
+            }
+            let target_annotations = new["metadata"]["annotations"].as_object_mut().expect("object");
+            for (k, v) in annotations {
+                target_annotations.insert(k.clone(), v.clone());
+            }
+        }
         let cond = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now_timestamp()});
         if !new.get("status").is_some_and(Value::is_object) {
             new["status"] = json!({});

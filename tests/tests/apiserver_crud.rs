@@ -189,11 +189,14 @@ async fn binding_once_then_conflict() {
     let (server, client) = seeded().await;
     let pods: Api<Pod> = Api::default_namespaced(client);
     let pp = PostParams::default();
-    let st: Status =
-        pods.create_subresource("binding", "train-a-0", &pp, &binding("train-a-0", "gpu-r0-n0")).await.unwrap();
+    let mut annotated = binding("train-a-0", "gpu-r0-n0");
+    annotated.metadata.annotations = Some([("mlsched.io/gpu-index".to_string(), "0,1".to_string())].into());
+    let st: Status = pods.create_subresource("binding", "train-a-0", &pp, &annotated).await.unwrap();
     assert_eq!(st.code, 201);
     let p = pods.get("train-a-0").await.unwrap();
     assert_eq!(p.spec.as_ref().unwrap().node_name.as_deref(), Some("gpu-r0-n0"));
+    let annotations = p.metadata.annotations.clone().unwrap_or_default();
+    assert_eq!(annotations.get("mlsched.io/gpu-index").map(String::as_str), Some("0,1"), "binding annotations reach the pod");
     let conds = p.status.unwrap().conditions.unwrap();
     assert!(conds.iter().any(|c| c.type_ == "PodScheduled" && c.status == "True"));
 

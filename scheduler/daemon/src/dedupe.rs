@@ -40,6 +40,12 @@ impl EventLog {
         EventAction::Create { name }
     }
 
+    /// A write of what `record` answered for `object_key`/`reason` failed: forget it, so the next report
+    /// creates the Event again instead of bumping one that does not exist.
+    pub fn unrecord(&mut self, object_key: &str, reason: &str) {
+        self.last.remove(&(object_key.to_string(), reason.to_string()));
+    }
+
     /// The object is gone: its entries go too.
     pub fn forget(&mut self, object_key: &str) {
         self.last.retain(|(k, _), _| k != object_key);
@@ -104,6 +110,12 @@ mod tests {
         ));
         log.forget("ns/p");
         assert_eq!(log.len(), 1);
+        // A failed write is forgotten: the same message creates a new Event rather than bumping.
+        log.unrecord("ns/q", "FailedScheduling");
+        assert!(matches!(
+            log.record("ns/q", "q", "FailedScheduling", "0/4 nodes are available: 4 Insufficient cpu."),
+            EventAction::Create { .. }
+        ));
     }
 
     #[test]

@@ -20,6 +20,10 @@ use crate::translate::{PodRef, format_gpu_index};
 
 pub const COMPONENT: &str = "mlsched";
 
+/// How often a failed report write is retried, and the first delay (doubling: 50, 100, 200, 400 ms).
+const REPORT_RETRIES: u32 = 4;
+const REPORT_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// POSTs the pod's `binding` subresource. The GPU indices ride along as a Binding annotation, which the
 /// API server copies onto the pod (`mlsched.io/gpu-index`).
 pub async fn bind(client: &Client, limiter: &Limiter, m: &MemberBind) -> Result<(), String> {
@@ -77,15 +81,37 @@ impl Reporter {
         Reporter { client, limiter, identity, events: EventLog::new(salt), conditions: ChangeLog::default() }
     }
 
+    /// Writes one report. A failed write (a 409, a 500, a dropped connection) is retried a few times with
+    /// a short backoff, in order (a later report never overtakes an earlier one); every failed write first
+    /// un-records its de-duplication entry, so a retry, or the next report with the same content, writes it
+    /// again instead of being skipped as "unchanged" and losing the reason for good.
     pub async fn handle(&mut self, report: Report) {
-        let result = match report {
-            Report::Unschedulable { pod, reason, message } => self.unschedulable(&pod, reason, &message).await,
+        let mut attempt = 0u32;
+        loop {
+            match self.handle_once(&report).await {
+                Ok(()) => return,
+                Err(e) if attempt < REPORT_RETRIES => {
+                    debug!(error = %e, attempt, "reporting failed; retrying");
+                    tokio::time::sleep(REPORT_RETRY_DELAY * 2u32.pow(attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    warn!(error = %e, "reporting failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn handle_once(&mut self, report: &Report) -> Result<(), String> {
+        match report {
+            Report::Unschedulable { pod, reason, message } => self.unschedulable(pod, reason, message).await,
             Report::Scheduled { pod, node } => {
                 self.conditions.forget(&pod.key());
                 let message = format!("Successfully assigned {} to {node}", pod.key());
                 self.event(&pod_object(&pod), "Normal", REASON_SCHEDULED, &message).await
             }
-            Report::Gang(g) => self.gang(&g).await,
+            Report::Gang(g) => self.gang(g).await,
             Report::GangEvent { gang, reason, message } => {
                 let (namespace, name) = gang.split_once('/').unwrap_or(("default", &gang));
                 let object = ObjectReference {
@@ -95,16 +121,13 @@ impl Reporter {
                     name: Some(name.into()),
                     ..ObjectReference::default()
                 };
-                self.event(&object, "Warning", reason, &message).await
+                self.event(&object, "Warning", reason, message).await
             }
             Report::PodGone(key) => {
-                self.events.forget(&key);
-                self.conditions.forget(&key);
+                self.events.forget(key);
+                self.conditions.forget(key);
                 Ok(())
             }
-        };
-        if let Err(e) = result {
-            warn!(error = %e, "reporting failed");
         }
     }
 
@@ -121,9 +144,10 @@ impl Reporter {
             let strategic = api.patch_status(&pod.name, &PatchParams::default(), &Patch::Strategic(&body)).await;
             if let Err(e) = strategic {
                 debug!(error = %e, "strategic merge patch refused; falling back to a merge patch");
-                api.patch_status(&pod.name, &PatchParams::default(), &Patch::Merge(&body))
-                    .await
-                    .map_err(|e| format!("patching {} status: {e}", pod.key()))?;
+                if let Err(e) = api.patch_status(&pod.name, &PatchParams::default(), &Patch::Merge(&body)).await {
+                    self.conditions.forget(&pod.key());
+                    return Err(format!("patching {} status: {e}", pod.key()));
+                }
             }
         }
         self.event(&pod_object(pod), "Warning", REASON_FAILED_SCHEDULING, message).await
@@ -165,14 +189,20 @@ impl Reporter {
                     reporting_instance: Some(self.identity.clone()),
                     ..Event::default()
                 };
-                api.create(&PostParams::default(), &event).await.map(|_| ()).map_err(|e| format!("creating Event: {e}"))
+                api.create(&PostParams::default(), &event).await.map(|_| ()).map_err(|e| {
+                    self.events.unrecord(&key, reason);
+                    format!("creating Event: {e}")
+                })
             }
             EventAction::Bump { name: event_name, count } => {
                 let body = json!({"count": count, "lastTimestamp": ts.to_string()});
-                api.patch(&event_name, &PatchParams::default(), &Patch::Merge(&body))
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| format!("bumping Event {event_name}: {e}"))
+                api.patch(&event_name, &PatchParams::default(), &Patch::Merge(&body)).await.map(|_| ()).map_err(|e| {
+                    if matches!(&e, kube::Error::Api(s) if s.code == 404) {
+                        // The Event is gone (expired or deleted): the retry creates a new one.
+                        self.events.unrecord(&key, reason);
+                    }
+                    format!("bumping Event {event_name}: {e}")
+                })
             }
         }
     }
@@ -195,10 +225,10 @@ impl Reporter {
         });
         let body = json!({"status": {"phase": g.phase, "scheduled": g.scheduled, "conditions": [condition]}});
         self.limiter.acquire().await;
-        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("patching PodGroup {} status: {e}", g.gang))
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body)).await.map(|_| ()).map_err(|e| {
+            self.conditions.forget(&format!("podgroup/{}", g.gang));
+            format!("patching PodGroup {} status: {e}", g.gang)
+        })
     }
 }
 
