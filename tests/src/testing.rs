@@ -28,3 +28,13 @@ where
 pub fn typed<K: DeserializeOwned>(v: Value) -> K {
     serde_json::from_value(v).expect("object decodes")
 }
+
+/// A started double with the default fake GPU cluster and the example workload in `default`, and a
+/// client for it.
+pub async fn seeded_server() -> (crate::ApiServerHandle, kube::Client) {
+    let server = crate::ApiServer::start().await.expect("the API double starts");
+    crate::cluster::seed_gpu_cluster(server.state(), &crate::cluster::GpuClusterSpec::default()).expect("nodes");
+    crate::cluster::seed_example_workload(server.state(), "default").expect("pods");
+    let client = server.client();
+    (server, client)
+}

@@ -6,19 +6,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::response::Status;
 use kube::discovery::Discovery;
-use kube::{Client, ResourceExt};
-use mlsched_tests::cluster::{self, GpuClusterSpec};
+use kube::ResourceExt;
+use mlsched_tests::cluster::{self};
 use mlsched_tests::testing::typed;
-use mlsched_tests::{ApiServer, ApiServerHandle, podgroup_api_resource};
+use mlsched_tests::podgroup_api_resource;
 use serde_json::json;
 
-async fn seeded() -> (ApiServerHandle, Client) {
-    let server = ApiServer::start().await.expect("start");
-    cluster::seed_gpu_cluster(server.state(), &GpuClusterSpec::default()).expect("nodes");
-    cluster::seed_example_workload(server.state(), "default").expect("pods");
-    let client = server.client();
-    (server, client)
-}
+use mlsched_tests::testing::seeded_server as seeded;
 
 fn api_status(e: kube::Error) -> (u16, String) {
     match e {

@@ -10,19 +10,13 @@ use kube::api::{Api, ListParams, PostParams};
 use kube::core::response::Status;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, ResourceExt};
-use mlsched_tests::cluster::{self, GpuClusterSpec};
+use mlsched_tests::cluster::{self};
 use mlsched_tests::testing::{eventually, typed};
-use mlsched_tests::{ApiServer, ApiServerHandle, FaultSpec, RequestMatch, Verb};
+use mlsched_tests::{ApiServerHandle, FaultSpec, RequestMatch, Verb};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-async fn seeded() -> (ApiServerHandle, Client) {
-    let server = ApiServer::start().await.expect("start");
-    cluster::seed_gpu_cluster(server.state(), &GpuClusterSpec::default()).expect("nodes");
-    cluster::seed_example_workload(server.state(), "default").expect("pods");
-    let client = server.client();
-    (server, client)
-}
+use mlsched_tests::testing::seeded_server as seeded;
 
 /// A client without kube's default retry of 429/503/504, to see those answers.
 fn no_retry_client(server: &ApiServerHandle) -> Client {

@@ -9,21 +9,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use kube::core::response::Status;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
-use kube::{Client, ResourceExt};
+use kube::ResourceExt;
 use mlsched_tests::cluster::{self, GpuClusterSpec};
 use mlsched_tests::testing::{eventually, typed};
-use mlsched_tests::{ApiServer, ApiServerHandle, RequestMatch, Verb};
+use mlsched_tests::{ApiServer, RequestMatch, Verb};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-async fn seeded() -> (ApiServerHandle, Client) {
-    let server = ApiServer::start().await.expect("start");
-    cluster::seed_gpu_cluster(server.state(), &GpuClusterSpec::default()).expect("nodes");
-    cluster::seed_example_workload(server.state(), "default").expect("pods");
-    let client = server.client();
-    (server, client)
-}
+use mlsched_tests::testing::seeded_server as seeded;
 
 async fn next_event<K: Clone + std::fmt::Debug>(
     s: &mut (impl futures::Stream<Item = kube::Result<WatchEvent<K>>> + Unpin),
