@@ -1,5 +1,6 @@
 //! mlsim: replays recorded cluster traces through the very scheduling core the live scheduler runs.
 
+pub mod autoscale;
 pub mod buckets;
 pub mod compare;
 pub mod jobs;

@@ -31,6 +31,8 @@ enum Command {
     Mig(MigArgs),
     /// Replays real training-job traces (ITP, Philly) with gangs and network topology.
     Jobs(mlsim::jobs::JobsArgs),
+    /// Hybrid HPA/VPA autoscaling: the paper's analytic model (`model`) and a simulation with real placements (`run`).
+    Autoscale(mlsim::autoscale::AutoscaleArgs),
 }
 
 #[derive(Args)]
@@ -299,6 +301,7 @@ fn main() -> ExitCode {
         Command::Reproduce(args) => run_reproduce(args),
         Command::Mig(args) => run_mig(args),
         Command::Jobs(args) => mlsim::jobs::run(args),
+        Command::Autoscale(args) => mlsim::autoscale::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
