@@ -14,8 +14,8 @@ use mlsched::core::mig::{MIG_SLICES, MigGeometry};
 use mlsched::core::{GpuRequest, MIB, MigRequest, Node, Pod, Resources, Snapshot};
 use mlsched::framework::{Profile, schedule_one};
 use mlsched::plugins::mig_packing::ProfileMix;
-use mlsched::plugins::policy::default_filters;
-use mlsched::plugins::{MigFragScore, MigLeastAllocated, MigMostAllocated};
+use mlsched::plugins::policy::{Policy, PolicyInputs, default_filters, profile_for};
+use mlsched::plugins::{MigLeastAllocated, MigMostAllocated};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -50,8 +50,8 @@ impl MigPolicy {
         match self {
             MigPolicy::LeastAllocated => p.score_and_pick_gpus(MigLeastAllocated, 1),
             MigPolicy::MostAllocated => p.score(MigMostAllocated, 1),
-            // Learns the mix online: it starts from nothing and sees only past arrivals.
-            MigPolicy::Mlsched => p.score_and_pick_gpus(MigFragScore::default(), 1),
+            // The scheduler's own online profile, unchanged: its MIG packing learns the mix from arrivals.
+            MigPolicy::Mlsched => profile_for(Policy::MlschedOnline, PolicyInputs::default()),
         }
     }
 }

@@ -28,8 +28,10 @@ impl GpuDevice {
         GpuDevice { model, used_milli: 0, mig: None }
     }
 
+    /// Milli-GPU free for whole-GPU and shared requests. A MIG-enabled GPU has none: it serves MIG
+    /// instances only, so share-packing policies and the fragmentation measure see it as full.
     pub fn free_milli(&self) -> i64 {
-        GPU_MILLI - self.used_milli
+        if self.mig.is_some() { 0 } else { GPU_MILLI - self.used_milli }
     }
 
     pub fn is_idle(&self) -> bool {

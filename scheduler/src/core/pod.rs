@@ -21,6 +21,10 @@ pub struct Pod {
     pub affinity: NodeAffinity,
     pub tolerations: Vec<Toleration>,
     pub priority: i32,
+    /// Names of the nodes that run the pod's workload already (one entry per existing pod, so a node with
+    /// two of them counts twice). `NetworkProximityScore` prefers nodes with a short network path to
+    /// them, to keep state synchronisation between replicas local. Empty: no preference.
+    pub near_nodes: Vec<String>,
 }
 
 impl Pod {

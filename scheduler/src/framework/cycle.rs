@@ -92,7 +92,8 @@ pub fn choose(profile: &Profile, snapshot: &Snapshot, pod: &Pod, feasible: &[Nod
     };
     let mig = match &pod.mig {
         None => Vec::new(),
-        Some(request) => match picker.and_then(|p| p.pick_mig(snapshot, pod, node)) {
+        // The first plugin that packs MIG chooses the slices; the GPU picker may know nothing of MIG.
+        Some(request) => match profile.scores.iter().find_map(|s| s.plugin.pick_mig(snapshot, pod, node)) {
             Some(mig) => mig,
             None => most_allocated_mig(devices, request)?,
         },

@@ -162,7 +162,7 @@ mod tests {
     use super::*;
     use crate::core::{GpuRequest, MIB, Node, Resources};
     use crate::framework::{Profile, schedule_one};
-    use crate::plugins::policy::default_filters;
+    use crate::plugins::policy::{Policy, PolicyInputs, default_filters, profile_for};
 
     fn mig_pod(name: &str, profile: &str) -> Pod {
         let mut p = Pod::new(name, Resources::new(100, MIB, 1), GpuRequest::none());
@@ -194,7 +194,13 @@ mod tests {
         }
         let frag = default_filters(Profile::new("frag")).score_and_pick_gpus(MigFragScore::with_mix(mix), 1);
         let most = default_filters(Profile::new("most")).score(MigMostAllocated, 1);
-        for (profile, gpu) in [(&most, 0), (&frag, 1)] {
+        // The scheduler's own policy carries the same MIG packing, learning the mix from arrivals.
+        let mut mlsched = profile_for(Policy::MlschedOnline, PolicyInputs::default());
+        for i in 0..5 {
+            mlsched.observe_arrival(&mig_pod(&format!("seen-3g-{i}"), "3g.40gb"));
+            mlsched.observe_arrival(&mig_pod(&format!("seen-1g-{i}"), "1g.10gb"));
+        }
+        for (profile, gpu) in [(&most, 0), (&frag, 1), (&mlsched, 1)] {
             let node = Node::new("n", Resources::new(64000, 1 << 40, 110)).with_mig_gpus(2, "A100-80GB").unwrap();
             let mut s = Snapshot::new(vec![node]).unwrap();
             s.assume_with_mig(&mig_pod("big", "3g.40gb"), 0, &[], &[(0, MigInstance { profile: 3, start: 0 })]).unwrap();

@@ -102,7 +102,12 @@ pub fn profile_for(policy: Policy, inputs: PolicyInputs) -> Profile {
         Policy::GpuPacking => profile.score(GpuPackingScore, WEIGHT),
         Policy::BestFit => profile.score(BestFitScore, WEIGHT),
         Policy::Fgd => profile.score_and_pick_gpus(FgdScore::new(inputs.typical), WEIGHT),
-        Policy::Mlsched => profile.score_and_pick_gpus(MlschedScore::with_prior(inputs.typical), WEIGHT),
-        Policy::MlschedOnline => profile.score_and_pick_gpus(MlschedScore::online(), WEIGHT),
+        // MIG pods are packed by slice placement; the GPU-share policy sees them as CPU-only pods.
+        Policy::Mlsched => profile
+            .score_and_pick_gpus(MlschedScore::with_prior(inputs.typical), WEIGHT)
+            .score(MigFragScore::default(), WEIGHT),
+        Policy::MlschedOnline => {
+            profile.score_and_pick_gpus(MlschedScore::online(), WEIGHT).score(MigFragScore::default(), WEIGHT)
+        }
     }
 }
