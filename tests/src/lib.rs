@@ -13,8 +13,11 @@
 pub mod cluster;
 pub mod error;
 pub mod faults;
+pub mod metrics_api;
 pub mod patch;
+pub mod resize;
 pub mod resources;
+pub mod scale;
 pub mod selectors;
 mod server;
 pub mod state;

@@ -75,7 +75,25 @@ impl ResourceKind {
                 "verbs": ["get", "patch", "update"],
             }));
         }
+        if crate::scale::has_scale(self) {
+            out.push(json!({
+                "name": format!("{}/scale", self.plural),
+                "singularName": "",
+                "namespaced": self.namespaced,
+                "group": "autoscaling",
+                "version": "v1",
+                "kind": "Scale",
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
         if self.group.is_empty() && self.plural == "pods" {
+            out.push(json!({
+                "name": "pods/resize",
+                "singularName": "",
+                "namespaced": true,
+                "kind": "Pod",
+                "verbs": ["get", "patch", "update"],
+            }));
             out.push(json!({
                 "name": "pods/binding",
                 "singularName": "",
@@ -89,7 +107,9 @@ impl ResourceKind {
 }
 
 /// The resource types served by default: Nodes, Pods, Namespaces, ConfigMaps and Events in core/v1,
-/// Events in events.k8s.io/v1, Leases in coordination.k8s.io/v1 and PodGroups in scheduling.x-k8s.io/v1alpha1.
+/// Events in events.k8s.io/v1, Leases in coordination.k8s.io/v1, PodGroups in scheduling.x-k8s.io/v1alpha1,
+/// Deployments and StatefulSets in apps/v1 (status and `scale` subresources) and PodMetrics in
+/// metrics.k8s.io/v1beta1.
 pub fn default_kinds() -> Vec<ResourceKind> {
     vec![
         ResourceKind::new("", "v1", "pods", "Pod", true).with_status(),
@@ -102,6 +122,10 @@ pub fn default_kinds() -> Vec<ResourceKind> {
         ResourceKind::new(crate::PODGROUP_GROUP, crate::PODGROUP_VERSION, "podgroups", "PodGroup", true)
             .with_status()
             .custom(),
+        // Autoscaling (see `scale`, `resize` and `metrics_api`).
+        ResourceKind::new("apps", "v1", "deployments", "Deployment", true).with_status(),
+        ResourceKind::new("apps", "v1", "statefulsets", "StatefulSet", true).with_status(),
+        crate::metrics_api::pod_metrics_kind(),
     ]
 }
 
@@ -190,7 +214,11 @@ pub(crate) fn aggregated_doc(kinds: &[ResourceKind], core: bool) -> Value {
                         if k.status_subresource {
                             subs.push(json!({"subresource": "status", "responseKind": {"group": g, "version": v, "kind": k.kind}, "verbs": ["get", "patch", "update"]}));
                         }
+                        if crate::scale::has_scale(k) {
+                            subs.push(json!({"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"}, "verbs": ["get", "patch", "update"]}));
+                        }
                         if g.is_empty() && k.plural == "pods" {
+                            subs.push(json!({"subresource": "resize", "responseKind": {"group": "", "version": "v1", "kind": "Pod"}, "verbs": ["get", "patch", "update"]}));
                             subs.push(json!({"subresource": "binding", "responseKind": {"group": "", "version": "v1", "kind": "Binding"}, "verbs": ["create"]}));
                         }
                         json!({

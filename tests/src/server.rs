@@ -263,6 +263,16 @@ async fn serve_resource(
             let b = parse_body(body)?;
             return Ok(json_response(201, &store.bind(ns, &name, &b)?));
         }
+        "scale" if crate::scale::has_scale(&kind) && t.name.is_some() => {
+            let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let name = t.name.clone().unwrap_or_default();
+            return Ok(json_response(200, &crate::scale::serve(store, &kind, method, ct, ns, &name, body, dry_run)?));
+        }
+        "resize" if kind.group.is_empty() && kind.plural == "pods" && t.name.is_some() => {
+            let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let name = t.name.clone().unwrap_or_default();
+            return Ok(json_response(200, &crate::resize::serve(store, &kind, method, ct, ns, &name, body, dry_run)?));
+        }
         _ => return Err(ApiError::new(404, "the server could not find the requested resource")),
     };
     match (method.clone(), t.name.clone()) {

@@ -1,0 +1,22 @@
+//! mlsched's hybrid HPA/VPA autoscaler, deployed as a sidecar of the scheduler.
+//!
+//! For each `HybridAutoscaler` (`autoscaling.mlsched.io/v1alpha1`) it decides once per period between
+//! growing the workload's pods in place (while the scheduler says their nodes have room), adding or
+//! removing replicas (placed by the scheduler near the existing ones), or nothing.
+//!
+//! - `decide`: the pure decision and its rules (including the no-fight rule between vertical and horizontal).
+//! - `crd`: the custom resource; `config`: the YAML config; `quantity`: Kubernetes quantities.
+//! - `placement`: the scheduler's Placement gRPC API client; `run`: the controller loop;
+//!   `http`: `/metrics`, `/healthz`, `/readyz`; `metrics`.
+
+pub mod config;
+pub mod crd;
+pub mod decide;
+pub mod http;
+pub mod metrics;
+pub mod placement;
+pub mod quantity;
+pub mod run;
+
+pub use config::Config;
+pub use run::run;
