@@ -5,7 +5,8 @@
 //! scheduler's real annotation keys.
 //!
 //! It lives with the daemon so that it checks the manifests against the daemon's own config parser and
-//! annotation keys, not copies of them.
+//! annotation keys, not copies of them; and, through a dev-dependency on mlsched-autoscaler, the autoscaler
+//! sidecar's parts against that crate's own config parser, CRD type and spec validation.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -19,7 +20,9 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Ro
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::CustomResourceExt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -28,6 +31,15 @@ use mlsched_scheduler::Config;
 use mlsched_scheduler::keys;
 
 const NAMESPACE: &str = "mlsched-system";
+/// Object names of the scheduler's and the autoscaler sidecar's parts.
+const SCHEDULER: &str = "mlsched";
+const SCHEDULER_CONFIG: &str = "mlsched-config";
+const SCHEDULER_LEASE_ROLE: &str = "mlsched-leader-election";
+const AUTOSCALER: &str = "mlsched-autoscaler";
+const AUTOSCALER_CONFIG: &str = "mlsched-autoscaler-config";
+const AUTOSCALER_LEASE_ROLE: &str = "mlsched-autoscaler-leader-election";
+const POD_GROUP_CRD: &str = "podgroups.scheduling.x-k8s.io";
+const HYBRID_AUTOSCALER_CRD: &str = "hybridautoscalers.autoscaling.mlsched.io";
 const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
 
 fn manifests_dir() -> PathBuf {
@@ -147,6 +159,10 @@ struct Manifests {
     workloads: Vec<Workload>,
     jobs: Vec<(String, Job)>,
     pod_groups: Vec<Doc>,
+    /// Example HybridAutoscalers, checked against the CRD and the autoscaler's own spec validation.
+    hybrid_autoscalers: Vec<Doc>,
+    /// Example Deployments (the autoscaler's targets): (file, Deployment).
+    example_deployments: Vec<(String, Deployment)>,
 }
 
 struct Workload {
@@ -170,6 +186,19 @@ fn load() -> Manifests {
             ("rbac.authorization.k8s.io/v1", "Role") => m.roles.push(strict(&doc)),
             ("rbac.authorization.k8s.io/v1", "RoleBinding") => m.role_bindings.push(strict(&doc)),
             ("v1", "ConfigMap") => m.config_maps.push(strict(&doc)),
+            ("apps/v1", "Deployment") if doc.file.starts_with("examples") => {
+                let d: Deployment = strict(&doc);
+                let template = &d.spec.template;
+                let meta = template.metadata.clone().unwrap_or_default();
+                m.workloads.push(Workload {
+                    file: doc.file.clone(),
+                    name: d.metadata.name.clone().unwrap_or_default(),
+                    spec: template.spec.clone().unwrap_or_else(|| panic!("{}: no pod template spec", doc.at())),
+                    annotations: meta.annotations.unwrap_or_default(),
+                    labels: meta.labels.unwrap_or_default(),
+                });
+                m.example_deployments.push((doc.file.clone(), d));
+            }
             ("apps/v1", "Deployment") => m.deployments.push(strict(&doc)),
             ("v1", "Service") => m.services.push(strict(&doc)),
             ("policy/v1", "PodDisruptionBudget") => m.pdbs.push(strict(&doc)),
@@ -200,6 +229,8 @@ fn load() -> Manifests {
             }
             // Checked against the CRD's own schema in `pod_groups_validate_against_the_crd`.
             ("scheduling.x-k8s.io/v1alpha1", "PodGroup") => m.pod_groups.push(doc.clone()),
+            // Checked in `hybrid_autoscalers_validate_against_the_crd_and_the_autoscaler`.
+            ("autoscaling.mlsched.io/v1alpha1", "HybridAutoscaler") => m.hybrid_autoscalers.push(doc.clone()),
             (v, k) => panic!("{}: unexpected apiVersion/kind {v}/{k}; add it to this test", doc.at()),
         }
     }
@@ -209,6 +240,17 @@ fn load() -> Manifests {
 fn only<'a, T>(items: &'a [T], what: &str) -> &'a T {
     assert_eq!(items.len(), 1, "expected exactly one {what} under manifests/");
     &items[0]
+}
+
+/// The one object of that name (the scheduler's and the autoscaler's parts share kinds).
+fn named<'a, T: k8s_openapi::Metadata<Ty = ObjectMeta>>(items: &'a [T], name: &str) -> &'a T {
+    let found: Vec<&T> = items.iter().filter(|i| i.metadata().name.as_deref() == Some(name)).collect();
+    assert_eq!(found.len(), 1, "expected exactly one {} {name} under manifests/", T::KIND);
+    found[0]
+}
+
+fn names<T: k8s_openapi::Metadata<Ty = ObjectMeta>>(items: &[T]) -> BTreeSet<String> {
+    items.iter().filter_map(|i| i.metadata().name.clone()).collect()
 }
 
 fn set(items: &[&str]) -> BTreeSet<String> {
@@ -240,8 +282,12 @@ fn every_document_parses_strictly_and_sits_in_the_right_namespace() {
     assert!(m.namespaces.windows(2).all(|w| w[0] == w[1]), "the Namespace copies differ");
     assert_eq!(m.namespaces[0].metadata.name.as_deref(), Some(NAMESPACE));
     only(&m.deployments, "Deployment");
-    only(&m.config_maps, "ConfigMap");
-    only(&m.crds, "CRD");
+    assert_eq!(names(&m.config_maps), set(&[SCHEDULER_CONFIG, AUTOSCALER_CONFIG]));
+    assert_eq!(names(&m.crds), set(&[POD_GROUP_CRD, HYBRID_AUTOSCALER_CRD]));
+    assert_eq!(names(&m.cluster_roles), set(&[SCHEDULER, AUTOSCALER]));
+    assert_eq!(names(&m.cluster_role_bindings), set(&[SCHEDULER, AUTOSCALER]));
+    assert_eq!(names(&m.roles), set(&[SCHEDULER_LEASE_ROLE, AUTOSCALER_LEASE_ROLE]));
+    assert_eq!(names(&m.role_bindings), set(&[SCHEDULER_LEASE_ROLE, AUTOSCALER_LEASE_ROLE]));
     only(&m.pdbs, "PodDisruptionBudget");
     only(&m.service_accounts, "ServiceAccount");
 }
@@ -264,9 +310,11 @@ fn strictness_catches_a_typo() {
 fn readme_names_every_file_and_the_apply_command() {
     let readme = std::fs::read_to_string(manifests_dir().join("README.md")).expect("manifests/README.md");
     assert!(readme.contains(
-        "kubectl apply -f manifests/crds/ -f manifests/rbac.yaml -f manifests/config.yaml -f manifests/deployment.yaml"
+        "kubectl apply -f manifests/crds/ -f manifests/rbac.yaml -f manifests/autoscaler-rbac.yaml \
+         -f manifests/config.yaml -f manifests/autoscaler-config.yaml -f manifests/deployment.yaml"
     ));
     assert!(readme.contains("ghcr.io/mlsched/mlsched:0.1.0") && readme.contains("placeholder"));
+    assert!(readme.contains("ghcr.io/mlsched/mlsched-autoscaler:0.1.0"));
     let mut files = Vec::new();
     yaml_files(&manifests_dir(), &mut files);
     for f in files {
@@ -335,7 +383,7 @@ fn rbac_has_no_secrets_no_wildcards_and_no_escalation() {
 #[test]
 fn cluster_role_grants_exactly_what_the_scheduler_calls() {
     let m = load();
-    let role = only(&m.cluster_roles, "ClusterRole");
+    let role = named(&m.cluster_roles, SCHEDULER);
     let got = grants(role.rules.as_deref().unwrap_or_default());
     // run.rs: watchers (list + watch) on nodes, pods, podgroups. kube_io.rs: POST pods/binding, PATCH
     // pods/status, POST + PATCH core/v1 events, PATCH podgroups/status.
@@ -367,16 +415,19 @@ fn subject_is_the_service_account(subjects: &[Subject], m: &Manifests, what: &st
 #[test]
 fn bindings_tie_the_roles_to_the_deployment_service_account() {
     let m = load();
-    let crb = only(&m.cluster_role_bindings, "ClusterRoleBinding");
-    assert_eq!(crb.role_ref.kind, "ClusterRole");
-    assert_eq!(Some(&crb.role_ref.name), only(&m.cluster_roles, "ClusterRole").metadata.name.as_ref());
-    subject_is_the_service_account(crb.subjects.as_deref().unwrap_or_default(), &m, "ClusterRoleBinding");
-    let rb = only(&m.role_bindings, "RoleBinding");
-    let role = only(&m.roles, "Role");
-    assert_eq!(rb.role_ref.kind, "Role");
-    assert_eq!(Some(&rb.role_ref.name), role.metadata.name.as_ref());
-    assert_eq!(rb.metadata.namespace, role.metadata.namespace);
-    subject_is_the_service_account(rb.subjects.as_deref().unwrap_or_default(), &m, "RoleBinding");
+    // The autoscaler is a sidecar of the scheduler's pod: its roles are bound to the same ServiceAccount.
+    for (cluster_role, lease_role) in [(SCHEDULER, SCHEDULER_LEASE_ROLE), (AUTOSCALER, AUTOSCALER_LEASE_ROLE)] {
+        let crb = named(&m.cluster_role_bindings, cluster_role);
+        assert_eq!(crb.role_ref.kind, "ClusterRole");
+        assert_eq!(Some(&crb.role_ref.name), named(&m.cluster_roles, cluster_role).metadata.name.as_ref());
+        subject_is_the_service_account(crb.subjects.as_deref().unwrap_or_default(), &m, cluster_role);
+        let rb = named(&m.role_bindings, lease_role);
+        let role = named(&m.roles, lease_role);
+        assert_eq!(rb.role_ref.kind, "Role");
+        assert_eq!(Some(&rb.role_ref.name), role.metadata.name.as_ref());
+        assert_eq!(rb.metadata.namespace, role.metadata.namespace);
+        subject_is_the_service_account(rb.subjects.as_deref().unwrap_or_default(), &m, lease_role);
+    }
     let deployment = only(&m.deployments, "Deployment");
     let spec = deployment.spec.template.spec.as_ref().unwrap();
     let sa = only(&m.service_accounts, "ServiceAccount");
@@ -384,12 +435,8 @@ fn bindings_tie_the_roles_to_the_deployment_service_account() {
     assert_eq!(deployment.metadata.namespace, sa.metadata.namespace);
 }
 
-#[test]
-fn lease_role_is_limited_to_the_configured_lease() {
-    let m = load();
-    let config = scheduler_config(&m);
-    let role = only(&m.roles, "Role");
-    assert_eq!(role.metadata.namespace.as_deref(), Some(config.leader_election.namespace.as_str()));
+fn check_lease_role(role: &Role, namespace: &str, lease_name: &str) {
+    assert_eq!(role.metadata.namespace.as_deref(), Some(namespace));
     let rules = role.rules.as_deref().unwrap_or_default();
     let mut by_name = BTreeSet::new();
     for rule in rules {
@@ -397,7 +444,7 @@ fn lease_role_is_limited_to_the_configured_lease() {
         assert_eq!(rule.resources.as_deref(), Some(&["leases".to_string()][..]));
         match rule.resource_names.as_deref() {
             Some(names) => {
-                assert_eq!(names, std::slice::from_ref(&config.leader_election.lease_name), "resourceNames");
+                assert_eq!(names, [lease_name], "resourceNames");
                 by_name.extend(rule.verbs.iter().cloned());
             }
             // kube-lease-manager creates the Lease when it is missing; create cannot name it.
@@ -406,6 +453,15 @@ fn lease_role_is_limited_to_the_configured_lease() {
     }
     // kube-lease-manager: GET, then strategic-merge and server-side-apply PATCHes.
     assert_eq!(by_name, set(&["get", "patch"]));
+}
+
+#[test]
+fn lease_role_is_limited_to_the_configured_lease() {
+    let m = load();
+    let le = scheduler_config(&m).leader_election;
+    check_lease_role(named(&m.roles, SCHEDULER_LEASE_ROLE), &le.namespace, &le.lease_name);
+    let le = autoscaler_config(&m).leader_election;
+    check_lease_role(named(&m.roles, AUTOSCALER_LEASE_ROLE), &le.namespace, &le.lease_name);
 }
 
 // ------------------------------------------------------------------------------------------- Deployment
@@ -484,28 +540,27 @@ fn deployment_is_hardened_and_highly_available() {
     let pod_name = env.iter().find(|e| e.name == "POD_NAME").expect("POD_NAME env");
     let field = pod_name.value_from.as_ref().and_then(|v| v.field_ref.as_ref()).expect("POD_NAME from fieldRef");
     assert_eq!(field.field_path, "metadata.name");
-    // The autoscaler sidecar's place is marked for the later issue.
-    let text = std::fs::read_to_string(manifests_dir().join("deployment.yaml")).unwrap();
-    assert!(text.contains("autoscaler sidecar"), "deployment.yaml: mark where the autoscaler sidecar goes");
+    // The scheduler and the autoscaler sidecar, nothing else (the loop above hardens both).
+    let containers: BTreeSet<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(containers, BTreeSet::from([SCHEDULER, AUTOSCALER]));
 }
 
-#[test]
-fn probes_ports_and_config_mount_agree_with_the_config() {
-    let m = load();
-    let config = scheduler_config(&m);
-    let listen: SocketAddr = config.listen_address.parse().expect("listenAddress");
-    let d = only(&m.deployments, "Deployment");
-    let c = scheduler_container(d);
-    for (what, probe, path) in
-        [("liveness", &c.liveness_probe, "/healthz"), ("readiness", &c.readiness_probe, "/readyz")]
-    {
-        let get = probe.as_ref().and_then(|p| p.http_get.as_ref()).unwrap_or_else(|| panic!("{what}Probe httpGet"));
-        assert_eq!(get.path.as_deref(), Some(path), "{what}Probe path");
-        assert_eq!(port_number(c, &get.port), i32::from(listen.port()), "{what}Probe port is listenAddress's");
+/// The container's probes hit its own /healthz and /readyz on its listenAddress port, and its --config points
+/// into the mounted volume of its ConfigMap.
+fn check_probes_and_config_mount(d: &Deployment, c: &Container, listen: SocketAddr, cm: &ConfigMap) {
+    for (what, probe, path) in [
+        ("startup", &c.startup_probe, "/healthz"),
+        ("liveness", &c.liveness_probe, "/healthz"),
+        ("readiness", &c.readiness_probe, "/readyz"),
+    ] {
+        let get = probe
+            .as_ref()
+            .and_then(|p| p.http_get.as_ref())
+            .unwrap_or_else(|| panic!("{}: {what}Probe httpGet", c.name));
+        assert_eq!(get.path.as_deref(), Some(path), "{}: {what}Probe path", c.name);
+        assert_eq!(port_number(c, &get.port), i32::from(listen.port()), "{}: {what}Probe port", c.name);
         assert!(get.scheme.as_deref().is_none_or(|s| s == "HTTP"), "the endpoints are plain HTTP");
     }
-    // The config file: --config points into the ConfigMap volume's mount.
-    let cm = only(&m.config_maps, "ConfigMap");
     let pod = d.spec.template.spec.as_ref().unwrap();
     let volume = pod
         .volumes
@@ -538,7 +593,17 @@ fn probes_ports_and_config_mount_agree_with_the_config() {
         .unwrap()
         .keys()
         .find(|k| config_path == format!("{}/{}", mount.mount_path.trim_end_matches('/'), file_in_volume(k)));
-    assert!(key.is_some(), "--config={config_path} is not a key of the mounted ConfigMap");
+    assert!(key.is_some(), "{}: --config={config_path} is not a key of the mounted ConfigMap", c.name);
+}
+
+#[test]
+fn probes_ports_and_config_mount_agree_with_the_config() {
+    let m = load();
+    let config = scheduler_config(&m);
+    let listen: SocketAddr = config.listen_address.parse().expect("listenAddress");
+    let d = only(&m.deployments, "Deployment");
+    let c = scheduler_container(d);
+    check_probes_and_config_mount(d, c, listen, named(&m.config_maps, SCHEDULER_CONFIG));
     // The metrics Service and the PodDisruptionBudget select the scheduler's pods.
     let template_labels = d.spec.template.metadata.as_ref().unwrap().labels.clone().unwrap();
     let selects =
@@ -558,7 +623,7 @@ fn probes_ports_and_config_mount_agree_with_the_config() {
 
 /// The ConfigMap's config file, through the daemon's own parser and validation.
 fn scheduler_config(m: &Manifests) -> Config {
-    let cm = only(&m.config_maps, "ConfigMap");
+    let cm = named(&m.config_maps, SCHEDULER_CONFIG);
     let data = cm.data.as_ref().expect("ConfigMap data");
     assert_eq!(data.len(), 1, "one config file in the ConfigMap");
     let text = data.get("config.yaml").expect("ConfigMap key config.yaml");
@@ -571,7 +636,7 @@ fn scheduler_config(m: &Manifests) -> Config {
 fn config_is_valid_for_the_daemon_and_fits_the_deployment() {
     let m = load();
     let c = scheduler_config(&m);
-    let text = only(&m.config_maps, "ConfigMap").data.as_ref().unwrap()["config.yaml"].clone();
+    let text = named(&m.config_maps, SCHEDULER_CONFIG).data.as_ref().unwrap()["config.yaml"].clone();
     let raw: Value = serde_yaml_ng::from_str(&text).expect("config YAML");
     for key in ["profiles", "topologyLevels", "client", "leaderElection", "listenAddress"] {
         assert!(raw.get(key).is_some(), "config.yaml spells out {key}");
@@ -582,6 +647,193 @@ fn config_is_valid_for_the_daemon_and_fits_the_deployment() {
     assert_eq!(le.namespace, NAMESPACE, "the Lease lives next to the scheduler, where the Role grants it");
     c.listen_address.parse::<SocketAddr>().expect("listenAddress");
     assert!(!c.listen_address.starts_with("127."), "probes and scrapes come from outside the pod");
+}
+
+// ---------------------------------------------------------------------------------- autoscaler sidecar
+
+/// The autoscaler's ConfigMap's file, through the autoscaler's own parser and validation.
+fn autoscaler_config(m: &Manifests) -> mlsched_autoscaler::Config {
+    let cm = named(&m.config_maps, AUTOSCALER_CONFIG);
+    let data = cm.data.as_ref().expect("ConfigMap data");
+    assert_eq!(data.len(), 1, "one config file in the autoscaler's ConfigMap");
+    let text = data.get("autoscaler.yaml").expect("ConfigMap key autoscaler.yaml");
+    mlsched_autoscaler::Config::from_yaml(text).unwrap_or_else(|e| panic!("autoscaler.yaml in the ConfigMap: {e}"))
+}
+
+fn autoscaler_container(d: &Deployment) -> &Container {
+    let spec = d.spec.template.spec.as_ref().unwrap();
+    spec.containers.iter().find(|c| c.name == AUTOSCALER).expect("a container named mlsched-autoscaler")
+}
+
+/// A `placementApi` as a socket address: the autoscaler also takes an `http://` prefix.
+fn placement_addr(text: &str, whose: &str) -> SocketAddr {
+    let t = text.trim();
+    t.strip_prefix("http://")
+        .unwrap_or(t)
+        .trim_end_matches('/')
+        .parse()
+        .unwrap_or_else(|e| panic!("{whose} placementApi {t:?} is not a TCP host:port: {e}"))
+}
+
+#[test]
+fn autoscaler_config_is_valid_and_talks_to_the_scheduler_in_its_pod() {
+    let m = load();
+    let scheduler = scheduler_config(&m);
+    let c = autoscaler_config(&m);
+    let text = named(&m.config_maps, AUTOSCALER_CONFIG).data.as_ref().unwrap()["autoscaler.yaml"].clone();
+    let raw: Value = serde_yaml_ng::from_str(&text).expect("autoscaler config YAML");
+    for key in ["placementApi", "leaderElection", "listenAddress"] {
+        assert!(raw.get(key).is_some(), "autoscaler.yaml spells out {key}");
+    }
+    // The sidecar reaches the scheduler over the pod's shared loopback.
+    let placement = placement_addr(&c.placement_api, "autoscaler");
+    assert_eq!(placement, placement_addr(&scheduler.placement_api, "scheduler"), "placementApi differs");
+    assert!(placement.ip().is_loopback(), "the scheduler serves the Placement API on loopback only");
+    let le = &c.leader_election;
+    assert!(le.enabled, "two sidecars need leader election");
+    assert_eq!(le.namespace, NAMESPACE, "the Lease lives next to the scheduler's, where the Role grants it");
+    assert_ne!(le.lease_name, scheduler.leader_election.lease_name, "the two components need their own Leases");
+    let listen: SocketAddr = c.listen_address.parse().expect("listenAddress");
+    assert!(!listen.ip().is_loopback(), "probes and scrapes come from outside the pod");
+    let scheduler_listen: SocketAddr = scheduler.listen_address.parse().unwrap();
+    assert!(![scheduler_listen.port(), placement.port()].contains(&listen.port()), "port clash in the shared pod");
+}
+
+#[test]
+fn autoscaler_sidecar_is_hardened_and_probed_on_its_own_port() {
+    let m = load();
+    let d = only(&m.deployments, "Deployment");
+    let c = autoscaler_container(d);
+    let listen: SocketAddr = autoscaler_config(&m).listen_address.parse().unwrap();
+    check_probes_and_config_mount(d, c, listen, named(&m.config_maps, AUTOSCALER_CONFIG));
+    // Hardened like the scheduler container (deployment_is_hardened_and_highly_available checks every
+    // container; spelled out here for the sidecar, against the scheduler container's own settings).
+    let s = scheduler_container(d);
+    let (sc, ssc) = (c.security_context.as_ref().expect("securityContext"), s.security_context.as_ref().unwrap());
+    assert_eq!(sc.run_as_non_root, Some(true));
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(sc.capabilities.as_ref().and_then(|c| c.drop.clone()), Some(vec!["ALL".to_string()]));
+    assert_eq!(sc, ssc, "the sidecar's securityContext is the scheduler container's");
+    let resources = c.resources.as_ref().expect("resources");
+    for list in [&resources.requests, &resources.limits] {
+        let list = list.as_ref().expect("requests and limits");
+        assert!(list.contains_key("cpu") && list.contains_key("memory"));
+    }
+    assert!(c.image.as_deref().is_some_and(|i| i.starts_with("ghcr.io/mlsched/mlsched-autoscaler:")));
+    // Its own port, not the scheduler's; POD_NAME for its leader-election identity (run.rs default_identity).
+    let own: BTreeSet<i32> = c.ports.as_deref().unwrap_or_default().iter().map(|p| p.container_port).collect();
+    assert_eq!(own, BTreeSet::from([i32::from(listen.port())]));
+    let theirs: BTreeSet<i32> = s.ports.as_deref().unwrap_or_default().iter().map(|p| p.container_port).collect();
+    assert!(own.is_disjoint(&theirs));
+    let env = c.env.as_deref().unwrap_or_default();
+    let pod_name = env.iter().find(|e| e.name == "POD_NAME").expect("POD_NAME env");
+    let field = pod_name.value_from.as_ref().and_then(|v| v.field_ref.as_ref()).expect("POD_NAME from fieldRef");
+    assert_eq!(field.field_path, "metadata.name");
+}
+
+#[test]
+fn autoscaler_cluster_role_grants_exactly_what_the_autoscaler_calls() {
+    let m = load();
+    let role = named(&m.cluster_roles, AUTOSCALER);
+    let got = grants(role.rules.as_deref().unwrap_or_default());
+    // autoscaler/src/run.rs: LIST hybridautoscalers (all namespaces, once per period) + PATCH their status;
+    // Target: GET + strategic PATCH of the Deployment/StatefulSet (template annotation, recreate requests),
+    // get_scale + patch_scale; LIST pods by selector, DELETE one (OnDelete recreate), PATCH pods/resize;
+    // LIST metrics.k8s.io PodMetrics; kube-runtime Recorder: POST + PATCH events.k8s.io Events.
+    let want: BTreeMap<(String, String), BTreeSet<String>> = [
+        ("autoscaling.mlsched.io", "hybridautoscalers", &["list"][..]),
+        ("autoscaling.mlsched.io", "hybridautoscalers/status", &["patch"]),
+        ("apps", "deployments", &["get", "patch"]),
+        ("apps", "statefulsets", &["get", "patch"]),
+        ("apps", "deployments/scale", &["get", "patch"]),
+        ("apps", "statefulsets/scale", &["get", "patch"]),
+        ("", "pods", &["list", "delete"]),
+        ("", "pods/resize", &["patch"]),
+        ("metrics.k8s.io", "pods", &["list"]),
+        ("events.k8s.io", "events", &["create", "patch"]),
+    ]
+    .into_iter()
+    .map(|(g, r, v)| ((g.to_string(), r.to_string()), set(v)))
+    .collect();
+    assert_eq!(got, want, "ClusterRole mlsched-autoscaler differs from the autoscaler's API calls");
+    assert!(role.rules.as_deref().unwrap().iter().all(|r| r.resource_names.is_none()));
+}
+
+#[test]
+fn hybrid_autoscaler_crd_is_the_autoscaler_type() {
+    let m = load();
+    let crd = named(&m.crds, HYBRID_AUTOSCALER_CRD);
+    let generated = mlsched_autoscaler::crd::HybridAutoscaler::crd();
+    let (got, want) = (serde_json::to_value(&crd.spec).unwrap(), serde_json::to_value(&generated.spec).unwrap());
+    assert!(
+        got == want,
+        "crds/{HYBRID_AUTOSCALER_CRD}.yaml differs from autoscaler/src/crd.rs; regenerate it:\n{}",
+        serde_yaml_ng::to_string(&generated).unwrap()
+    );
+    assert_eq!(crd.metadata.name, generated.metadata.name);
+    assert_eq!(crd.spec.scope, "Namespaced");
+    let v = &crd.spec.versions[0];
+    assert!(v.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some(), "status subresource");
+}
+
+fn hybrid_autoscaler_spec_schema(m: &Manifests) -> JSONSchemaProps {
+    let crd = named(&m.crds, HYBRID_AUTOSCALER_CRD);
+    let schema = crd.spec.versions[0].schema.as_ref().and_then(|s| s.open_api_v3_schema.clone()).unwrap();
+    property(&schema, &["spec"]).clone()
+}
+
+#[test]
+fn hybrid_autoscalers_validate_against_the_crd_and_the_autoscaler() {
+    let m = load();
+    let spec_schema = hybrid_autoscaler_spec_schema(&m);
+    let config = autoscaler_config(&m);
+    assert!(!m.hybrid_autoscalers.is_empty(), "an example HybridAutoscaler");
+    for doc in &m.hybrid_autoscalers {
+        let at = doc.at();
+        let spec = doc.value.get("spec").unwrap_or_else(|| panic!("{at}: spec"));
+        for required in ["/targetRef/kind", "/targetRef/name", "/maxReplicas"] {
+            assert!(spec.pointer(required).is_some(), "{at}: spec{} is required", required.replace('/', "."));
+        }
+        let mut errors = Vec::new();
+        schema_errors(&spec_schema, spec, ".spec", &mut errors);
+        assert!(errors.is_empty(), "{at}: {errors:?}");
+        assert!(doc.value.get("status").is_none(), "{at}: status is the autoscaler's");
+        // The autoscaler's own parse and spec validation (what would give Valid=False).
+        let ha: mlsched_autoscaler::crd::HybridAutoscaler =
+            serde_json::from_value(doc.value.clone()).unwrap_or_else(|e| panic!("{at}: {e}"));
+        mlsched_autoscaler::run::policy_from_spec(&ha.spec, &config).unwrap_or_else(|e| panic!("{at}: {e}"));
+        // The target sits next to it, with a matchLabels-only selector; a preset near-workload annotation
+        // equals what the autoscaler would write (the selector as k=v,...).
+        let target = &ha.spec.target_ref;
+        assert_eq!(target.kind, "Deployment", "{at}: the examples target a Deployment");
+        let (_, d) = m
+            .example_deployments
+            .iter()
+            .find(|(f, d)| *f == doc.file && d.metadata.name.as_deref() == Some(target.name.as_str()))
+            .unwrap_or_else(|| panic!("{at}: target Deployment {} in {}", target.name, doc.file));
+        let d = &d.spec;
+        assert!(d.selector.match_expressions.as_ref().is_none_or(Vec::is_empty), "{at}: matchLabels only");
+        let labels = d.selector.match_labels.clone().unwrap_or_default();
+        assert!(!labels.is_empty(), "{at}: the target selects by matchLabels");
+        let selector = labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+        let annotations = d.template.metadata.as_ref().and_then(|t| t.annotations.clone()).unwrap_or_default();
+        if let Some(near) = annotations.get(keys::NEAR_WORKLOAD_ANNOTATION) {
+            assert_eq!(*near, selector, "{at}: {} must be the target's selector", keys::NEAR_WORKLOAD_ANNOTATION);
+        }
+        let pod = d.template.spec.as_ref().unwrap();
+        let min = ha.spec.min_replicas.unwrap_or(1);
+        assert!(d.replicas.unwrap_or(1) >= min && d.replicas.unwrap_or(1) <= ha.spec.max_replicas, "{at}: replicas");
+        for c in &pod.containers {
+            let requests = c.resources.as_ref().and_then(|r| r.requests.clone()).unwrap_or_default();
+            assert!(requests.contains_key("cpu") && requests.contains_key("memory"), "{at}: {} requests", c.name);
+        }
+    }
+    // The schema catches a typo and a missing required field.
+    let mut errors = Vec::new();
+    schema_errors(&spec_schema, &json!({"targetRef": {"kind": "Deployment"}, "maxReplica": 3}), ".spec", &mut errors);
+    assert!(errors.iter().any(|e| e.contains(".spec.maxReplica")), "{errors:?}");
+    assert!(errors.iter().any(|e| e.contains(".spec.targetRef.name: required")), "{errors:?}");
 }
 
 // ------------------------------------------------------------------------------------------- PodGroups
@@ -649,7 +901,7 @@ fn schema_errors(schema: &JSONSchemaProps, v: &Value, path: &str, out: &mut Vec<
 }
 
 fn pod_group_schema(m: &Manifests) -> (&CustomResourceDefinition, JSONSchemaProps) {
-    let crd = only(&m.crds, "CRD");
+    let crd = named(&m.crds, POD_GROUP_CRD);
     let version = &crd.spec.versions[0];
     let schema = version.schema.as_ref().and_then(|s| s.open_api_v3_schema.clone()).expect("openAPIV3Schema");
     (crd, schema)
@@ -740,6 +992,7 @@ fn check_mlsched_annotations(annotations: Option<&Value>, config: &Config, at: &
         keys::TOPOLOGY_REQUIRED_ANNOTATION,
         keys::TOPOLOGY_PREFERRED_ANNOTATION,
         keys::GANG_TIMEOUT_ANNOTATION,
+        keys::NEAR_WORKLOAD_ANNOTATION,
     ];
     let Some(Value::Object(map)) = annotations else { return };
     for (k, v) in map {
