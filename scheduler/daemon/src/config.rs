@@ -13,6 +13,7 @@
 //! backoff: { initialSeconds: 1, maxSeconds: 60 }
 //! leaderElection: { enabled: true, leaseName: mlsched, namespace: kube-system, leaseDurationSeconds: 15, renewGraceSeconds: 5 }
 //! listenAddress: 0.0.0.0:10259
+//! placementApi: 127.0.0.1:10260     # the Placement gRPC API: a loopback host:port or unix:/path
 //! logFormat: text                   # or json
 //! ```
 
@@ -37,7 +38,39 @@ pub struct Config {
     pub backoff: BackoffConfig,
     pub leader_election: LeaderElectionConfig,
     pub listen_address: String,
+    /// Where the Placement gRPC API is served to the autoscaler sidecar: a loopback `host:port` or
+    /// `unix:/absolute/path` (see [`PlacementApiAddr`]).
+    pub placement_api: String,
     pub log_format: LogFormat,
+}
+
+/// The default `placementApi`: loopback, next to the metrics port.
+pub const DEFAULT_PLACEMENT_API: &str = "127.0.0.1:10260";
+
+/// A parsed `placementApi`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlacementApiAddr {
+    /// A loopback TCP address (the API has no authentication: it must not leave the pod).
+    Tcp(SocketAddr),
+    /// A Unix socket path (absolute).
+    Unix(std::path::PathBuf),
+}
+
+impl PlacementApiAddr {
+    pub fn parse(text: &str) -> Result<PlacementApiAddr, String> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            let path = std::path::PathBuf::from(path);
+            if !path.is_absolute() {
+                return Err(format!("{text:?}: the Unix socket path must be absolute"));
+            }
+            return Ok(PlacementApiAddr::Unix(path));
+        }
+        let addr: SocketAddr = text.parse().map_err(|e| format!("{text:?}: {e} (host:port or unix:/path)"))?;
+        if !addr.ip().is_loopback() {
+            return Err(format!("{text:?}: must be a loopback address (the API is unauthenticated)"));
+        }
+        Ok(PlacementApiAddr::Tcp(addr))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -143,6 +176,7 @@ impl Default for Config {
             backoff: BackoffConfig::default(),
             leader_election: LeaderElectionConfig::default(),
             listen_address: "0.0.0.0:10259".into(),
+            placement_api: DEFAULT_PLACEMENT_API.into(),
             log_format: LogFormat::Text,
         }
     }
@@ -213,6 +247,7 @@ impl Config {
         self.listen_address
             .parse::<SocketAddr>()
             .map_err(|e| format!("config: listenAddress: {:?}: {e}", self.listen_address))?;
+        PlacementApiAddr::parse(&self.placement_api).map_err(|e| format!("config: placementApi: {e}"))?;
         Ok(())
     }
 
@@ -240,7 +275,21 @@ impl ProfileConfig {
         profile.name = self.scheduler_name.clone();
         Ok(profile)
     }
+
+    /// [`build`](Self::build) plus `NetworkProximityScore` over the topology levels, at a modest weight
+    /// (`scoreWeight / NEAR_WORKLOAD_WEIGHT_DIVISOR`): it scores 0 everywhere for pods without
+    /// `near_nodes` (no `mlsched.io/near-workload` annotation), so only those pods feel it, and for them it
+    /// breaks near-ties of the policy towards the workload's nodes rather than overriding the policy.
+    pub fn build_with_topology(&self, levels: &[String]) -> Result<Profile, String> {
+        let labels: Vec<&str> = levels.iter().map(String::as_str).collect();
+        let proximity = mlsched::plugins::NetworkProximityScore::from_labels(&labels)
+            .map_err(|e| format!("config: topologyLevels: {e}"))?;
+        Ok(self.build()?.score(proximity, (self.score_weight / NEAR_WORKLOAD_WEIGHT_DIVISOR).max(1)))
+    }
 }
+
+/// The proximity plugin weighs `scoreWeight / 2`: half the policy's.
+pub const NEAR_WORKLOAD_WEIGHT_DIVISOR: i64 = 2;
 
 #[cfg(test)]
 mod tests {
@@ -284,5 +333,26 @@ mod tests {
         assert!(err("listenAddress: nowhere\n").contains("listenAddress"));
         assert!(err("typo: 1\n").contains("typo"));
         assert!(err("client: {qps: 0}\n").contains("client.qps"));
+        assert!(err("placementApi: 0.0.0.0:10260\n").contains("placementApi"));
+        assert!(err("placementApi: unix:relative.sock\n").contains("placementApi"));
+        assert!(err("placementApi: nowhere\n").contains("placementApi"));
+    }
+
+    #[test]
+    fn placement_api_defaults_to_loopback_and_takes_unix_paths() {
+        let c = Config::from_yaml("").unwrap();
+        assert_eq!(
+            PlacementApiAddr::parse(&c.placement_api).unwrap(),
+            PlacementApiAddr::Tcp(([127, 0, 0, 1], 10260).into())
+        );
+        let c = Config::from_yaml("placementApi: unix:/run/mlsched/placement.sock\n").unwrap();
+        assert_eq!(
+            PlacementApiAddr::parse(&c.placement_api).unwrap(),
+            PlacementApiAddr::Unix("/run/mlsched/placement.sock".into())
+        );
+        assert!(PlacementApiAddr::parse("[::1]:7000").is_ok());
+        let p = c.profiles[0].build_with_topology(&["rack".into()]).unwrap();
+        let last = p.scores.last().unwrap();
+        assert_eq!((last.plugin.name(), last.weight), ("NetworkProximityScore", 500));
     }
 }

@@ -25,6 +25,10 @@ pub const GANG_SIZE_ANNOTATION: &str = "mlsched.io/gang-size";
 /// Gang topology (on a member pod or on the PodGroup): a node label from the configured topology levels.
 pub const TOPOLOGY_REQUIRED_ANNOTATION: &str = "mlsched.io/topology-required-level";
 pub const TOPOLOGY_PREFERRED_ANNOTATION: &str = "mlsched.io/topology-preferred-level";
+/// Pod annotation: the label selector of the workload the pod belongs with (`"app=web,tier=cache"`, all
+/// must match). The pod is preferred on nodes with a short network path to the nodes of the bound pods
+/// matching it in the same namespace (`NetworkProximityScore`), as the hybrid autoscaler places replicas.
+pub const NEAR_WORKLOAD_ANNOTATION: &str = "mlsched.io/near-workload";
 /// Optional gang timeout for annotation-only gangs, in seconds.
 pub const GANG_TIMEOUT_ANNOTATION: &str = "mlsched.io/gang-timeout-seconds";
 

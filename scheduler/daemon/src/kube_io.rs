@@ -109,11 +109,11 @@ impl Reporter {
             Report::Scheduled { pod, node } => {
                 self.conditions.forget(&pod.key());
                 let message = format!("Successfully assigned {} to {node}", pod.key());
-                self.event(&pod_object(&pod), "Normal", REASON_SCHEDULED, &message).await
+                self.event(&pod_object(pod), "Normal", REASON_SCHEDULED, &message).await
             }
             Report::Gang(g) => self.gang(g).await,
             Report::GangEvent { gang, reason, message } => {
-                let (namespace, name) = gang.split_once('/').unwrap_or(("default", &gang));
+                let (namespace, name) = gang.split_once('/').unwrap_or(("default", gang));
                 let object = ObjectReference {
                     api_version: Some("scheduling.x-k8s.io/v1alpha1".into()),
                     kind: Some("PodGroup".into()),

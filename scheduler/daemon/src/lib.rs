@@ -8,6 +8,7 @@
 //! - `crd`: the coscheduling `PodGroup`.
 //! - `kube_io`: binding, status, Events; `run`: watchers + decision loop + leader election;
 //!   `http`: `/metrics`, `/healthz`, `/readyz`; `metrics`.
+//! - `placement_api`: the Placement gRPC API for the autoscaler, answered by the decision loop.
 //!
 //! Tests run the whole scheduler in-process with [`run`].
 
@@ -18,6 +19,7 @@ pub mod http;
 pub mod keys;
 pub mod kube_io;
 pub mod metrics;
+pub mod placement_api;
 pub mod quantity;
 pub mod queue;
 pub mod ratelimit;

@@ -22,6 +22,7 @@ use crate::crd::PodGroup;
 use crate::http::{self, Health};
 use crate::kube_io::{self, Report, Reporter};
 use crate::metrics::Metrics;
+use crate::placement_api;
 use crate::queue::{Backoff, SchedulingQueue, UnitKey};
 use crate::ratelimit::Limiter;
 use crate::state::{BindFollowUp, BindPlan, ClusterState, MemberBind, PodGroupInfo};
@@ -34,6 +35,7 @@ enum Input {
     BindDone { unit: UnitKey, member: MemberBind, result: Result<(), String>, elapsed: Duration },
     Leader(bool),
     WatchError(&'static str, String),
+    Query(placement_api::Query), // a Placement API request, answered on the loop's state
 }
 
 fn forward<K, S>(
@@ -80,8 +82,12 @@ pub async fn run(
     listening: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
 ) -> anyhow::Result<()> {
     config.validate().map_err(anyhow::Error::msg)?;
-    let profiles: Vec<Profile> =
-        config.profiles.iter().map(|p| p.build()).collect::<Result<_, _>>().map_err(anyhow::Error::msg)?;
+    let profiles: Vec<Profile> = config
+        .profiles
+        .iter()
+        .map(|p| p.build_with_topology(&config.topology_levels))
+        .collect::<Result<_, _>>()
+        .map_err(anyhow::Error::msg)?;
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
     let identity = config.leader_election.identity.clone().unwrap_or_else(default_identity);
@@ -96,6 +102,8 @@ pub async fn run(
     tasks.0.push(tokio::spawn(http::serve(listener, metrics.clone(), health.clone())));
 
     let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
+    let query_tx = tx.clone();
+    let placement = placement_api::start(&config, Arc::new(move |q| query_tx.send(Input::Query(q)).is_ok())).await;
     let wc = watcher::Config::default();
     let nodes = watcher::watcher(Api::<k8s::Node>::all(client.clone()), wc.clone()).default_backoff();
     tasks.0.push(forward(nodes, tx.clone(), Input::Node, "nodes"));
@@ -189,6 +197,11 @@ pub async fn run(
     }
     info!("shutting down");
     health.ready.store(false, Ordering::Relaxed);
+    // Queries still queued are dropped (their callers get UNAVAILABLE), so the graceful stop cannot wait on them.
+    drop(rx);
+    if let Some(placement) = placement {
+        placement.stop(Duration::from_secs(3)).await;
+    }
     drop(lease_rx);
     drop(tasks);
     if let Some(handle) = lease_task {
@@ -252,6 +265,11 @@ impl Loop {
                 self.metrics.is_leader.set(i64::from(leader));
             }
             Input::WatchError(what, e) => warn!(watch = what, error = %e, "watch error; retrying with backoff"),
+            Input::Query(query) => query(placement_api::QueryContext {
+                state: &mut self.state,
+                profiles: &self.profiles,
+                synced: self.synced_nodes && self.synced_pods,
+            }),
         }
         self.health.ready.store(self.synced_nodes && self.synced_pods, Ordering::Relaxed);
     }

@@ -35,6 +35,18 @@ struct BoundPod {
     node: String,
     gpu_index: Option<Vec<usize>>,
     gang: Option<String>,
+    labels: BTreeMap<String, String>,
+}
+
+/// A pod the scheduler tracks, as the Placement API reports it.
+#[derive(Debug, Clone, Copy)]
+pub struct KnownPod<'a> {
+    /// `namespace/name`.
+    pub key: &'a str,
+    /// Bound, or assumed while its bind is in flight; `None` while it waits to be scheduled.
+    pub node: Option<&'a str>,
+    pub labels: &'a BTreeMap<String, String>,
+    pub pod: &'a Pod,
 }
 
 #[derive(Debug, Clone)]
@@ -259,7 +271,8 @@ impl ClusterState {
             if assumed.is_some() && !keep_assumption {
                 let _ = self.snapshot.forget(&key);
             }
-            self.bound.insert(key.clone(), BoundPod { pod: info.pod, node, gpu_index, gang });
+            let labels = info.labels;
+            self.bound.insert(key.clone(), BoundPod { pod: info.pod, node, gpu_index, gang, labels });
             if !keep_assumption {
                 self.place_bound(&key);
             }
@@ -461,7 +474,7 @@ impl ClusterState {
             }
             let profile = pods[0].profile.min(profiles.len() - 1);
             let priority = pods.iter().map(|p| p.info.pod.priority).max().unwrap_or(0);
-            let mut gang = Gang::new(gang_name.clone(), min, pods.iter().map(|p| p.info.pod.clone()).collect())
+            let mut gang = Gang::new(gang_name.clone(), min, pods.iter().map(|p| self.pod_for_pass(p)).collect())
                 .with_priority(priority);
             gang.timeout = timeout;
             gang.topology = topology;
@@ -592,6 +605,46 @@ impl ClusterState {
         result
     }
 
+    /// The core pod to schedule, with `near_nodes` filled from `mlsched.io/near-workload`: the nodes of the
+    /// bound (or assumed) pods of the same namespace matching the selector, one entry per pod.
+    fn pod_for_pass(&self, pending: &PendingPod) -> Pod {
+        let mut pod = pending.info.pod.clone();
+        if let Some(selector) = &pending.info.near_workload {
+            let namespace = &pending.info.pod_ref.namespace;
+            pod.near_nodes = self
+                .known_pods()
+                .filter(|k| k.key != pod.key && k.key.split_once('/').is_some_and(|(ns, _)| ns == namespace))
+                .filter(|k| crate::translate::selector_matches(selector, k.labels))
+                .filter_map(|k| k.node.map(str::to_string))
+                .collect();
+            pod.near_nodes.sort();
+        }
+        pod
+    }
+
+    /// A pod the scheduler tracks (bound, assumed or pending), by `namespace/name`.
+    pub fn known_pod(&self, key: &str) -> Option<KnownPod<'_>> {
+        if let Some((key, b)) = self.bound.get_key_value(key) {
+            return Some(KnownPod { key, node: Some(&b.node), labels: &b.labels, pod: &b.pod });
+        }
+        let (key, p) = self.pending.get_key_value(key)?;
+        let node = self.assumed.get(key).map(|(n, _)| n.as_str());
+        Some(KnownPod { key, node, labels: &p.info.labels, pod: &p.info.pod })
+    }
+
+    /// Every pod the scheduler tracks: bound pods of any scheduler, and its own pending ones.
+    pub fn known_pods(&self) -> impl Iterator<Item = KnownPod<'_>> {
+        let bound =
+            self.bound.iter().map(|(key, b)| KnownPod { key, node: Some(&b.node), labels: &b.labels, pod: &b.pod });
+        let pending = self.pending.iter().map(|(key, p)| KnownPod {
+            key,
+            node: self.assumed.get(key).map(|(n, _)| n.as_str()),
+            labels: &p.info.labels,
+            pod: &p.info.pod,
+        });
+        bound.chain(pending)
+    }
+
     /// kube-scheduler's message for a single pod: `0/N nodes are available: ...`.
     fn single_pod_message(&self, profile: &Profile, key: &str) -> Option<String> {
         let pod = &self.pending.get(key)?.info.pod;
@@ -626,10 +679,17 @@ impl ClusterState {
                 let count = flight.members.len();
                 let mut gang_done = None;
                 if done {
-                    self.in_flight.remove(unit);
+                    let flight = self.in_flight.remove(unit).expect("checked above");
                     queue.set_in_flight(unit, false);
                     if let UnitKey::Gang(g) = unit {
-                        let bound_now = self.bound_members(g).max(count);
+                        // Members bound before (seen by the watch) plus this flight's, whose bound state the
+                        // watch may not have shown yet (after a give-up, earlier members are already bound).
+                        let before = self
+                            .bound
+                            .iter()
+                            .filter(|(k, b)| b.gang.as_deref() == Some(g.as_str()) && !flight.members.contains_key(*k))
+                            .count();
+                        let bound_now = before + count;
                         let mut report =
                             self.gang_report(g, "Scheduled", "Scheduled", format!("{count} members bound"));
                         report.scheduled = bound_now;

@@ -64,6 +64,10 @@ pub struct PodInfo {
     pub gang: Option<GangRef>,
     /// `mlsched.io/gpu-index` of a bound pod.
     pub gpu_index: Option<Vec<usize>>,
+    /// The pod's labels, matched by `mlsched.io/near-workload` selectors and the Placement API.
+    pub labels: BTreeMap<String, String>,
+    /// `mlsched.io/near-workload`: the label selector of the workload to be placed near.
+    pub near_workload: Option<BTreeMap<String, String>>,
 }
 
 fn quantity_map(map: Option<&BTreeMap<String, Quantity>>) -> impl Iterator<Item = (&String, &Quantity)> {
@@ -319,6 +323,30 @@ pub fn topology_requirement(
     }
 }
 
+/// `"k1=v1,k2=v2"` → `{k1: v1, k2: v2}` (an equality-based label selector; all pairs must match).
+pub fn parse_label_selector(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').ok_or_else(|| format!("{pair:?} is not key=value (in {text:?})"))?;
+        let (key, value) = (key.trim(), value.trim());
+        if key.is_empty() {
+            return Err(format!("{pair:?} has an empty key (in {text:?})"));
+        }
+        if out.insert(key.to_string(), value.to_string()).is_some() {
+            return Err(format!("key {key:?} is given twice (in {text:?})"));
+        }
+    }
+    if out.is_empty() {
+        return Err(format!("{text:?} selects nothing; give key=value pairs"));
+    }
+    Ok(out)
+}
+
+/// Whether `labels` carry every pair of `selector`.
+pub fn selector_matches(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
+    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
 /// `"0,3"` → `[0, 3]`; anything else → `None` (the device choice is then best fit).
 pub fn parse_gpu_index(text: &str) -> Option<Vec<usize>> {
     if text.trim().is_empty() {
@@ -346,7 +374,15 @@ pub fn translate_pod(pod: &k8s::Pod) -> Result<PodInfo, String> {
     core.priority = spec.priority.unwrap_or(0);
     core.validate()?;
     let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    let near_workload = match annotation(pod, NEAR_WORKLOAD_ANNOTATION) {
+        None => None,
+        Some(text) => {
+            Some(parse_label_selector(text).map_err(|e| format!("annotation {NEAR_WORKLOAD_ANNOTATION}: {e}"))?)
+        }
+    };
     Ok(PodInfo {
+        labels: pod.metadata.labels.clone().unwrap_or_default(),
+        near_workload,
         gang: gang_ref(pod, &pod_ref.namespace)?,
         gpu_index: annotation(pod, GPU_INDEX_ANNOTATION).and_then(parse_gpu_index),
         scheduler_name: spec.scheduler_name.clone().unwrap_or_else(|| "default-scheduler".into()),
@@ -543,6 +579,25 @@ mod tests {
         assert_eq!(info.gpu_index, Some(vec![1, 3]));
         assert_eq!(info.node_name.as_deref(), Some("n1"));
         assert!(!info.terminal);
+    }
+
+    #[test]
+    fn near_workload_selector_parses_and_bad_ones_are_reported() {
+        let with = |ann: &str| {
+            pod(json!({"metadata": {"name": "p", "labels": {"app": "web"},
+                "annotations": {"mlsched.io/near-workload": ann}}, "spec": {"containers": []}}))
+        };
+        let info = translate_pod(&with(" app=web , tier=cache ")).unwrap();
+        let selector = info.near_workload.unwrap();
+        assert_eq!(selector.len(), 2);
+        assert_eq!(selector["tier"], "cache");
+        assert_eq!(info.labels["app"], "web");
+        assert!(!selector_matches(&selector, &info.labels));
+        assert!(selector_matches(&parse_label_selector("app=web").unwrap(), &info.labels));
+        for bad in ["", "app", "=web", "app=web,app=db"] {
+            let err = translate_pod(&with(bad)).unwrap_err();
+            assert!(err.contains("near-workload"), "{bad:?}: {err}");
+        }
     }
 
     #[test]

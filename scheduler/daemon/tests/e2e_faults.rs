@@ -208,13 +208,15 @@ async fn bind_errors_and_conflicts_during_scheduling_leave_every_pod_bound_exact
     })
     .await;
     for (name, members, _) in GANGS {
-        eventually(&format!("PodGroup {name} Scheduled"), Duration::from_secs(5), || {
-            h.pod_group(name).is_some_and(|g| {
-                g.pointer("/status/phase").and_then(Value::as_str) == Some("Scheduled")
-                    && g.pointer("/status/scheduled").and_then(Value::as_u64) == Some(u64::from(members))
-            })
-        })
-        .await;
+        let scheduled = |g: &Value| {
+            g.pointer("/status/phase").and_then(Value::as_str) == Some("Scheduled")
+                && g.pointer("/status/scheduled").and_then(Value::as_u64) == Some(u64::from(members))
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !h.pod_group(name).is_some_and(|g| scheduled(&g)) {
+            assert!(tokio::time::Instant::now() < deadline, "PodGroup {name} not Scheduled: {:?}", h.pod_group(name));
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
     h.stop().await;
 }
