@@ -17,9 +17,7 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use mlsched::core::{GpuRequest, MIB, Node, Pod, Resources, Snapshot};
 use mlsched::framework::Profile;
 use mlsched::gang::{Gang, plan_gang};
-use mlsched::plugins::{
-    GpuFit, NodeAffinityFilter, NodeUnschedulable, ResourcesFit, TaintToleration,
-};
+use mlsched::plugins::{GpuFit, NodeAffinityFilter, NodeUnschedulable, ResourcesFit, TaintToleration};
 use mlsched::topology::{HOSTNAME_LABEL, Topology};
 
 const SPINE: &str = "network.mlsched.io/spine";
@@ -43,11 +41,7 @@ fn fat_tree() -> Snapshot {
     }
     let mut snapshot = Snapshot::new(nodes).unwrap();
     for id in (0..5000).step_by(3) {
-        let pod = Pod::new(
-            format!("running/{id}"),
-            Resources::new(8000, 64 * MIB, 1),
-            GpuRequest::whole(4),
-        );
+        let pod = Pod::new(format!("running/{id}"), Resources::new(8000, 64 * MIB, 1), GpuRequest::whole(4));
         snapshot.assume(&pod, id, &[0, 1, 2, 3]).unwrap();
     }
     snapshot
@@ -55,13 +49,7 @@ fn fat_tree() -> Snapshot {
 
 fn gang(name: &str, size: usize, gpus: u32) -> Gang {
     let members = (0..size)
-        .map(|i| {
-            Pod::new(
-                format!("{name}/worker-{i}"),
-                Resources::new(8000, 64 * MIB, 1),
-                GpuRequest::whole(gpus),
-            )
-        })
+        .map(|i| Pod::new(format!("{name}/worker-{i}"), Resources::new(8000, 64 * MIB, 1), GpuRequest::whole(gpus)))
         .collect();
     Gang::new(name, size, members)
 }

@@ -32,7 +32,7 @@ fn one_decision(c: &mut Criterion) {
     let nodes = read_nodes(&BUNDLED_NODES).unwrap();
     let pods = read_pods(&BUNDLED_PODS).unwrap();
     let mut group = c.benchmark_group("decision_half_full");
-    for policy in Policy::ALL {
+    for policy in Policy::EXTENDED {
         let mut state = ReplayState::new(&ReplayInput { nodes: &nodes, pods: &pods, policy, seed: 42, tune: 1.3 });
         let half = state.stream.len() / 2;
         for _ in 0..half {

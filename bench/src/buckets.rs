@@ -31,9 +31,7 @@ impl ArrivalBuckets {
 
     fn mean(&self, k: usize, pick: impl Fn(&(u64, f64, f64)) -> f64) -> Option<f64> {
         let window = |range: std::ops::RangeInclusive<usize>| {
-            let (n, sum) = range
-                .filter_map(|i| self.sums.get(i))
-                .fold((0u64, 0.0), |(n, s), b| (n + b.0, s + pick(b)));
+            let (n, sum) = range.filter_map(|i| self.sums.get(i)).fold((0u64, 0.0), |(n, s), b| (n + b.0, s + pick(b)));
             (n > 0).then(|| sum / n as f64)
         };
         window(k..=k).or_else(|| window(k.saturating_sub(1)..=k + 1))
@@ -47,7 +45,9 @@ impl ArrivalBuckets {
     /// Mean fragmented GPU (% of capacity) per arrived %, 0..=130.
     pub fn frag_pct(&self) -> Vec<Option<f64>> {
         let capacity = self.capacity_milli as f64;
-        (0..=MAX_ARRIVED_PCT).map(|k| self.mean(k, |b| b.2).map(|f| crate::replay::round2(100.0 * f / capacity))).collect()
+        (0..=MAX_ARRIVED_PCT)
+            .map(|k| self.mean(k, |b| b.2).map(|f| crate::replay::round2(100.0 * f / capacity)))
+            .collect()
     }
 }
 

@@ -37,7 +37,11 @@ pub fn mean_sd(values: &[f64]) -> (f64, f64) {
         return (f64::NAN, f64::NAN);
     }
     let mean = values.iter().sum::<f64>() / n;
-    let sd = if values.len() > 1 { (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt() } else { 0.0 };
+    let sd = if values.len() > 1 {
+        (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+    } else {
+        0.0
+    };
     (mean, sd)
 }
 
@@ -69,11 +73,19 @@ pub fn markdown_table(summaries: &[ReplaySummary], policies: &[Policy]) -> Strin
 /// One row per replay: the scalar results and the allocation curve.
 pub fn write_csv(path: &Path, summaries: &[ReplaySummary]) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
-    let mut header: Vec<String> =
-        ["policy", "seed", "tune", "pods_arrived", "pods_failed", "unallocated_gpu_pct_at_100", "frag_pct_at_100", "elapsed_seconds"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+    let mut header: Vec<String> = [
+        "policy",
+        "seed",
+        "tune",
+        "pods_arrived",
+        "pods_failed",
+        "unallocated_gpu_pct_at_100",
+        "frag_pct_at_100",
+        "elapsed_seconds",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     header.extend((0..=crate::buckets::MAX_ARRIVED_PCT).map(|k| format!("alloc_{k}")));
     w.write_record(&header)?;
     let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.2}"));

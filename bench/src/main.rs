@@ -130,7 +130,9 @@ fn parse_seeds(s: &str) -> Result<Seeds, String> {
         }
         (a..=b).collect()
     } else {
-        s.split(',').map(|x| x.trim().parse::<u64>().map_err(|e| format!("seed {x:?}: {e}"))).collect::<Result<_, _>>()?
+        s.split(',')
+            .map(|x| x.trim().parse::<u64>().map_err(|e| format!("seed {x:?}: {e}")))
+            .collect::<Result<_, _>>()?
     };
     Ok(Seeds(seeds))
 }
@@ -172,7 +174,8 @@ fn run_replay(args: &ReplayArgs) -> anyhow::Result<()> {
     bar.finish();
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let path = args.out.join("summary.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&summary)?).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::write(&path, serde_json::to_string_pretty(&summary)?)
+        .with_context(|| format!("writing {}", path.display()))?;
     let fmt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.2}"));
     println!(
         "{} seed {} on {} nodes / {} GPUs: {} pods arrived, {} failed; unallocated GPU at 100% arrived: {} %, fragmentation: {} %; {:.2} s ({:.0} decisions/s)",
@@ -233,7 +236,14 @@ fn run_mig(args: &MigArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     std::fs::write(args.out.join("mig.md"), &table)?;
     std::fs::write(args.out.join("summaries.json"), serde_json::to_string(&summaries)?)?;
-    println!("{} nodes x 8 {}, mix {}, seeds {:?}, tune {}\n", args.nodes, mlsim::mig::GPU_MODEL, args.mix, args.seeds.0, args.tune);
+    println!(
+        "{} nodes x 8 {}, mix {}, seeds {:?}, tune {}\n",
+        args.nodes,
+        mlsim::mig::GPU_MODEL,
+        args.mix,
+        args.seeds.0,
+        args.tune
+    );
     print!("{table}");
     if let Some(readme) = &args.readme {
         let header = format!(

@@ -61,7 +61,8 @@ pub fn parse_mix(text: &str) -> anyhow::Result<Vec<(String, f64)>> {
     let geometry = MigGeometry::for_model(GPU_MODEL).expect("the scenario's GPU has MIG");
     let mut mix = Vec::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (name, weight) = part.split_once('=').with_context(|| format!("mix entry {part:?} is not PROFILE=WEIGHT"))?;
+        let (name, weight) =
+            part.split_once('=').with_context(|| format!("mix entry {part:?} is not PROFILE=WEIGHT"))?;
         let weight: f64 = weight.trim().parse().with_context(|| format!("mix weight in {part:?}"))?;
         if geometry.profile(name.trim()).is_none() {
             let known: Vec<_> = geometry.profiles.iter().map(|p| p.name).collect();
@@ -118,16 +119,23 @@ pub fn stream(mix: &[(String, f64)], capacity_slices: i64, tune: f64, seed: u64)
     let (mut pods, mut arrived) = (Vec::new(), 0i64);
     loop {
         let mut x = rng.random_range(0.0..total);
-        let (name, _) = mix.iter().find(|(_, w)| {
-            x -= w;
-            x < 0.0
-        }).unwrap_or(&mix[mix.len() - 1]);
+        let (name, _) = mix
+            .iter()
+            .find(|(_, w)| {
+                x -= w;
+                x < 0.0
+            })
+            .unwrap_or(&mix[mix.len() - 1]);
         let slices = slices_of(name);
         if (arrived + slices) as f64 > tune * capacity_slices as f64 {
             return pods;
         }
         arrived += slices;
-        let mut pod = Pod::new(format!("mig-pod-{:05}", pods.len()), Resources::new(4000, 16 * 1024 * MIB, 1), GpuRequest::none());
+        let mut pod = Pod::new(
+            format!("mig-pod-{:05}", pods.len()),
+            Resources::new(4000, 16 * 1024 * MIB, 1),
+            GpuRequest::none(),
+        );
         pod.mig = Some(MigRequest { profile: name.clone(), count: 1 });
         pods.push(pod);
     }
@@ -177,13 +185,16 @@ pub fn replay(nodes: usize, mix: &[(String, f64)], policy: MigPolicy, seed: u64,
 }
 
 pub fn compare(nodes: usize, mix: &[(String, f64)], seeds: &[u64], tune: f64) -> Vec<MigSummary> {
-    let pairs: Vec<(MigPolicy, u64)> = MigPolicy::ALL.iter().flat_map(|&p| seeds.iter().map(move |&s| (p, s))).collect();
+    let pairs: Vec<(MigPolicy, u64)> =
+        MigPolicy::ALL.iter().flat_map(|&p| seeds.iter().map(move |&s| (p, s))).collect();
     pairs.par_iter().map(|&(p, s)| replay(nodes, mix, p, s, tune)).collect()
 }
 
 pub fn markdown(summaries: &[MigSummary], mix: &[(String, f64)]) -> String {
     use std::fmt::Write as _;
-    let mut out = String::from("| policy | unallocated slices % at 100% arrived | stranded slices % at 100% arrived | failed pods |");
+    let mut out = String::from(
+        "| policy | unallocated slices % at 100% arrived | stranded slices % at 100% arrived | failed pods |",
+    );
     for (name, _) in mix {
         let _ = write!(out, " failed {name} |");
     }
@@ -192,7 +203,8 @@ pub fn markdown(summaries: &[MigSummary], mix: &[(String, f64)]) -> String {
     out.push('\n');
     for policy in MigPolicy::ALL {
         let runs: Vec<&MigSummary> = summaries.iter().filter(|s| s.policy == policy.name()).collect();
-        let stat = |f: &dyn Fn(&MigSummary) -> Option<f64>| mean_sd(&runs.iter().filter_map(|s| f(s)).collect::<Vec<_>>());
+        let stat =
+            |f: &dyn Fn(&MigSummary) -> Option<f64>| mean_sd(&runs.iter().filter_map(|s| f(s)).collect::<Vec<_>>());
         let (u, us) = stat(&|s| s.unallocated_slices_pct_at_100);
         let (st, sts) = stat(&|s| s.stranded_slices_pct_at_100);
         let (f, _) = stat(&|s| Some(s.pods_failed as f64));

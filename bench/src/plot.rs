@@ -8,7 +8,12 @@ use plotters::prelude::*;
 use crate::buckets::MAX_ARRIVED_PCT;
 use crate::replay::ReplaySummary;
 
-pub fn allocation_svg(path: &Path, summaries: &[ReplaySummary], policies: &[String], title: &str) -> anyhow::Result<()> {
+pub fn allocation_svg(
+    path: &Path,
+    summaries: &[ReplaySummary],
+    policies: &[String],
+    title: &str,
+) -> anyhow::Result<()> {
     let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
@@ -36,7 +41,12 @@ pub fn allocation_svg(path: &Path, summaries: &[ReplaySummary], policies: &[Stri
             .label(policy.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
     }
-    chart.configure_series_labels().position(SeriesLabelPosition::UpperLeft).background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
     root.present()?;
     Ok(())
 }

@@ -54,7 +54,8 @@ fn column_100(gz: &[u8], what: &str) -> anyhow::Result<BTreeMap<(String, Policy)
 impl Published {
     pub fn load() -> anyhow::Result<Published> {
         let alloc = column_100(ALLOC, "analysis_allo_discrete.csv.gz")?;
-        let unallocated_at_100 = alloc.into_iter().map(|(k, v)| (k, v.into_iter().map(|a| 100.0 - a).collect())).collect();
+        let unallocated_at_100 =
+            alloc.into_iter().map(|(k, v)| (k, v.into_iter().map(|a| 100.0 - a).collect())).collect();
         Ok(Published { unallocated_at_100, frag_at_100: column_100(FRAG, "analysis_frag_discrete.csv.gz")? })
     }
 

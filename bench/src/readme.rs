@@ -37,7 +37,10 @@ mod tests {
     fn replaces_only_between_its_own_markers() {
         let text = "a\n<!-- BEGIN generated:t -->\nold\n<!-- END generated:t -->\nb\n<!-- BEGIN generated:u -->\nkeep\n<!-- END generated:u -->\n";
         let out = splice_text(text, "t", "new\n").unwrap();
-        assert_eq!(out, "a\n<!-- BEGIN generated:t -->\nnew\n<!-- END generated:t -->\nb\n<!-- BEGIN generated:u -->\nkeep\n<!-- END generated:u -->\n");
+        assert_eq!(
+            out,
+            "a\n<!-- BEGIN generated:t -->\nnew\n<!-- END generated:t -->\nb\n<!-- BEGIN generated:u -->\nkeep\n<!-- END generated:u -->\n"
+        );
         assert!(splice_text(text, "missing", "x").is_err());
     }
 }

@@ -3,8 +3,8 @@
 use std::time::Instant;
 
 use mlsched::core::{Node, Snapshot};
-use mlsched::framework::Profile;
 use mlsched::frag::{TypicalShapes, current_node_frag_milli};
+use mlsched::framework::Profile;
 use mlsched::framework::schedule_one;
 use mlsched::plugins::policy::{Policy, PolicyInputs, profile_for};
 use rand::SeedableRng;

@@ -79,7 +79,11 @@ pub fn markdown(rows: &[Row]) -> String {
             Some(false) => format!("**no** (±{})", tolerance(&r.workload)),
             None => "—".into(),
         };
-        let _ = writeln!(out, "| {} | {} | {:.2} ± {:.2} | {published} | {delta} | {ok} |", r.workload, r.policy, r.ours.0, r.ours.1);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.2} ± {:.2} | {published} | {delta} | {ok} |",
+            r.workload, r.policy, r.ours.0, r.ours.1
+        );
     }
     out
 }
@@ -87,14 +91,14 @@ pub fn markdown(rows: &[Row]) -> String {
 /// mlsched against FGD in the same run: one row per workload with both means and whether mlsched's
 /// (with the prior and learned online) is at or below FGD's.
 pub fn mlsched_vs_fgd(rows: &[Row]) -> String {
-    let mut out = String::from(
-        "| workload | FGD | mlsched (prior) | mlsched-online | both ≤ FGD |\n|---|---|---|---|---|\n",
-    );
+    let mut out =
+        String::from("| workload | FGD | mlsched (prior) | mlsched-online | both ≤ FGD |\n|---|---|---|---|---|\n");
     let mut workloads: Vec<&str> = rows.iter().map(|r| r.workload.as_str()).collect();
     workloads.dedup();
     for w in workloads {
         let mean = |p: Policy| rows.iter().find(|r| r.workload == w && r.policy == p).map(|r| r.ours);
-        let (Some(fgd), Some(prior), Some(online)) = (mean(Policy::Fgd), mean(Policy::Mlsched), mean(Policy::MlschedOnline))
+        let (Some(fgd), Some(prior), Some(online)) =
+            (mean(Policy::Fgd), mean(Policy::Mlsched), mean(Policy::MlschedOnline))
         else {
             continue;
         };

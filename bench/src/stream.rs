@@ -3,8 +3,8 @@
 //! and the node priority order used to break score ties.
 
 use mlsched::core::Node;
-use rand::seq::SliceRandom;
 use rand::RngExt;
+use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use crate::trace::TracePod;

@@ -67,8 +67,10 @@ pub const BUNDLED_NODES: Source<'static> = Source::Bundled {
 };
 
 /// The paper's default pod list (8152 pods).
-pub const BUNDLED_PODS: Source<'static> =
-    Source::Bundled { name: "openb_pod_list_default.csv", bytes: include_bytes!("../traces/openb_pod_list_default.csv") };
+pub const BUNDLED_PODS: Source<'static> = Source::Bundled {
+    name: "openb_pod_list_default.csv",
+    bytes: include_bytes!("../traces/openb_pod_list_default.csv"),
+};
 
 fn read_rows<T: for<'de> Deserialize<'de>>(source: &Source<'_>) -> Result<Vec<(u64, T)>, TraceError> {
     let file = &source.name();
@@ -78,16 +80,14 @@ fn read_rows<T: for<'de> Deserialize<'de>>(source: &Source<'_>) -> Result<Vec<(u
         b
     };
     let input: Box<dyn std::io::Read + '_> = match source {
-        Source::File(path) => Box::new(
-            std::fs::File::open(path).map_err(|source| TraceError::Open { file: file.to_path_buf(), source })?,
-        ),
+        Source::File(path) => {
+            Box::new(std::fs::File::open(path).map_err(|source| TraceError::Open { file: file.to_path_buf(), source })?)
+        }
         Source::Bundled { bytes, .. } => Box::new(*bytes),
     };
     let mut reader = builder.from_reader(input);
-    let headers = reader
-        .headers()
-        .map_err(|e| TraceError::File { file: file.to_path_buf(), message: e.to_string() })?
-        .clone();
+    let headers =
+        reader.headers().map_err(|e| TraceError::File { file: file.to_path_buf(), message: e.to_string() })?.clone();
     let mut rows = Vec::new();
     for record in reader.deserialize::<T>() {
         match record {
@@ -111,10 +111,8 @@ pub fn read_nodes(source: &Source<'_>) -> Result<Vec<Node>, TraceError> {
         if row.memory_mib < 0 {
             return Err(invalid(file, line, "memory_mib", format!("negative memory {}", row.memory_mib)));
         }
-        let memory = row
-            .memory_mib
-            .checked_mul(MIB)
-            .ok_or_else(|| invalid(file, line, "memory_mib", "memory too large"))?;
+        let memory =
+            row.memory_mib.checked_mul(MIB).ok_or_else(|| invalid(file, line, "memory_mib", "memory too large"))?;
         let model = row.model.filter(|m| !m.is_empty() && m != "nan");
         if row.gpu > 0 && model.is_none() {
             return Err(invalid(file, line, "model", format!("node {} has {} GPUs but no model", row.sn, row.gpu)));
@@ -159,10 +157,8 @@ pub fn read_pods(source: &Source<'_>) -> Result<Vec<TracePod>, TraceError> {
         if row.num_gpu > 64 {
             return Err(invalid(file, line, "num_gpu", format!("{} GPUs in one pod", row.num_gpu)));
         }
-        let memory = row
-            .memory_mib
-            .checked_mul(MIB)
-            .ok_or_else(|| invalid(file, line, "memory_mib", "memory too large"))?;
+        let memory =
+            row.memory_mib.checked_mul(MIB).ok_or_else(|| invalid(file, line, "memory_mib", "memory too large"))?;
         let mut gpu = if row.num_gpu == 0 || row.gpu_milli == 0 {
             GpuRequest::none()
         } else {
@@ -172,7 +168,8 @@ pub fn read_pods(source: &Source<'_>) -> Result<Vec<TracePod>, TraceError> {
             return Err(invalid(file, line, "gpu_milli", e));
         }
         if let Some(spec) = row.gpu_spec.filter(|s| !s.is_empty() && s != "nan") {
-            let models: Vec<Arc<str>> = spec.split('|').map(str::trim).filter(|m| !m.is_empty()).map(Into::into).collect();
+            let models: Vec<Arc<str>> =
+                spec.split('|').map(str::trim).filter(|m| !m.is_empty()).map(Into::into).collect();
             if models.is_empty() {
                 return Err(invalid(file, line, "gpu_spec", format!("{spec:?} names no GPU model")));
             }

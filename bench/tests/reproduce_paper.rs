@@ -54,7 +54,9 @@ fn variant_workloads_reproduce_the_published_means() {
         eprintln!("SKIPPED: no shared traces at {}", dir.display());
         return;
     }
-    for workload in ["cpu050", "cpu200", "gpushare60", "gpushare100", "gpuspec10", "gpuspec25", "multigpu20", "multigpu40"] {
+    for workload in
+        ["cpu050", "cpu200", "gpushare60", "gpushare100", "gpuspec10", "gpuspec25", "multigpu20", "multigpu40"]
+    {
         let pods = read_pods(&Source::File(&workload_file(&dir, workload))).unwrap();
         check(workload, &pods);
     }

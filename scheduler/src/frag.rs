@@ -80,10 +80,8 @@ impl TypicalShapes {
             prefix += 1;
         }
         counts.truncate(prefix);
-        let shapes = counts
-            .into_iter()
-            .map(|(shape, n)| WeightedShape { shape, weight: n as f64 / taken as f64 })
-            .collect();
+        let shapes =
+            counts.into_iter().map(|(shape, n)| WeightedShape { shape, weight: n as f64 / taken as f64 }).collect();
         TypicalShapes { shapes }
     }
 
@@ -166,7 +164,8 @@ mod tests {
 
     #[test]
     fn typical_shapes_cover_95_percent_most_frequent_first() {
-        let counts = vec![(shape(1000, 1, 500), 60), (shape(2000, 1, 1000), 36), (shape(4000, 8, 1000), 3), (shape(0, 0, 0), 1)];
+        let counts =
+            vec![(shape(1000, 1, 500), 60), (shape(2000, 1, 1000), 36), (shape(4000, 8, 1000), 3), (shape(0, 0, 0), 1)];
         let t = TypicalShapes::from_counts(counts, 0.95);
         // 60 + 36 = 96 >= 95: two shapes, renormalised over 96 pods.
         assert_eq!(t.len(), 2);

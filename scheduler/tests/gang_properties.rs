@@ -5,9 +5,7 @@
 use mlsched::core::{GPU_MILLI, GpuRequest, MIB, Node, Pod, Resources, Snapshot};
 use mlsched::framework::Profile;
 use mlsched::gang::{Gang, GangPlacement, plan_gang};
-use mlsched::plugins::{
-    GpuFit, NodeAffinityFilter, NodeUnschedulable, ResourcesFit, TaintToleration,
-};
+use mlsched::plugins::{GpuFit, NodeAffinityFilter, NodeUnschedulable, ResourcesFit, TaintToleration};
 use mlsched::topology::{HOSTNAME_LABEL, Topology};
 use proptest::prelude::*;
 
@@ -40,20 +38,8 @@ enum Step {
 }
 
 fn node_spec() -> impl Strategy<Value = NodeSpec> {
-    (
-        0u8..3,
-        0u8..3,
-        prop_oneof![Just(0usize), Just(4), Just(8)],
-        4i64..64,
-        prop::bool::weighted(0.9),
-    )
-        .prop_map(|(spine, rack, gpus, cpu_cores, labelled)| NodeSpec {
-            spine,
-            rack,
-            gpus,
-            cpu_cores,
-            labelled,
-        })
+    (0u8..3, 0u8..3, prop_oneof![Just(0usize), Just(4), Just(8)], 4i64..64, prop::bool::weighted(0.9))
+        .prop_map(|(spine, rack, gpus, cpu_cores, labelled)| NodeSpec { spine, rack, gpus, cpu_cores, labelled })
 }
 
 fn gpu_request() -> impl Strategy<Value = GpuRequest> {
@@ -65,13 +51,8 @@ fn gpu_request() -> impl Strategy<Value = GpuRequest> {
 }
 
 fn gang_spec() -> impl Strategy<Value = GangSpec> {
-    (
-        1usize..=8,
-        gpu_request(),
-        500i64..16_000,
-        prop::option::of(any::<bool>()),
-    )
-        .prop_flat_map(|(members, gpu, cpu_milli, require_rack)| {
+    (1usize..=8, gpu_request(), 500i64..16_000, prop::option::of(any::<bool>())).prop_flat_map(
+        |(members, gpu, cpu_milli, require_rack)| {
             (1..=members).prop_map(move |min_member| GangSpec {
                 members,
                 min_member,
@@ -79,7 +60,8 @@ fn gang_spec() -> impl Strategy<Value = GangSpec> {
                 cpu_milli,
                 require_rack,
             })
-        })
+        },
+    )
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -92,12 +74,10 @@ fn build_cluster(specs: &[NodeSpec]) -> Snapshot {
         .enumerate()
         .map(|(i, s)| {
             let name = format!("n{i}");
-            let mut node = Node::new(&name, Resources::new(s.cpu_cores * 1000, 256 * MIB, 16))
-                .with_gpus(s.gpus, "A100");
+            let mut node =
+                Node::new(&name, Resources::new(s.cpu_cores * 1000, 256 * MIB, 16)).with_gpus(s.gpus, "A100");
             if s.labelled {
-                node = node
-                    .with_label(SPINE, format!("s{}", s.spine))
-                    .with_label(RACK, format!("r{}", s.rack));
+                node = node.with_label(SPINE, format!("s{}", s.spine)).with_label(RACK, format!("r{}", s.rack));
             }
             node.with_label(HOSTNAME_LABEL, name)
         })
@@ -107,13 +87,7 @@ fn build_cluster(specs: &[NodeSpec]) -> Snapshot {
 
 fn build_gang(name: &str, spec: &GangSpec) -> Gang {
     let members = (0..spec.members)
-        .map(|i| {
-            Pod::new(
-                format!("{name}/p{i}"),
-                Resources::new(spec.cpu_milli, MIB, 1),
-                spec.gpu.clone(),
-            )
-        })
+        .map(|i| Pod::new(format!("{name}/p{i}"), Resources::new(spec.cpu_milli, MIB, 1), spec.gpu.clone()))
         .collect();
     let gang = Gang::new(name, spec.min_member, members);
     match spec.require_rack {
@@ -141,36 +115,23 @@ fn assert_no_overcommit(snapshot: &Snapshot) -> Result<(), TestCaseError> {
             node.requested
         );
         for gpu in &node.gpus {
-            prop_assert!(
-                (0..=GPU_MILLI).contains(&gpu.used_milli),
-                "{} GPU at {} milli",
-                node.name,
-                gpu.used_milli
-            );
+            prop_assert!((0..=GPU_MILLI).contains(&gpu.used_milli), "{} GPU at {} milli", node.name, gpu.used_milli);
         }
     }
     // The node totals are exactly the sum of the placements on them.
     let mut gpu_from_placements = vec![0i64; snapshot.nodes().len()];
     for (_, placement) in snapshot.placements() {
-        gpu_from_placements[placement.node] +=
-            placement.gpus.devices.iter().map(|(_, m)| m).sum::<i64>();
+        gpu_from_placements[placement.node] += placement.gpus.devices.iter().map(|(_, m)| m).sum::<i64>();
     }
     for (node, expected) in snapshot.nodes().iter().zip(gpu_from_placements) {
-        prop_assert_eq!(
-            node.gpus.iter().map(|g| g.used_milli).sum::<i64>(),
-            expected
-        );
+        prop_assert_eq!(node.gpus.iter().map(|g| g.used_milli).sum::<i64>(), expected);
     }
     Ok(())
 }
 
 fn assert_all_or_none(snapshot: &Snapshot, gangs: &[Gang]) -> Result<(), TestCaseError> {
     for gang in gangs {
-        let placed = gang
-            .members
-            .iter()
-            .filter(|p| snapshot.placement(&p.key).is_some())
-            .count();
+        let placed = gang.members.iter().filter(|p| snapshot.placement(&p.key).is_some()).count();
         prop_assert!(
             placed == 0 || placed >= gang.min_member,
             "gang {} has {placed}/{} placed",

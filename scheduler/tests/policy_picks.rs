@@ -52,7 +52,10 @@ fn gpupacking_fills_partly_used_gpus_before_breaking_an_idle_node() {
     use_gpu(&mut s, "b-used", 3, 400);
     use_gpu(&mut s, "b-used", 5, 700);
     // The 300 share fits both used GPUs; the fuller one (GPU 5, 300 free) is taken.
-    assert_eq!(pick(&paper(Policy::GpuPacking), &s, &pod("p", 1000, GpuRequest::shared(300))), ("b-used".into(), vec![5]));
+    assert_eq!(
+        pick(&paper(Policy::GpuPacking), &s, &pod("p", 1000, GpuRequest::shared(300))),
+        ("b-used".into(), vec![5])
+    );
     // A whole GPU must come from an idle device; a used node still beats an idle one.
     assert_eq!(pick(&paper(Policy::GpuPacking), &s, &pod("q", 1000, GpuRequest::whole(1))).0, "b-used");
 }
@@ -89,7 +92,8 @@ fn fgd_picks_the_gpu_that_leaves_no_fragment_where_best_fit_would() {
 
 #[test]
 fn random_is_seeded_and_spreads_over_feasible_nodes() {
-    let s = Snapshot::new(vec![node("a", 32000, 8), node("b", 32000, 8), node("c", 32000, 8), node("d", 10, 8)]).unwrap();
+    let s =
+        Snapshot::new(vec![node("a", 32000, 8), node("b", 32000, 8), node("c", 32000, 8), node("d", 10, 8)]).unwrap();
     let profile = paper(Policy::Random);
     let mut counts = std::collections::BTreeMap::new();
     for i in 0..3000 {

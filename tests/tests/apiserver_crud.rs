@@ -3,13 +3,13 @@
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::response::Status;
 use kube::discovery::Discovery;
-use kube::ResourceExt;
 use mlsched_tests::cluster::{self};
-use mlsched_tests::testing::typed;
 use mlsched_tests::podgroup_api_resource;
+use mlsched_tests::testing::typed;
 use serde_json::json;
 
 use mlsched_tests::testing::seeded_server as seeded;
@@ -190,7 +190,11 @@ async fn binding_once_then_conflict() {
     let p = pods.get("train-a-0").await.unwrap();
     assert_eq!(p.spec.as_ref().unwrap().node_name.as_deref(), Some("gpu-r0-n0"));
     let annotations = p.metadata.annotations.clone().unwrap_or_default();
-    assert_eq!(annotations.get("mlsched.io/gpu-index").map(String::as_str), Some("0,1"), "binding annotations reach the pod");
+    assert_eq!(
+        annotations.get("mlsched.io/gpu-index").map(String::as_str),
+        Some("0,1"),
+        "binding annotations reach the pod"
+    );
     let conds = p.status.unwrap().conditions.unwrap();
     assert!(conds.iter().any(|c| c.type_ == "PodScheduled" && c.status == "True"));
 

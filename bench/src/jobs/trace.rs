@@ -8,8 +8,8 @@
 use std::io::Read;
 use std::path::Path;
 
-use serde::Deserialize;
 use crate::trace_error::{TraceError, invalid, row_error};
+use serde::Deserialize;
 
 /// One training job as the replay sees it.
 #[derive(Debug, Clone, PartialEq)]

@@ -184,7 +184,8 @@ pub fn place_greedily(
         let mut candidates = Vec::new();
         for (i, state) in &states {
             let Some(profile) = state.geometry.profile(&request.profile) else { continue };
-            candidates.extend(state.free_starts(profile).map(|start| (*i, MigInstance { profile: profile as u8, start })));
+            candidates
+                .extend(state.free_starts(profile).map(|start| (*i, MigInstance { profile: profile as u8, start })));
         }
         let (gpu, instance) = choose(&states, &candidates)?;
         states.iter_mut().find(|(i, _)| *i == gpu)?.1.place(instance).ok()?;

@@ -133,7 +133,9 @@ mod tests {
             ],
         };
         assert!(aff.matches(&l));
-        let aff = NodeAffinity { terms: vec![vec![req("gpu", SelectorOp::In, &["a100"]), req("zone", SelectorOp::In, &["b"])]] };
+        let aff = NodeAffinity {
+            terms: vec![vec![req("gpu", SelectorOp::In, &["a100"]), req("zone", SelectorOp::In, &["b"])]],
+        };
         assert!(!aff.matches(&l));
         assert!(NodeAffinity::default().matches(&l));
     }
@@ -146,10 +148,15 @@ mod tests {
         assert_eq!(untolerated_taint(&taints, &[]), Some(&gpu_taint));
         let tol = Toleration { key: "nvidia.com/gpu".into(), exists: true, value: String::new(), effect: None };
         assert_eq!(untolerated_taint(&taints, &[tol]), None);
-        let wrong_value = Toleration { key: "nvidia.com/gpu".into(), exists: false, value: "false".into(), effect: None };
+        let wrong_value =
+            Toleration { key: "nvidia.com/gpu".into(), exists: false, value: "false".into(), effect: None };
         assert!(untolerated_taint(&taints, &[wrong_value]).is_some());
-        let wrong_effect =
-            Toleration { key: "nvidia.com/gpu".into(), exists: true, value: String::new(), effect: Some(TaintEffect::NoExecute) };
+        let wrong_effect = Toleration {
+            key: "nvidia.com/gpu".into(),
+            exists: true,
+            value: String::new(),
+            effect: Some(TaintEffect::NoExecute),
+        };
         assert!(untolerated_taint(&taints, &[wrong_effect]).is_some());
         let all = Toleration { key: String::new(), exists: true, value: String::new(), effect: None };
         assert!(untolerated_taint(&taints, &[all]).is_none());

@@ -9,10 +9,10 @@ use thiserror::Error;
 
 use super::gpu::GpuAssignment;
 use super::mig::{MigInstance, MigState};
-use crate::framework::Decision;
 use super::node::{Node, NodeId};
 use super::pod::Pod;
 use super::resources::{ResourceError, Resources};
+use crate::framework::Decision;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum SnapshotError {
@@ -139,7 +139,11 @@ impl Snapshot {
                 return Err(gpu_err(format!("GPU {i} given twice")));
             }
             if gpu.free_milli() < pod.gpu.milli_per_gpu {
-                return Err(gpu_err(format!("GPU {i} has {} milli free, needs {}", gpu.free_milli(), pod.gpu.milli_per_gpu)));
+                return Err(gpu_err(format!(
+                    "GPU {i} has {} milli free, needs {}",
+                    gpu.free_milli(),
+                    pod.gpu.milli_per_gpu
+                )));
             }
             if !pod.gpu.allows_model(&gpu.model) {
                 return Err(gpu_err(format!("GPU {i} is a {}, not an allowed model", gpu.model)));
@@ -169,10 +173,11 @@ impl Snapshot {
             }
             state.place(instance).map_err(|e| gpu_err(format!("GPU {i}: {e}")))?;
         }
-        let requested = node
-            .requested
-            .checked_add(&pod.requests)
-            .map_err(|source| SnapshotError::Resources { pod: pod.key.clone(), node: node.name.clone(), source })?;
+        let requested = node.requested.checked_add(&pod.requests).map_err(|source| SnapshotError::Resources {
+            pod: pod.key.clone(),
+            node: node.name.clone(),
+            source,
+        })?;
         if let Some(short) = node.allocatable.insufficient(&requested).first() {
             let source = ResourceError::Negative {
                 resource: short.to_string(),
@@ -193,7 +198,8 @@ impl Snapshot {
         assignment.mig = mig.to_vec();
         self.node_versions[node_id] += 1;
         self.pods_by_node[node_id].push(pod.key.clone());
-        self.placements.insert(pod.key.clone(), Placement { node: node_id, requests: pod.requests.clone(), gpus: assignment });
+        self.placements
+            .insert(pod.key.clone(), Placement { node: node_id, requests: pod.requests.clone(), gpus: assignment });
         Ok(())
     }
 
@@ -201,11 +207,10 @@ impl Snapshot {
     pub fn forget(&mut self, pod_key: &str) -> Result<Placement, SnapshotError> {
         let placement = self.placements.remove(pod_key).ok_or_else(|| SnapshotError::NotPlaced(pod_key.to_string()))?;
         let node = &mut self.nodes[placement.node];
-        node.requested = node.requested.checked_sub(&placement.requests).map_err(|source| SnapshotError::Resources {
-            pod: pod_key.to_string(),
-            node: node.name.clone(),
-            source,
-        })?;
+        node.requested = node
+            .requested
+            .checked_sub(&placement.requests)
+            .map_err(|source| SnapshotError::Resources { pod: pod_key.to_string(), node: node.name.clone(), source })?;
         for &(i, milli) in &placement.gpus.devices {
             node.gpus[i].used_milli -= milli;
         }
@@ -310,7 +315,8 @@ mod tests {
 
     #[test]
     fn duplicate_node_names_are_refused() {
-        let err = Snapshot::new(vec![Node::new("x", Resources::default()), Node::new("x", Resources::default())]).unwrap_err();
+        let err = Snapshot::new(vec![Node::new("x", Resources::default()), Node::new("x", Resources::default())])
+            .unwrap_err();
         assert_eq!(err, SnapshotError::DuplicateNode { node: "x".into() });
     }
 }

@@ -57,7 +57,10 @@ mod tests {
         for _ in 0..800 {
             r.add("Insufficient nvidia.com/gpu".into());
         }
-        assert_eq!(r.to_string(), "0/1213 nodes are available: 800 Insufficient nvidia.com/gpu, 413 GPU model not allowed.");
+        assert_eq!(
+            r.to_string(),
+            "0/1213 nodes are available: 800 Insufficient nvidia.com/gpu, 413 GPU model not allowed."
+        );
         assert_eq!(r.count("GPU model not allowed"), 413);
     }
 

@@ -61,7 +61,10 @@ impl Gang {
         if let Some(expected) = self.expected_members
             && expected < self.min_member
         {
-            return Err(format!("min_member {} can never be met: the job has only {expected} members", self.min_member));
+            return Err(format!(
+                "min_member {} can never be met: the job has only {expected} members",
+                self.min_member
+            ));
         }
         Ok(())
     }
@@ -81,10 +84,7 @@ impl Gang {
     /// A pod outside any gang is scheduled as a gang of one, named by the pod.
     pub fn single(pod: Pod) -> Self {
         let priority = pod.priority;
-        Gang {
-            priority,
-            ..Gang::new(pod.key.clone(), 1, vec![pod])
-        }
+        Gang { priority, ..Gang::new(pod.key.clone(), 1, vec![pod]) }
     }
 
     pub fn with_priority(mut self, priority: i32) -> Self {
@@ -103,18 +103,12 @@ impl Gang {
     }
 
     pub fn requiring(mut self, level: impl Into<String>) -> Self {
-        self.topology = Some(TopologyRequirement {
-            level: level.into(),
-            required: true,
-        });
+        self.topology = Some(TopologyRequirement { level: level.into(), required: true });
         self
     }
 
     pub fn preferring(mut self, level: impl Into<String>) -> Self {
-        self.topology = Some(TopologyRequirement {
-            level: level.into(),
-            required: false,
-        });
+        self.topology = Some(TopologyRequirement { level: level.into(), required: false });
         self
     }
 
@@ -176,19 +170,10 @@ pub enum GangUnschedulable {
     #[error("gang {gang}: invalid: {reason}")]
     Invalid { gang: String, reason: String },
     #[error("gang {gang}: waiting for members: {have}/{min_member} exist")]
-    WaitingForMembers {
-        gang: String,
-        have: usize,
-        min_member: usize,
-    },
+    WaitingForMembers { gang: String, have: usize, min_member: usize },
     /// Not enough room anywhere, or not in one domain of the required level.
     #[error("{message}")]
-    NoRoom {
-        gang: String,
-        placeable: usize,
-        min_member: usize,
-        message: String,
-    },
+    NoRoom { gang: String, placeable: usize, min_member: usize, message: String },
 }
 
 impl GangUnschedulable {

@@ -22,10 +22,10 @@
 
 use rustc_hash::FxHashSet;
 
-use crate::framework::cycle::{choose, feasible_among};
 use super::{Gang, GangPlacement, GangUnschedulable, MemberPlacement, PlacementTier};
 use crate::core::{NodeId, Pod, Snapshot};
 use crate::framework::cycle::feasible_nodes;
+use crate::framework::cycle::{choose, feasible_among};
 use crate::framework::{FailureReasons, Profile};
 use crate::topology::{DomainId, Occupancy, Topology, copies_that_fit, split_members};
 
@@ -42,10 +42,7 @@ pub struct PlanOptions<'a> {
 
 impl Default for PlanOptions<'_> {
     fn default() -> Self {
-        PlanOptions {
-            avoid: None,
-            domains_tried_per_level: 3,
-        }
+        PlanOptions { avoid: None, domains_tried_per_level: 3 }
     }
 }
 
@@ -72,24 +69,13 @@ pub fn plan_gang_with(
     let (feasible, filter_reasons) = feasible_nodes(profile, snapshot, sizing);
     let mut node_copies = vec![0u64; snapshot.nodes().len()];
     for id in feasible {
-        if !options
-            .avoid
-            .is_some_and(|avoid| avoid.get(id).copied().unwrap_or(false))
-        {
+        if !options.avoid.is_some_and(|avoid| avoid.get(id).copied().unwrap_or(false)) {
             node_copies[id] = copies_that_fit(&snapshot.nodes()[id], sizing, Occupancy::Current);
         }
     }
     let domain_copies = topology.sum_by_domain(&node_copies);
     let total = node_copies.iter().copied().fold(0u64, u64::saturating_add);
-    let planner = Planner {
-        profile,
-        topology,
-        gang,
-        requirement,
-        node_copies,
-        domain_copies,
-        options,
-    };
+    let planner = Planner { profile, topology, gang, requirement, node_copies, domain_copies, options };
     let wanted = gang.members.len();
     let placeable = wanted.min(usize::try_from(total).unwrap_or(usize::MAX));
     let mut last_attempt_failure = None;
@@ -118,10 +104,7 @@ fn validate(
     snapshot: &Snapshot,
     topology: &Topology,
 ) -> Result<Option<LevelRequirement>, GangUnschedulable> {
-    let invalid = |reason: String| GangUnschedulable::Invalid {
-        gang: gang.name.clone(),
-        reason,
-    };
+    let invalid = |reason: String| GangUnschedulable::Invalid { gang: gang.name.clone(), reason };
     gang.validate().map_err(invalid)?;
     if topology.node_count() != snapshot.nodes().len() {
         return Err(invalid(format!(
@@ -133,13 +116,8 @@ fn validate(
     let requirement = match &gang.topology {
         None => None,
         Some(req) => {
-            let level = topology
-                .level_index(&req.level)
-                .map_err(|e| invalid(e.to_string()))?;
-            Some(LevelRequirement {
-                level,
-                required: req.required,
-            })
+            let level = topology.level_index(&req.level).map_err(|e| invalid(e.to_string()))?;
+            Some(LevelRequirement { level, required: req.required })
         }
     };
     let mut keys = FxHashSet::default();
@@ -168,13 +146,7 @@ fn validate(
 fn sizing_member(members: &[Pod]) -> &Pod {
     members
         .iter()
-        .max_by_key(|p| {
-            (
-                p.gpu.total_milli(),
-                p.requests.cpu_milli,
-                p.requests.memory_bytes,
-            )
-        })
+        .max_by_key(|p| (p.gpu.total_milli(), p.requests.cpu_milli, p.requests.memory_bytes))
         .expect("validated: a gang with quorum has at least one member")
 }
 
@@ -215,21 +187,12 @@ struct Planner<'a> {
 impl Planner<'_> {
     /// The first `target` members, placed as tightly as they fit. `Err(Some(reason))` when a planned
     /// attempt failed while placing a member; `Err(None)` when no tier had room on paper.
-    fn place(
-        &self,
-        snapshot: &mut Snapshot,
-        target: usize,
-    ) -> Result<GangPlacement, Option<String>> {
+    fn place(&self, snapshot: &mut Snapshot, target: usize) -> Result<GangPlacement, Option<String>> {
         let mut failure = None;
-        let big_nodes: Vec<NodeId> = (0..self.node_copies.len())
-            .filter(|&n| self.node_copies[n] >= target as u64)
-            .collect();
+        let big_nodes: Vec<NodeId> =
+            (0..self.node_copies.len()).filter(|&n| self.node_copies[n] >= target as u64).collect();
         if !big_nodes.is_empty() {
-            let leaf = Leaf {
-                nodes: big_nodes,
-                quota: target,
-                single_node: true,
-            };
+            let leaf = Leaf { nodes: big_nodes, quota: target, single_node: true };
             match self.attempt(snapshot, &[leaf], target) {
                 Ok(members) => {
                     return Ok(self.placement(members, target, PlacementTier::SingleNode));
@@ -238,23 +201,15 @@ impl Planner<'_> {
             }
         }
         // Only a required level bounds how loose the placement may get.
-        let loosest = self
-            .requirement
-            .filter(|r| r.required)
-            .map_or(0, |r| r.level);
+        let loosest = self.requirement.filter(|r| r.required).map_or(0, |r| r.level);
         for level in (loosest..self.topology.group_levels()).rev() {
-            for domain in self.best_fitting(self.topology.domains_at(level).iter().copied(), target)
-            {
+            for domain in self.best_fitting(self.topology.domains_at(level).iter().copied(), target) {
                 let Some(leaves) = self.split(Scope::Domain(domain), target) else {
                     continue;
                 };
                 match self.attempt(snapshot, &leaves, target) {
                     Ok(members) => {
-                        return Ok(self.placement(
-                            members,
-                            target,
-                            PlacementTier::Domain { level, domain },
-                        ));
+                        return Ok(self.placement(members, target, PlacementTier::Domain { level, domain }));
                     }
                     Err(reason) => failure = Some(reason),
                 }
@@ -274,14 +229,9 @@ impl Planner<'_> {
 
     /// Known domains among `domains` that hold `target`, least capacity first, at most the configured
     /// number of them.
-    fn best_fitting(
-        &self,
-        domains: impl Iterator<Item = DomainId>,
-        target: usize,
-    ) -> Vec<DomainId> {
-        let mut fitting: Vec<DomainId> = domains
-            .filter(|&d| self.topology.domain(d).known && self.domain_copies[d] >= target as u64)
-            .collect();
+    fn best_fitting(&self, domains: impl Iterator<Item = DomainId>, target: usize) -> Vec<DomainId> {
+        let mut fitting: Vec<DomainId> =
+            domains.filter(|&d| self.topology.domain(d).known && self.domain_copies[d] >= target as u64).collect();
         fitting.sort_by_key(|&d| (self.domain_copies[d], d));
         fitting.truncate(self.options.domains_tried_per_level.max(1));
         fitting
@@ -303,24 +253,14 @@ impl Planner<'_> {
                 Scope::Cluster => (0..self.node_copies.len()).collect(),
                 Scope::Domain(d) => self.topology.domain(d).nodes.clone(),
             };
-            let nodes: Vec<NodeId> = nodes
-                .into_iter()
-                .filter(|&n| self.node_copies[n] > 0)
-                .collect();
-            return Some(vec![Leaf {
-                nodes,
-                quota: members,
-                single_node: false,
-            }]);
+            let nodes: Vec<NodeId> = nodes.into_iter().filter(|&n| self.node_copies[n] > 0).collect();
+            return Some(vec![Leaf { nodes, quota: members, single_node: false }]);
         }
         let children: &[DomainId] = match scope {
             Scope::Cluster => self.topology.domains_at(0),
             Scope::Domain(d) => &self.topology.domain(d).children,
         };
-        let capacities: Vec<(DomainId, u64)> = children
-            .iter()
-            .map(|&c| (c, self.domain_copies[c]))
-            .collect();
+        let capacities: Vec<(DomainId, u64)> = children.iter().map(|&c| (c, self.domain_copies[c])).collect();
         let shares = split_members(&capacities, members as u64)?;
         let mut leaves = Vec::new();
         for (child, share) in shares {
@@ -334,12 +274,8 @@ impl Planner<'_> {
     fn tightest_within(&self, domain: DomainId, members: usize) -> Option<Vec<Leaf>> {
         let below = self.topology.domain(domain).level + 1;
         for level in (below..self.topology.group_levels()).rev() {
-            let inside = self
-                .topology
-                .domains_at(level)
-                .iter()
-                .copied()
-                .filter(|&d| self.topology.is_within(d, domain));
+            let inside =
+                self.topology.domains_at(level).iter().copied().filter(|&d| self.topology.is_within(d, domain));
             if let Some(&best) = self.best_fitting(inside, members).first() {
                 return self.split(Scope::Domain(best), members);
             }
@@ -348,20 +284,13 @@ impl Planner<'_> {
     }
 
     /// Assumes the first `target` members into `leaves`; on any failure forgets them all again.
-    fn attempt(
-        &self,
-        snapshot: &mut Snapshot,
-        leaves: &[Leaf],
-        target: usize,
-    ) -> Result<Vec<MemberPlacement>, String> {
+    fn attempt(&self, snapshot: &mut Snapshot, leaves: &[Leaf], target: usize) -> Result<Vec<MemberPlacement>, String> {
         let mut placed: Vec<MemberPlacement> = Vec::with_capacity(target);
         let mut members = self.gang.members.iter().take(target);
         for leaf in leaves {
             if let Err(reason) = self.fill_leaf(snapshot, leaf, &mut members, &mut placed) {
                 for member in placed.iter().rev() {
-                    snapshot
-                        .forget(&member.pod_key)
-                        .expect("a member assumed in this attempt can be forgotten");
+                    snapshot.forget(&member.pod_key).expect("a member assumed in this attempt can be forgotten");
                 }
                 return Err(reason);
             }
@@ -402,21 +331,12 @@ impl Planner<'_> {
                 }
             }
             if feasible.is_empty() {
-                return Err(format!(
-                    "pod {}: no node left in its share of the domain",
-                    pod.key
-                ));
+                return Err(format!("pod {}: no node left in its share of the domain", pod.key));
             }
             let choice = choose(self.profile, snapshot, pod, &feasible)
                 .ok_or_else(|| format!("pod {}: no GPUs fit on the chosen node", pod.key))?;
-            snapshot
-                .assume_decision(pod, &choice)
-                .map_err(|e| e.to_string())?;
-            placed.push(MemberPlacement {
-                pod_key: pod.key.clone(),
-                node: choice.node,
-                gpus: choice.gpus,
-            });
+            snapshot.assume_decision(pod, &choice).map_err(|e| e.to_string())?;
+            placed.push(MemberPlacement { pod_key: pod.key.clone(), node: choice.node, gpus: choice.gpus });
             if leaf.single_node {
                 candidates = vec![choice.node];
             }
@@ -425,21 +345,13 @@ impl Planner<'_> {
         Ok(())
     }
 
-    fn placement(
-        &self,
-        members: Vec<MemberPlacement>,
-        target: usize,
-        tier: PlacementTier,
-    ) -> GangPlacement {
+    fn placement(&self, members: Vec<MemberPlacement>, target: usize, tier: PlacementTier) -> GangPlacement {
         let nodes: Vec<NodeId> = members.iter().map(|m| m.node).collect();
         GangPlacement {
             gang: self.gang.name.clone(),
             spread_hops: self.topology.placement_cost(&nodes),
             members,
-            left_pending: self.gang.members[target..]
-                .iter()
-                .map(|p| p.key.clone())
-                .collect(),
+            left_pending: self.gang.members[target..].iter().map(|p| p.key.clone()).collect(),
             tier,
         }
     }
@@ -461,27 +373,12 @@ impl Planner<'_> {
             gang.min_member
         )];
         let holding = self.node_copies.iter().filter(|&&c| c >= need).count();
-        parts.push(format!(
-            "{holding}/{} nodes can hold {need} pods",
-            self.node_copies.len()
-        ));
+        parts.push(format!("{holding}/{} nodes can hold {need} pods", self.node_copies.len()));
         for level in (0..self.topology.group_levels()).rev() {
-            let known: Vec<DomainId> = self
-                .topology
-                .domains_at(level)
-                .iter()
-                .copied()
-                .filter(|&d| self.topology.domain(d).known)
-                .collect();
-            let fitting = known
-                .iter()
-                .filter(|&&d| self.domain_copies[d] >= need)
-                .count();
-            let largest = known
-                .iter()
-                .map(|&d| self.domain_copies[d])
-                .max()
-                .unwrap_or(0);
+            let known: Vec<DomainId> =
+                self.topology.domains_at(level).iter().copied().filter(|&d| self.topology.domain(d).known).collect();
+            let fitting = known.iter().filter(|&&d| self.domain_copies[d] >= need).count();
+            let largest = known.iter().map(|&d| self.domain_copies[d]).max().unwrap_or(0);
             let label = &self.topology.levels()[level].label;
             parts.push(format!(
                 "{fitting}/{} {label} domains can hold {need} pods (largest holds {largest})",
@@ -489,10 +386,8 @@ impl Planner<'_> {
             ));
         }
         if let Some(req) = self.requirement.filter(|r| r.required) {
-            parts.push(format!(
-                "required level {} allows no looser placement",
-                self.topology.levels()[req.level].label
-            ));
+            parts
+                .push(format!("required level {} allows no looser placement", self.topology.levels()[req.level].label));
         }
         if !filter_reasons.counts.is_empty() {
             parts.push(filter_reasons.to_string());
@@ -530,18 +425,13 @@ pub fn reservation_for(
         let mut empty = node.clone();
         empty.requested = Default::default();
         empty.gpus.iter_mut().for_each(|g| g.used_milli = 0);
-        if profile
-            .filters
-            .iter()
-            .all(|f| f.filter(sizing, &empty).is_ok())
-        {
+        if profile.filters.iter().all(|f| f.filter(sizing, &empty).is_ok()) {
             when_empty[id] = copies_that_fit(node, sizing, Occupancy::Empty);
             now[id] = copies_that_fit(node, sizing, Occupancy::Current);
         }
     }
-    let best_node = (0..when_empty.len())
-        .filter(|&n| when_empty[n] >= need)
-        .max_by_key(|&n| (now[n], std::cmp::Reverse(n)));
+    let best_node =
+        (0..when_empty.len()).filter(|&n| when_empty[n] >= need).max_by_key(|&n| (now[n], std::cmp::Reverse(n)));
     if let Some(node) = best_node {
         return Some(vec![node]);
     }

@@ -34,9 +34,7 @@ pub struct QueueConfig {
 
 impl Default for QueueConfig {
     fn default() -> Self {
-        QueueConfig {
-            reserve_after_skips: 3,
-        }
+        QueueConfig { reserve_after_skips: 3 }
     }
 }
 
@@ -90,11 +88,7 @@ pub struct GangQueue {
 
 impl GangQueue {
     pub fn new(config: QueueConfig) -> Self {
-        GangQueue {
-            config,
-            entries: Vec::new(),
-            next_arrival: 0,
-        }
+        GangQueue { config, entries: Vec::new(), next_arrival: 0 }
     }
 
     pub fn len(&self) -> usize {
@@ -107,10 +101,7 @@ impl GangQueue {
 
     /// Queues a gang (its members so far may be fewer than `min_member`).
     pub fn add_gang(&mut self, gang: Gang, now: Duration) -> Result<(), QueueError> {
-        let invalid = |reason: String| QueueError::InvalidGang {
-            gang: gang.name.clone(),
-            reason,
-        };
+        let invalid = |reason: String| QueueError::InvalidGang { gang: gang.name.clone(), reason };
         gang.validate().map_err(invalid)?;
         if self.entries.iter().any(|e| e.gang.name == gang.name) {
             return Err(QueueError::DuplicateGang(gang.name));
@@ -155,18 +146,11 @@ impl GangQueue {
     }
 
     pub fn waiting_reason(&self, gang: &str) -> Option<&str> {
-        self.entries
-            .iter()
-            .find(|e| e.gang.name == gang)?
-            .last_reason
-            .as_deref()
+        self.entries.iter().find(|e| e.gang.name == gang)?.last_reason.as_deref()
     }
 
     pub fn skips(&self, gang: &str) -> Option<u32> {
-        self.entries
-            .iter()
-            .find(|e| e.gang.name == gang)
-            .map(|e| e.skips)
+        self.entries.iter().find(|e| e.gang.name == gang).map(|e| e.skips)
     }
 
     /// Expires timed-out gangs, then tries every other gang once in queue order.
@@ -177,12 +161,8 @@ impl GangQueue {
         topology: &Topology,
         now: Duration,
     ) -> PassOutcome {
-        let mut outcome = PassOutcome {
-            timed_out: self.expire(now),
-            ..PassOutcome::default()
-        };
-        self.entries
-            .sort_by_key(|e| (Reverse(e.gang.priority), e.arrival));
+        let mut outcome = PassOutcome { timed_out: self.expire(now), ..PassOutcome::default() };
+        self.entries.sort_by_key(|e| (Reverse(e.gang.priority), e.arrival));
         let mut avoid: Option<Vec<bool>> = None;
         let mut index = 0;
         while index < self.entries.len() {
@@ -194,17 +174,12 @@ impl GangQueue {
                     min_member: entry.gang.min_member,
                 }
                 .to_string();
-                outcome
-                    .waiting
-                    .push((entry.gang.name.clone(), reason.clone()));
+                outcome.waiting.push((entry.gang.name.clone(), reason.clone()));
                 entry.last_reason = Some(reason);
                 index += 1;
                 continue;
             }
-            let options = PlanOptions {
-                avoid: avoid.as_deref(),
-                ..PlanOptions::default()
-            };
+            let options = PlanOptions { avoid: avoid.as_deref(), ..PlanOptions::default() };
             match plan_gang_with(profile, snapshot, &entry.gang, topology, &options) {
                 Ok(placement) => {
                     outcome.placed.push(placement);
@@ -217,14 +192,11 @@ impl GangQueue {
                 Err(unschedulable) => {
                     entry.skips += 1;
                     let reason = unschedulable.to_string();
-                    outcome
-                        .waiting
-                        .push((entry.gang.name.clone(), reason.clone()));
+                    outcome.waiting.push((entry.gang.name.clone(), reason.clone()));
                     entry.last_reason = Some(reason);
                     if avoid.is_none()
                         && entry.skips >= self.config.reserve_after_skips
-                        && let Some(nodes) =
-                            reservation_for(profile, snapshot, &entry.gang, topology)
+                        && let Some(nodes) = reservation_for(profile, snapshot, &entry.gang, topology)
                     {
                         let mut mask = vec![false; snapshot.nodes().len()];
                         nodes.into_iter().for_each(|n| mask[n] = true);

@@ -4,9 +4,7 @@ use super::plan::reservation_for;
 use super::*;
 use crate::core::{GpuRequest, MIB, Node, Resources};
 use crate::framework::Profile;
-use crate::plugins::{
-    GpuFit, NodeAffinityFilter, NodeUnschedulable, ResourcesFit, TaintToleration,
-};
+use crate::plugins::{GpuFit, NodeAffinityFilter, NodeUnschedulable, ResourcesFit, TaintToleration};
 use crate::topology::{HOSTNAME_LABEL, Topology};
 
 const SPINE: &str = "network.mlsched.io/spine";
@@ -33,9 +31,7 @@ fn gpu_node(name: &str, spine: &str, rack: &str, gpus: usize) -> Node {
 fn cluster(racks: &[(&str, &str, usize)]) -> Snapshot {
     let nodes = racks
         .iter()
-        .flat_map(|&(spine, rack, count)| {
-            (0..count).map(move |i| gpu_node(&format!("{rack}-n{i}"), spine, rack, 8))
-        })
+        .flat_map(|&(spine, rack, count)| (0..count).map(move |i| gpu_node(&format!("{rack}-n{i}"), spine, rack, 8)))
         .collect();
     Snapshot::new(nodes).unwrap()
 }
@@ -46,13 +42,7 @@ fn topology(snapshot: &Snapshot) -> Topology {
 
 fn pods(gang: &str, count: usize, gpus: u32) -> Vec<Pod> {
     (0..count)
-        .map(|i| {
-            Pod::new(
-                format!("{gang}/p{i}"),
-                Resources::new(1000, MIB, 1),
-                GpuRequest::whole(gpus),
-            )
-        })
+        .map(|i| Pod::new(format!("{gang}/p{i}"), Resources::new(1000, MIB, 1), GpuRequest::whole(gpus)))
         .collect()
 }
 
@@ -67,9 +57,7 @@ fn rack_of(snapshot: &Snapshot, node: NodeId) -> &str {
 fn members_per_rack(snapshot: &Snapshot, placement: &GangPlacement) -> Vec<(String, usize)> {
     let mut counts = std::collections::BTreeMap::new();
     for node in placement.nodes() {
-        *counts
-            .entry(rack_of(snapshot, node).to_string())
-            .or_insert(0) += 1;
+        *counts.entry(rack_of(snapshot, node).to_string()).or_insert(0) += 1;
     }
     counts.into_iter().collect()
 }
@@ -77,11 +65,7 @@ fn members_per_rack(snapshot: &Snapshot, placement: &GangPlacement) -> Vec<(Stri
 /// Fills `gpus` GPUs of `node` with a placeholder pod.
 fn occupy(snapshot: &mut Snapshot, node: &str, gpus: u32) {
     let id = snapshot.node_id(node).unwrap();
-    let pod = Pod::new(
-        format!("filler/{node}"),
-        Resources::new(1, 1, 1),
-        GpuRequest::whole(gpus),
-    );
+    let pod = Pod::new(format!("filler/{node}"), Resources::new(1, 1, 1), GpuRequest::whole(gpus));
     let devices: Vec<usize> = (0..gpus as usize).collect();
     snapshot.assume(&pod, id, &devices).unwrap();
 }
@@ -96,21 +80,9 @@ fn two_gangs_that_fit_only_one_at_a_time_never_share_the_cluster() {
     assert_eq!(placed.members.len(), 3);
     let before = snapshot.nodes().to_vec();
     let err = plan_gang(&profile(), &mut snapshot, &second, &topo).unwrap_err();
-    assert!(
-        matches!(err, GangUnschedulable::NoRoom { placeable: 1, .. }),
-        "{err}"
-    );
-    assert_eq!(
-        snapshot.nodes(),
-        &before[..],
-        "the waiting gang holds nothing"
-    );
-    assert!(
-        second
-            .members
-            .iter()
-            .all(|p| snapshot.placement(&p.key).is_none())
-    );
+    assert!(matches!(err, GangUnschedulable::NoRoom { placeable: 1, .. }), "{err}");
+    assert_eq!(snapshot.nodes(), &before[..], "the waiting gang holds nothing");
+    assert!(second.members.iter().all(|p| snapshot.placement(&p.key).is_none()));
     placed.release(&mut snapshot).unwrap();
     let placed_second = plan_gang(&profile(), &mut snapshot, &second, &topo).unwrap();
     assert_eq!(placed_second.members.len(), 3);
@@ -128,16 +100,8 @@ fn a_failed_gang_leaves_the_snapshot_exactly_as_it_was() {
     assert_eq!(snapshot.nodes(), &nodes_before[..]);
     assert_eq!(snapshot.placed_pods(), pods_before);
     let message = err.to_string();
-    assert!(
-        message.starts_with("gang big: 3/5 members placeable (min_member 5)"),
-        "{message}"
-    );
-    assert!(
-        message.contains(&format!(
-            "0/2 {RACK} domains can hold 5 pods (largest holds 2)"
-        )),
-        "{message}"
-    );
+    assert!(message.starts_with("gang big: 3/5 members placeable (min_member 5)"), "{message}");
+    assert!(message.contains(&format!("0/2 {RACK} domains can hold 5 pods (largest holds 2)")), "{message}");
 }
 
 #[test]
@@ -147,58 +111,30 @@ fn a_gang_is_rolled_back_when_a_member_fails_after_others_were_assumed() {
     let mut snapshot = cluster(&[("s1", "r1", 2)]);
     let topo = topology(&snapshot);
     let mut members = pods("mixed", 3, 1);
-    members[2]
-        .node_selector
-        .insert("pool".into(), "nowhere".into());
+    members[2].node_selector.insert("pool".into(), "nowhere".into());
     members[2].requests.cpu_milli = 500;
     let before = snapshot.nodes().to_vec();
-    let err = plan_gang(
-        &profile(),
-        &mut snapshot,
-        &Gang::new("mixed", 3, members),
-        &topo,
-    )
-    .unwrap_err();
+    let err = plan_gang(&profile(), &mut snapshot, &Gang::new("mixed", 3, members), &topo).unwrap_err();
     assert_eq!(snapshot.nodes(), &before[..]);
     assert_eq!(snapshot.placed_pods(), 0);
-    assert!(
-        err.to_string()
-            .contains("last attempt failed at pod mixed/p2"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("last attempt failed at pod mixed/p2"), "{err}");
 }
 
 #[test]
 fn the_tightest_domain_that_fits_is_chosen() {
-    let mut snapshot = cluster(&[
-        ("s1", "r1", 4),
-        ("s1", "r2", 4),
-        ("s2", "r3", 4),
-        ("s2", "r4", 4),
-    ]);
+    let mut snapshot = cluster(&[("s1", "r1", 4), ("s1", "r2", 4), ("s2", "r3", 4), ("s2", "r4", 4)]);
     let topo = topology(&snapshot);
     let on_one_node = plan_gang(&profile(), &mut snapshot, &gang("small", 4, 2), &topo).unwrap();
     assert_eq!(on_one_node.tier, PlacementTier::SingleNode);
     assert_eq!(on_one_node.spread_hops, 0.0);
     let in_one_rack = plan_gang(&profile(), &mut snapshot, &gang("rack", 3, 8), &topo).unwrap();
-    assert!(
-        matches!(in_one_rack.tier, PlacementTier::Domain { level: 1, .. }),
-        "{:?}",
-        in_one_rack.tier
-    );
+    assert!(matches!(in_one_rack.tier, PlacementTier::Domain { level: 1, .. }), "{:?}", in_one_rack.tier);
     assert_eq!(members_per_rack(&snapshot, &in_one_rack).len(), 1);
     assert_eq!(in_one_rack.spread_hops, 2.0);
     let in_one_spine = plan_gang(&profile(), &mut snapshot, &gang("spine", 6, 8), &topo).unwrap();
-    assert!(
-        matches!(in_one_spine.tier, PlacementTier::Domain { level: 0, .. }),
-        "{:?}",
-        in_one_spine.tier
-    );
-    let spines: std::collections::BTreeSet<_> = in_one_spine
-        .nodes()
-        .iter()
-        .map(|&n| snapshot.nodes()[n].labels[SPINE].clone())
-        .collect();
+    assert!(matches!(in_one_spine.tier, PlacementTier::Domain { level: 0, .. }), "{:?}", in_one_spine.tier);
+    let spines: std::collections::BTreeSet<_> =
+        in_one_spine.nodes().iter().map(|&n| snapshot.nodes()[n].labels[SPINE].clone()).collect();
     assert_eq!(spines.len(), 1);
 }
 
@@ -206,16 +142,11 @@ fn the_tightest_domain_that_fits_is_chosen() {
 fn members_are_split_evenly_over_the_domains_used() {
     // Racks hold 15, 8, 8 and 1 single-GPU members: 16 go 8 + 8, not 15 + 1.
     let mut snapshot = cluster(&[("s1", "big", 2), ("s1", "a", 1), ("s1", "b", 1)]);
-    snapshot
-        .add_node(gpu_node("tiny-n0", "s1", "tiny", 1))
-        .unwrap();
+    snapshot.add_node(gpu_node("tiny-n0", "s1", "tiny", 1)).unwrap();
     occupy(&mut snapshot, "big-n0", 1);
     let topo = topology(&snapshot);
     let placed = plan_gang(&profile(), &mut snapshot, &gang("even", 16, 1), &topo).unwrap();
-    assert_eq!(
-        members_per_rack(&snapshot, &placed),
-        vec![("a".to_string(), 8), ("b".to_string(), 8)]
-    );
+    assert_eq!(members_per_rack(&snapshot, &placed), vec![("a".to_string(), 8), ("b".to_string(), 8)]);
 }
 
 #[test]
@@ -225,15 +156,9 @@ fn best_fit_among_racks_keeps_an_empty_rack_whole() {
     occupy(&mut snapshot, "partial-n1", 8);
     let topo = topology(&snapshot);
     let placed = plan_gang(&profile(), &mut snapshot, &gang("two", 2, 8), &topo).unwrap();
-    assert_eq!(
-        members_per_rack(&snapshot, &placed),
-        vec![("partial".to_string(), 2)]
-    );
+    assert_eq!(members_per_rack(&snapshot, &placed), vec![("partial".to_string(), 2)]);
     let big = plan_gang(&profile(), &mut snapshot, &gang("four", 4, 8), &topo).unwrap();
-    assert_eq!(
-        members_per_rack(&snapshot, &big),
-        vec![("empty".to_string(), 4)]
-    );
+    assert_eq!(members_per_rack(&snapshot, &big), vec![("empty".to_string(), 4)]);
 }
 
 #[test]
@@ -244,27 +169,13 @@ fn a_required_level_fails_with_a_reason_and_a_preferred_one_falls_back() {
     let before = snapshot.nodes().to_vec();
     let err = plan_gang(&profile(), &mut snapshot, &required, &topo).unwrap_err();
     let message = err.to_string();
-    assert!(
-        message.contains(&format!(
-            "0/2 {RACK} domains can hold 3 pods (largest holds 2)"
-        )),
-        "{message}"
-    );
-    assert!(
-        message.contains(&format!("required level {RACK} allows no looser placement")),
-        "{message}"
-    );
+    assert!(message.contains(&format!("0/2 {RACK} domains can hold 3 pods (largest holds 2)")), "{message}");
+    assert!(message.contains(&format!("required level {RACK} allows no looser placement")), "{message}");
     assert_eq!(snapshot.nodes(), &before[..]);
     let preferred = gang("pref", 3, 8).preferring(RACK);
     let placed = plan_gang(&profile(), &mut snapshot, &preferred, &topo).unwrap();
-    assert!(matches!(
-        placed.tier,
-        PlacementTier::Domain { level: 0, .. }
-    ));
-    let mut counts: Vec<usize> = members_per_rack(&snapshot, &placed)
-        .into_iter()
-        .map(|(_, n)| n)
-        .collect();
+    assert!(matches!(placed.tier, PlacementTier::Domain { level: 0, .. }));
+    let mut counts: Vec<usize> = members_per_rack(&snapshot, &placed).into_iter().map(|(_, n)| n).collect();
     counts.sort_unstable();
     assert_eq!(counts, vec![1, 2]);
 }
@@ -272,17 +183,13 @@ fn a_required_level_fails_with_a_reason_and_a_preferred_one_falls_back() {
 #[test]
 fn nodes_without_topology_labels_are_used_only_when_nothing_tighter_fits() {
     let mut nodes = vec![gpu_node("known", "s1", "r1", 8)];
-    nodes.extend((0..3).map(|i| {
-        Node::new(format!("bare{i}"), Resources::new(128_000, 1024 * MIB, 110)).with_gpus(8, "A100")
-    }));
+    nodes.extend(
+        (0..3).map(|i| Node::new(format!("bare{i}"), Resources::new(128_000, 1024 * MIB, 110)).with_gpus(8, "A100")),
+    );
     let mut snapshot = Snapshot::new(nodes).unwrap();
     let topo = topology(&snapshot);
     let placed = plan_gang(&profile(), &mut snapshot, &gang("wide", 3, 8), &topo).unwrap();
-    assert_eq!(
-        placed.tier,
-        PlacementTier::Cluster,
-        "the unknown domain is not offered as a tight one"
-    );
+    assert_eq!(placed.tier, PlacementTier::Cluster, "the unknown domain is not offered as a tight one");
     assert_eq!(placed.members.len(), 3);
     assert_eq!(placed.spread_hops, 6.0);
 }
@@ -294,10 +201,7 @@ fn more_members_than_room_places_min_member_and_leaves_the_rest_pending() {
     let elastic = Gang::new("elastic", 2, pods("elastic", 4, 8));
     let placed = plan_gang(&profile(), &mut snapshot, &elastic, &topo).unwrap();
     assert_eq!(placed.members.len(), 2);
-    assert_eq!(
-        placed.left_pending,
-        vec!["elastic/p2".to_string(), "elastic/p3".to_string()]
-    );
+    assert_eq!(placed.left_pending, vec!["elastic/p2".to_string(), "elastic/p3".to_string()]);
 }
 
 #[test]
@@ -305,45 +209,23 @@ fn bad_gangs_get_clear_errors() {
     let mut snapshot = cluster(&[("s1", "r1", 1)]);
     let topo = topology(&snapshot);
     let profile = profile();
-    let mut plan = |g: Gang| {
-        plan_gang(&profile, &mut snapshot, &g, &topo)
-            .unwrap_err()
-            .to_string()
-    };
-    assert_eq!(
-        plan(Gang::new("zero", 0, pods("zero", 1, 1))),
-        "gang zero: invalid: min_member must be at least 1"
-    );
+    let mut plan = |g: Gang| plan_gang(&profile, &mut snapshot, &g, &topo).unwrap_err().to_string();
+    assert_eq!(plan(Gang::new("zero", 0, pods("zero", 1, 1))), "gang zero: invalid: min_member must be at least 1");
     assert_eq!(
         plan(Gang::new("never", 4, pods("never", 2, 1)).with_expected_members(2)),
         "gang never: invalid: min_member 4 can never be met: the job has only 2 members"
     );
-    assert_eq!(
-        plan(Gang::new("early", 4, pods("early", 2, 1))),
-        "gang early: waiting for members: 2/4 exist"
-    );
-    assert!(
-        plan(gang("zone", 1, 1).requiring("topology.kubernetes.io/zone"))
-            .contains("unknown topology level")
-    );
-    let twice = Gang::new(
-        "twice",
-        2,
-        [pods("twice", 1, 1), pods("twice", 1, 1)].concat(),
-    );
-    assert_eq!(
-        plan(twice),
-        "gang twice: invalid: pod twice/p0 is listed twice"
-    );
+    assert_eq!(plan(Gang::new("early", 4, pods("early", 2, 1))), "gang early: waiting for members: 2/4 exist");
+    assert!(plan(gang("zone", 1, 1).requiring("topology.kubernetes.io/zone")).contains("unknown topology level"));
+    let twice = Gang::new("twice", 2, [pods("twice", 1, 1), pods("twice", 1, 1)].concat());
+    assert_eq!(plan(twice), "gang twice: invalid: pod twice/p0 is listed twice");
     let stale = Topology::from_labels(&[RACK], &[]).unwrap();
     let err = plan_gang(&profile, &mut snapshot, &gang("stale", 1, 1), &stale).unwrap_err();
     assert!(err.to_string().contains("rebuild it when nodes change"));
 }
 
 fn queue_with(gangs: Vec<Gang>) -> GangQueue {
-    let mut queue = GangQueue::new(QueueConfig {
-        reserve_after_skips: 2,
-    });
+    let mut queue = GangQueue::new(QueueConfig { reserve_after_skips: 2 });
     for (i, g) in gangs.into_iter().enumerate() {
         queue.add_gang(g, Duration::from_secs(i as u64)).unwrap();
     }
@@ -357,14 +239,9 @@ fn queue_holds_members_until_quorum() {
     let mut queue = queue_with(vec![Gang::new("late", 2, pods("late", 1, 1))]);
     let outcome = queue.schedule_pass(&profile(), &mut snapshot, &topo, Duration::ZERO);
     assert!(outcome.placed.is_empty());
-    assert_eq!(
-        outcome.waiting[0].1,
-        "gang late: waiting for members: 1/2 exist"
-    );
+    assert_eq!(outcome.waiting[0].1, "gang late: waiting for members: 1/2 exist");
     assert_eq!(snapshot.placed_pods(), 0);
-    queue
-        .add_member("late", pods("late", 2, 1).pop().unwrap())
-        .unwrap();
+    queue.add_member("late", pods("late", 2, 1).pop().unwrap()).unwrap();
     let outcome = queue.schedule_pass(&profile(), &mut snapshot, &topo, Duration::ZERO);
     assert_eq!(outcome.placed.len(), 1);
     assert!(queue.is_empty());
@@ -374,18 +251,11 @@ fn queue_holds_members_until_quorum() {
 fn queue_orders_by_priority_then_arrival_and_backfills_around_a_blocked_gang() {
     let mut snapshot = cluster(&[("s1", "r1", 2)]);
     let topo = topology(&snapshot);
-    let mut queue = queue_with(vec![
-        gang("low", 2, 8),
-        gang("huge", 3, 8).with_priority(10),
-        gang("high", 1, 8).with_priority(5),
-    ]);
+    let mut queue =
+        queue_with(vec![gang("low", 2, 8), gang("huge", 3, 8).with_priority(10), gang("high", 1, 8).with_priority(5)]);
     let outcome = queue.schedule_pass(&profile(), &mut snapshot, &topo, Duration::ZERO);
     let placed: Vec<&str> = outcome.placed.iter().map(|p| p.gang.as_str()).collect();
-    assert_eq!(
-        placed,
-        vec!["high"],
-        "huge cannot fit and does not block high; low no longer fits"
-    );
+    assert_eq!(placed, vec!["high"], "huge cannot fit and does not block high; low no longer fits");
     assert_eq!(queue.skips("huge"), Some(1));
     assert_eq!(queue.skips("low"), Some(1));
 }
@@ -400,32 +270,16 @@ fn a_gang_skipped_too_often_reserves_its_domain_from_lower_work() {
     occupy(&mut snapshot, "r2-n0", 8);
     // Pass 1: big is skipped once; pass 2: twice, so it reserves the rack closest to fitting it.
     queue.schedule_pass(&profile, &mut snapshot, &topo, Duration::ZERO);
-    queue
-        .add_gang(gang("small", 1, 8), Duration::from_secs(1))
-        .unwrap();
-    let reserved = reservation_for(
-        &profile,
-        &snapshot,
-        &gang("big", 2, 8).requiring(RACK),
-        &topo,
-    )
-    .unwrap();
+    queue.add_gang(gang("small", 1, 8), Duration::from_secs(1)).unwrap();
+    let reserved = reservation_for(&profile, &snapshot, &gang("big", 2, 8).requiring(RACK), &topo).unwrap();
     let outcome = queue.schedule_pass(&profile, &mut snapshot, &topo, Duration::from_secs(2));
     assert_eq!(outcome.reserved_for.as_deref(), Some("big"));
-    let small = outcome
-        .placed
-        .iter()
-        .find(|p| p.gang == "small")
-        .expect("small fits outside the reservation");
+    let small = outcome.placed.iter().find(|p| p.gang == "small").expect("small fits outside the reservation");
     assert!(small.nodes().iter().all(|n| !reserved.contains(n)));
     // The filler in big's reserved rack finishes: big gets the rack, not newer work.
     let reserved_rack = rack_of(&snapshot, reserved[0]).to_string();
-    snapshot
-        .forget(&format!("filler/{reserved_rack}-n0"))
-        .unwrap();
-    queue
-        .add_gang(gang("newer", 1, 8), Duration::from_secs(3))
-        .unwrap();
+    snapshot.forget(&format!("filler/{reserved_rack}-n0")).unwrap();
+    queue.add_gang(gang("newer", 1, 8), Duration::from_secs(3)).unwrap();
     let outcome = queue.schedule_pass(&profile, &mut snapshot, &topo, Duration::from_secs(3));
     assert_eq!(outcome.placed.first().map(|p| p.gang.as_str()), Some("big"));
 }
@@ -434,21 +288,13 @@ fn a_gang_skipped_too_often_reserves_its_domain_from_lower_work() {
 fn a_gang_past_its_timeout_is_reported_and_holds_nothing() {
     let mut snapshot = cluster(&[("s1", "r1", 1)]);
     let topo = topology(&snapshot);
-    let mut queue = queue_with(vec![
-        gang("slow", 2, 8).with_timeout(Duration::from_secs(300)),
-    ]);
+    let mut queue = queue_with(vec![gang("slow", 2, 8).with_timeout(Duration::from_secs(300))]);
     let outcome = queue.schedule_pass(&profile(), &mut snapshot, &topo, Duration::from_secs(299));
     assert!(outcome.timed_out.is_empty());
     let outcome = queue.schedule_pass(&profile(), &mut snapshot, &topo, Duration::from_secs(300));
     assert_eq!(outcome.timed_out.len(), 1);
     assert_eq!(outcome.timed_out[0].waited, Duration::from_secs(300));
-    assert!(
-        outcome.timed_out[0]
-            .last_reason
-            .as_deref()
-            .unwrap()
-            .contains("1/2 members placeable")
-    );
+    assert!(outcome.timed_out[0].last_reason.as_deref().unwrap().contains("1/2 members placeable"));
     assert!(queue.is_empty());
     assert_eq!(snapshot.placed_pods(), 0);
 }
@@ -456,29 +302,12 @@ fn a_gang_past_its_timeout_is_reported_and_holds_nothing() {
 #[test]
 fn queue_refuses_gangs_that_can_never_run() {
     let mut queue = GangQueue::new(QueueConfig::default());
-    let zero = queue
-        .add_gang(Gang::new("z", 0, vec![]), Duration::ZERO)
-        .unwrap_err();
+    let zero = queue.add_gang(Gang::new("z", 0, vec![]), Duration::ZERO).unwrap_err();
     assert_eq!(zero.to_string(), "gang z: min_member must be at least 1");
-    assert!(
-        queue
-            .add_gang(
-                Gang::new("n", 3, vec![]).with_expected_members(2),
-                Duration::ZERO
-            )
-            .is_err()
-    );
-    queue
-        .add_gang(Gang::new("ok", 1, vec![]), Duration::ZERO)
-        .unwrap();
-    assert_eq!(
-        queue.add_gang(Gang::new("ok", 1, vec![]), Duration::ZERO),
-        Err(QueueError::DuplicateGang("ok".into()))
-    );
-    assert_eq!(
-        queue.add_member("missing", Pod::default()),
-        Err(QueueError::UnknownGang("missing".into()))
-    );
+    assert!(queue.add_gang(Gang::new("n", 3, vec![]).with_expected_members(2), Duration::ZERO).is_err());
+    queue.add_gang(Gang::new("ok", 1, vec![]), Duration::ZERO).unwrap();
+    assert_eq!(queue.add_gang(Gang::new("ok", 1, vec![]), Duration::ZERO), Err(QueueError::DuplicateGang("ok".into())));
+    assert_eq!(queue.add_member("missing", Pod::default()), Err(QueueError::UnknownGang("missing".into())));
 }
 
 #[test]

@@ -29,8 +29,9 @@ mod tests {
     #[test]
     fn placement_rules_not_just_counts_decide() {
         let node = Node::new("m", Resources::new(8000, 64 * MIB, 110)).with_mig_gpus(1, "A100-80GB").unwrap();
-        let mut s = Snapshot::new(vec![node, Node::new("plain", Resources::new(8000, 64 * MIB, 110)).with_gpus(1, "T4")])
-            .unwrap();
+        let mut s =
+            Snapshot::new(vec![node, Node::new("plain", Resources::new(8000, 64 * MIB, 110)).with_gpus(1, "T4")])
+                .unwrap();
         let mut small = Pod::new("small", Resources::new(1, 1, 1), GpuRequest::none());
         small.mig = Some(MigRequest { profile: "1g.10gb".into(), count: 1 });
         s.assume_with_mig(&small, 0, &[], &[(0, MigInstance { profile: 0, start: 4 })]).unwrap();

@@ -19,7 +19,9 @@ use crate::framework::ScorePlugin;
 
 /// Free and total MIG slices of a node's MIG-enabled GPUs.
 fn slices(gpus: &[GpuDevice]) -> (i64, i64) {
-    gpus.iter().filter_map(|g| g.mig.as_ref()).fold((0, 0), |(f, t), m| (f + m.free_slices() as i64, t + MIG_SLICES as i64))
+    gpus.iter()
+        .filter_map(|g| g.mig.as_ref())
+        .fold((0, 0), |(f, t), m| (f + m.free_slices() as i64, t + MIG_SLICES as i64))
 }
 
 fn used_share_pct(gpus: &[GpuDevice]) -> i64 {
@@ -89,7 +91,12 @@ impl ProfileMix {
         if self.total == 0 {
             return vec![1.0 / n as f64; n];
         }
-        state.geometry.profiles.iter().map(|p| self.counts.get(p.name).copied().unwrap_or(0) as f64 / self.total as f64).collect()
+        state
+            .geometry
+            .profiles
+            .iter()
+            .map(|p| self.counts.get(p.name).copied().unwrap_or(0) as f64 / self.total as f64)
+            .collect()
     }
 
     /// MIG fragmentation of one GPU, in slices.
@@ -171,7 +178,8 @@ mod tests {
     }
 
     fn cluster() -> Snapshot {
-        let n = |name: &str| Node::new(name, Resources::new(64000, 1 << 40, 110)).with_mig_gpus(2, "A100-80GB").unwrap();
+        let n =
+            |name: &str| Node::new(name, Resources::new(64000, 1 << 40, 110)).with_mig_gpus(2, "A100-80GB").unwrap();
         Snapshot::new(vec![n("a"), n("b")]).unwrap()
     }
 
@@ -203,11 +211,14 @@ mod tests {
         for (profile, gpu) in [(&most, 0), (&frag, 1), (&mlsched, 1)] {
             let node = Node::new("n", Resources::new(64000, 1 << 40, 110)).with_mig_gpus(2, "A100-80GB").unwrap();
             let mut s = Snapshot::new(vec![node]).unwrap();
-            s.assume_with_mig(&mig_pod("big", "3g.40gb"), 0, &[], &[(0, MigInstance { profile: 3, start: 0 })]).unwrap();
-            s.assume_with_mig(&mig_pod("one", "1g.10gb"), 0, &[], &[(1, MigInstance { profile: 0, start: 0 })]).unwrap();
+            s.assume_with_mig(&mig_pod("big", "3g.40gb"), 0, &[], &[(0, MigInstance { profile: 3, start: 0 })])
+                .unwrap();
+            s.assume_with_mig(&mig_pod("one", "1g.10gb"), 0, &[], &[(1, MigInstance { profile: 0, start: 0 })])
+                .unwrap();
             let (_, mig) = place(&mut s, profile, &mig_pod("small", "1g.10gb"));
             assert_eq!(mig[0].0, gpu, "{}: 1g carved at {mig:?}", profile.name);
-            let three_g_slots: usize = s.nodes()[0].gpus.iter().filter(|g| g.mig.as_ref().unwrap().can_place(3)).count();
+            let three_g_slots: usize =
+                s.nodes()[0].gpus.iter().filter(|g| g.mig.as_ref().unwrap().can_place(3)).count();
             assert_eq!(three_g_slots, if gpu == 1 { 2 } else { 1 }, "{}", profile.name);
         }
     }

@@ -48,7 +48,10 @@ mod tests {
         pod.affinity = NodeAffinity {
             terms: vec![vec![Requirement { key: "gpu".into(), op: SelectorOp::NotIn, values: vec!["a100".into()] }]],
         };
-        assert_eq!(NodeAffinityFilter.filter(&pod, &node), Err("node(s) didn't match Pod's node affinity/selector".into()));
+        assert_eq!(
+            NodeAffinityFilter.filter(&pod, &node),
+            Err("node(s) didn't match Pod's node affinity/selector".into())
+        );
     }
 
     #[test]

@@ -29,8 +29,16 @@ mod tests {
         let mut node = Node::new("g", Resources::new(1, 1, 1));
         node.taints.push(Taint { key: "nvidia.com/gpu".into(), value: "true".into(), effect: TaintEffect::NoSchedule });
         let mut pod = Pod::new("p", Resources::default(), GpuRequest::none());
-        assert_eq!(TaintToleration.filter(&pod, &node), Err("node(s) had untolerated taint {nvidia.com/gpu: true}".into()));
-        pod.tolerations.push(Toleration { key: "nvidia.com/gpu".into(), exists: true, value: String::new(), effect: None });
+        assert_eq!(
+            TaintToleration.filter(&pod, &node),
+            Err("node(s) had untolerated taint {nvidia.com/gpu: true}".into())
+        );
+        pod.tolerations.push(Toleration {
+            key: "nvidia.com/gpu".into(),
+            exists: true,
+            value: String::new(),
+            effect: None,
+        });
         assert_eq!(TaintToleration.filter(&pod, &node), Ok(()));
     }
 }

@@ -32,9 +32,7 @@ impl Topology {
     }
 
     fn shared_depths(&self, a: NodeId, b: NodeId) -> usize {
-        (0..self.depths())
-            .take_while(|&d| self.position(a, d) == self.position(b, d))
-            .count()
+        (0..self.depths()).take_while(|&d| self.position(a, d) == self.position(b, d)).count()
     }
 
     fn in_range(&self, node: NodeId) -> bool {
@@ -81,10 +79,7 @@ impl Topology {
             for &node in member_nodes.iter().filter(|&&n| self.in_range(n)) {
                 *counts.entry(self.position(node, depth)).or_insert(0) += 1;
             }
-            shared_pair_depths += counts
-                .values()
-                .map(|&c| c * (c.saturating_sub(1)) / 2)
-                .sum::<u64>();
+            shared_pair_depths += counts.values().map(|&c| c * (c.saturating_sub(1)) / 2).sum::<u64>();
         }
         let total_hops = 2 * (self.depths() as u64 * pairs - shared_pair_depths);
         total_hops as f64 / pairs as f64

@@ -14,7 +14,4 @@ pub mod tree;
 mod tests;
 
 pub use domain_fit::{Occupancy, copies_that_fit, split_members};
-pub use tree::{
-    Domain, DomainId, HOSTNAME_LABEL, Topology, TopologyError, TopologyLevel, UNKNOWN_DOMAIN,
-    Vertex,
-};
+pub use tree::{Domain, DomainId, HOSTNAME_LABEL, Topology, TopologyError, TopologyLevel, UNKNOWN_DOMAIN, Vertex};

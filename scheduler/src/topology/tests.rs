@@ -36,11 +36,7 @@ fn domains_are_keyed_by_parent_and_value() {
     let t = topology();
     let rack_of = |n| t.domain_of(n, 1).unwrap();
     assert_eq!(rack_of(0), rack_of(1));
-    assert_ne!(
-        rack_of(0),
-        rack_of(3),
-        "r1 under s2 is another rack than r1 under s1"
-    );
+    assert_ne!(rack_of(0), rack_of(3), "r1 under s2 is another rack than r1 under s1");
     assert_eq!(t.domain(rack_of(0)).nodes, vec![0, 1]);
     assert_eq!(t.describe(rack_of(3)), format!("{RACK}=r1 in {SPINE}=s2"));
     assert_eq!(t.group_levels(), 2);
@@ -67,11 +63,7 @@ fn hops_count_switch_levels_up_to_the_common_ancestor() {
     assert_eq!(t.hops(0, 1), Some(2), "same rack");
     assert_eq!(t.hops(0, 2), Some(4), "same spine, other rack");
     assert_eq!(t.hops(0, 3), Some(6), "other spine");
-    assert_eq!(
-        t.hops(4, 5),
-        Some(6),
-        "two unknown nodes are assumed far apart"
-    );
+    assert_eq!(t.hops(4, 5), Some(6), "two unknown nodes are assumed far apart");
     assert_eq!(t.hops(0, 42), None);
 }
 
@@ -95,11 +87,7 @@ fn weighted_distance_charges_slow_uplinks_more() {
     assert_eq!(t.weighted_distance(0, 1), Some(2.0));
     assert_eq!(t.weighted_distance(0, 2), Some(2.0 * (1.0 + 2.0)));
     assert_eq!(t.weighted_distance(0, 3), Some(2.0 * (1.0 + 2.0 + 4.0)));
-    assert_eq!(
-        topology().weighted_distance(0, 3),
-        Some(6.0),
-        "no bandwidths: equals hops"
-    );
+    assert_eq!(topology().weighted_distance(0, 3), Some(6.0), "no bandwidths: equals hops");
 }
 
 #[test]
@@ -113,15 +101,9 @@ fn placement_cost_is_the_mean_pairwise_hops_of_members() {
     assert!((t.placement_cost(&[0, 0, 1]) - 4.0 / 3.0).abs() < 1e-9);
     // pairs: (0,1)=2 (0,3)=6 (1,3)=6 -> mean 14/3; the same as the pairwise definition
     let members = [0, 1, 3];
-    let pairwise: u32 = [(0, 1), (0, 3), (1, 3)]
-        .iter()
-        .map(|&(a, b)| t.hops(a, b).unwrap())
-        .sum();
+    let pairwise: u32 = [(0, 1), (0, 3), (1, 3)].iter().map(|&(a, b)| t.hops(a, b).unwrap()).sum();
     assert!((t.placement_cost(&members) - f64::from(pairwise) / 3.0).abs() < 1e-9);
-    assert!(
-        (t.placement_cost(&[4, 4, 5]) - 4.0).abs() < 1e-9,
-        "two members on e are 0 apart"
-    );
+    assert!((t.placement_cost(&[4, 4, 5]) - 4.0).abs() < 1e-9, "two members on e are 0 apart");
 }
 
 #[test]
@@ -138,28 +120,13 @@ fn the_graph_is_a_tree_from_cluster_to_nodes() {
 #[test]
 fn bad_levels_are_refused_with_a_reason() {
     let n = nodes();
-    assert_eq!(
-        Topology::from_labels(&[HOSTNAME_LABEL, RACK], &n).unwrap_err(),
-        TopologyError::HostnameNotLast
-    );
-    assert_eq!(
-        Topology::from_labels(&[RACK, RACK], &n).unwrap_err(),
-        TopologyError::DuplicateLevel(RACK.into())
-    );
-    assert_eq!(
-        Topology::from_labels(&[""], &n).unwrap_err(),
-        TopologyError::EmptyLabel
-    );
+    assert_eq!(Topology::from_labels(&[HOSTNAME_LABEL, RACK], &n).unwrap_err(), TopologyError::HostnameNotLast);
+    assert_eq!(Topology::from_labels(&[RACK, RACK], &n).unwrap_err(), TopologyError::DuplicateLevel(RACK.into()));
+    assert_eq!(Topology::from_labels(&[""], &n).unwrap_err(), TopologyError::EmptyLabel);
     let zero = vec![TopologyLevel::new(RACK).with_bandwidth(0.0)];
-    assert!(matches!(
-        Topology::new(zero, &n),
-        Err(TopologyError::BadBandwidth { .. })
-    ));
+    assert!(matches!(Topology::new(zero, &n), Err(TopologyError::BadBandwidth { .. })));
     let err = topology().level_index("zone").unwrap_err();
-    assert!(
-        err.to_string().contains("unknown topology level \"zone\""),
-        "{err}"
-    );
+    assert!(err.to_string().contains("unknown topology level \"zone\""), "{err}");
     let flat = Topology::from_labels(&[], &n).unwrap();
     assert_eq!(flat.hops(0, 1), Some(2));
     assert_eq!(flat.group_levels(), 0);

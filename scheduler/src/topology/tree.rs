@@ -30,10 +30,7 @@ pub struct TopologyLevel {
 
 impl TopologyLevel {
     pub fn new(label: impl Into<String>) -> Self {
-        TopologyLevel {
-            label: label.into(),
-            bandwidth_gbps: None,
-        }
+        TopologyLevel { label: label.into(), bandwidth_gbps: None }
     }
 
     pub fn with_bandwidth(mut self, gbps: f64) -> Self {
@@ -132,11 +129,7 @@ impl Topology {
             let vertex = topology.graph.add_node(Vertex::Node(node_id));
             let above = parent.map_or(topology.root, |p| topology.domains[p].vertex);
             // Under a hostname domain the node vertex is that same machine: no link to cross.
-            let cost = if topology.last_level_is_node() {
-                0.0
-            } else {
-                *topology.link_costs.last().unwrap_or(&1.0)
-            };
+            let cost = if topology.last_level_is_node() { 0.0 } else { *topology.link_costs.last().unwrap_or(&1.0) };
             topology.graph.add_edge(above, vertex, cost);
             topology.node_vertices.push(vertex);
         }
@@ -145,16 +138,10 @@ impl Topology {
 
     /// Levels given by label only, no bandwidths.
     pub fn from_labels(labels: &[&str], nodes: &[Node]) -> Result<Self, TopologyError> {
-        Topology::new(
-            labels.iter().map(|l| TopologyLevel::new(*l)).collect(),
-            nodes,
-        )
+        Topology::new(labels.iter().map(|l| TopologyLevel::new(*l)).collect(), nodes)
     }
 
-    pub fn from_snapshot(
-        levels: Vec<TopologyLevel>,
-        snapshot: &Snapshot,
-    ) -> Result<Self, TopologyError> {
+    pub fn from_snapshot(levels: Vec<TopologyLevel>, snapshot: &Snapshot) -> Result<Self, TopologyError> {
         Topology::new(levels, snapshot.nodes())
     }
 
@@ -171,13 +158,7 @@ impl Topology {
         }
     }
 
-    fn add_domain(
-        &mut self,
-        level: usize,
-        value: String,
-        known: bool,
-        parent: Option<DomainId>,
-    ) -> DomainId {
+    fn add_domain(&mut self, level: usize, value: String, known: bool, parent: Option<DomainId>) -> DomainId {
         let id = self.domains.len();
         let vertex = self.graph.add_node(Vertex::Domain(id));
         let above = parent.map_or(self.root, |p| self.domains[p].vertex);
@@ -185,15 +166,7 @@ impl Topology {
         if let Some(p) = parent {
             self.domains[p].children.push(id);
         }
-        self.domains.push(Domain {
-            level,
-            value,
-            known,
-            parent,
-            children: Vec::new(),
-            nodes: Vec::new(),
-            vertex,
-        });
+        self.domains.push(Domain { level, value, known, parent, children: Vec::new(), nodes: Vec::new(), vertex });
         self.by_level[level].push(id);
         id
     }
@@ -207,25 +180,15 @@ impl Topology {
     }
 
     pub fn level_index(&self, label: &str) -> Result<usize, TopologyError> {
-        self.levels
-            .iter()
-            .position(|l| l.label == label)
-            .ok_or_else(|| TopologyError::UnknownLevel {
-                level: label.to_string(),
-                known: self
-                    .levels
-                    .iter()
-                    .map(|l| l.label.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
+        self.levels.iter().position(|l| l.label == label).ok_or_else(|| TopologyError::UnknownLevel {
+            level: label.to_string(),
+            known: self.levels.iter().map(|l| l.label.as_str()).collect::<Vec<_>>().join(", "),
+        })
     }
 
     /// True when the last level names nodes (so it is not a group of nodes a gang can be spread over).
     pub fn last_level_is_node(&self) -> bool {
-        self.levels
-            .last()
-            .is_some_and(|l| l.label == HOSTNAME_LABEL)
+        self.levels.last().is_some_and(|l| l.label == HOSTNAME_LABEL)
     }
 
     /// Levels that group several nodes behind one switch: all but a trailing hostname level.
@@ -315,10 +278,7 @@ fn validate_levels(levels: &[TopologyLevel]) -> Result<(), TopologyError> {
         if let Some(gbps) = level.bandwidth_gbps
             && !(gbps.is_finite() && gbps > 0.0)
         {
-            return Err(TopologyError::BadBandwidth {
-                label: level.label.clone(),
-                gbps,
-            });
+            return Err(TopologyError::BadBandwidth { label: level.label.clone(), gbps });
         }
     }
     Ok(())
@@ -328,14 +288,8 @@ fn validate_levels(levels: &[TopologyLevel]) -> Result<(), TopologyError> {
 /// with no bandwidth given costs 1. When the last level is not the hostname, one more depth stands for
 /// the node's own uplink (cost 1).
 fn link_costs(levels: &[TopologyLevel]) -> Vec<f64> {
-    let fastest = levels
-        .iter()
-        .filter_map(|l| l.bandwidth_gbps)
-        .fold(0.0_f64, f64::max);
-    let mut costs: Vec<f64> = levels
-        .iter()
-        .map(|l| l.bandwidth_gbps.map_or(1.0, |bw| fastest / bw))
-        .collect();
+    let fastest = levels.iter().filter_map(|l| l.bandwidth_gbps).fold(0.0_f64, f64::max);
+    let mut costs: Vec<f64> = levels.iter().map(|l| l.bandwidth_gbps.map_or(1.0, |bw| fastest / bw)).collect();
     if levels.last().is_none_or(|l| l.label != HOSTNAME_LABEL) {
         costs.push(1.0);
     }
