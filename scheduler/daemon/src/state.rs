@@ -345,6 +345,7 @@ impl ClusterState {
             return;
         }
         let node = &self.snapshot.nodes()[id];
+        let node_gpu_count = node.gpus.len();
         let mut gpus = b.gpu_index.clone().filter(|g| {
             g.len() == if b.pod.gpu.is_none() { 0 } else { b.pod.gpu.count as usize }
                 && g.iter().all(|&i| node.gpus.get(i).is_some_and(|d| d.free_milli() >= b.pod.gpu.milli_per_gpu))
@@ -356,12 +357,20 @@ impl ClusterState {
         }
         let mut pod = b.pod.clone();
         pod.gpu.models = None;
-        let result = match gpus {
-            Some(gpus) => self.snapshot.assume(&pod, id, &gpus).map_err(|e| e.to_string()),
-            None => Err("its GPUs are not free on the node".into()),
-        };
-        if let Err(e) = result {
-            warn!(pod = key, node = %b.node, error = %e, "a bound pod does not fit its node in the snapshot; not accounted");
+        if let Some(gpus) = &gpus
+            && self.snapshot.assume(&pod, id, gpus).is_ok()
+        {
+            return;
+        }
+        // The pod runs there even though the snapshot has no room for it (the node shrank, or another
+        // scheduler or a resize over-filled it): book it anyway, so no room is offered that is not there.
+        let wanted = if pod.gpu.is_none() { 0 } else { pod.gpu.count as usize };
+        let devices = gpus
+            .or_else(|| b.gpu_index.clone().filter(|g| g.len() == wanted))
+            .unwrap_or_else(|| (0..wanted.min(node_gpu_count)).collect());
+        match self.snapshot.record_running(&pod, id, &devices) {
+            Ok(()) => warn!(pod = key, node = %b.node, "a bound pod over-commits its node; accounted as running"),
+            Err(e) => warn!(pod = key, node = %b.node, error = %e, "a bound pod could not be accounted"),
         }
     }
 

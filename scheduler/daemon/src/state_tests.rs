@@ -245,3 +245,16 @@ fn priority_orders_competing_pods() {
     assert_eq!(r.binds[0].members[0].pod.name, "high");
     assert_eq!(r.unschedulable[0].0.name, "low");
 }
+
+#[test]
+fn a_bound_pod_that_over_commits_its_node_is_still_accounted() {
+    // Another scheduler bound more GPUs than the node has free: the snapshot must show the node full, not
+    // hide the pod and offer its room again.
+    let mut w = World::new(vec![gpu_node("a", 2)]);
+    w.state.apply_pod(pod("first", 2, json!({"spec": {"nodeName": "a", "schedulerName": "default-scheduler"}})));
+    w.state.apply_pod(pod("second", 1, json!({"spec": {"nodeName": "a", "schedulerName": "default-scheduler"}})));
+    assert!(w.state.snapshot().placement("ml/second").is_some(), "the over-committing pod is accounted");
+    assert_eq!(w.state.snapshot().nodes()[0].gpus.iter().map(|g| g.free_milli()).sum::<i64>(), 0);
+    w.add(pod("mine", 1, json!({})), s(0));
+    assert!(w.pass(s(0)).binds.is_empty(), "no GPU is offered on the over-committed node");
+}

@@ -31,7 +31,7 @@ impl GpuDevice {
     /// Milli-GPU free for whole-GPU and shared requests. A MIG-enabled GPU has none: it serves MIG
     /// instances only, so share-packing policies and the fragmentation measure see it as full.
     pub fn free_milli(&self) -> i64 {
-        if self.mig.is_some() { 0 } else { GPU_MILLI - self.used_milli }
+        if self.mig.is_some() { 0 } else { (GPU_MILLI - self.used_milli).max(0) }
     }
 
     pub fn is_idle(&self) -> bool {

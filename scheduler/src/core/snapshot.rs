@@ -203,6 +203,38 @@ impl Snapshot {
         Ok(())
     }
 
+    /// Books a pod the cluster already runs on `node`, whoever placed it. Unlike `assume` it never refuses
+    /// for capacity: a node can be over-committed (it shrank, or another scheduler or a resize filled it),
+    /// and the accounting must show that, so that no room is offered that is not there. The GPU indices
+    /// must exist on the node; their shares may exceed a device's capacity.
+    pub fn record_running(&mut self, pod: &Pod, node_id: NodeId, gpus: &[usize]) -> Result<(), SnapshotError> {
+        if self.placements.contains_key(&pod.key) {
+            return Err(SnapshotError::AlreadyPlaced(pod.key.clone()));
+        }
+        let node = self.nodes.get_mut(node_id).ok_or(SnapshotError::NoSuchNode(node_id))?;
+        let gpu_err = |reason: String| SnapshotError::Gpu { pod: pod.key.clone(), node: node.name.clone(), reason };
+        for (n, &i) in gpus.iter().enumerate() {
+            if i >= node.gpus.len() || gpus[..n].contains(&i) {
+                return Err(gpu_err(format!("GPU {i} does not exist or is given twice")));
+            }
+        }
+        node.requested = node.requested.checked_add(&pod.requests).map_err(|source| SnapshotError::Resources {
+            pod: pod.key.clone(),
+            node: node.name.clone(),
+            source,
+        })?;
+        let mut assignment = GpuAssignment::default();
+        for &i in gpus {
+            node.gpus[i].used_milli += pod.gpu.milli_per_gpu;
+            assignment.devices.push((i, pod.gpu.milli_per_gpu));
+        }
+        self.node_versions[node_id] += 1;
+        self.pods_by_node[node_id].push(pod.key.clone());
+        self.placements
+            .insert(pod.key.clone(), Placement { node: node_id, requests: pod.requests.clone(), gpus: assignment });
+        Ok(())
+    }
+
     /// Undoes `assume` (or removes a pod that left): gives back its resources and GPU shares.
     pub fn forget(&mut self, pod_key: &str) -> Result<Placement, SnapshotError> {
         let placement = self.placements.remove(pod_key).ok_or_else(|| SnapshotError::NotPlaced(pod_key.to_string()))?;
@@ -311,6 +343,27 @@ mod tests {
         assert_eq!(s.node(0).unwrap(), &before);
         let whole = Pod::new("w", Resources::new(1, 1, 1), GpuRequest::whole(1));
         assert!(matches!(s.assume(&whole, 0, &[0]), Err(SnapshotError::Gpu { .. })), "MIG GPUs serve MIG only");
+    }
+
+    #[test]
+    fn running_pods_are_recorded_even_past_capacity_and_leave_no_room() {
+        let mut s = cluster();
+        let big = Pod::new("ns/big", Resources::new(6000, MIB, 1), GpuRequest::whole(2));
+        s.assume(&big, 0, &[0, 1]).unwrap();
+        // Another scheduler put a second pod there: the node is over-committed, and the snapshot says so.
+        let extra = Pod::new("ns/extra", Resources::new(4000, MIB, 1), GpuRequest::whole(1));
+        assert!(s.assume(&extra, 0, &[0]).is_err());
+        s.record_running(&extra, 0, &[0]).unwrap();
+        let node = s.node(0).unwrap();
+        assert_eq!(node.free_cpu_milli(), -2000);
+        assert_eq!(node.free().cpu_milli, 0);
+        assert_eq!(node.gpus[0].free_milli(), 0, "an over-used GPU has nothing free");
+        let small = Pod::new("ns/small", Resources::new(1, 1, 1), GpuRequest::none());
+        assert!(s.assume(&small, 0, &[]).is_err(), "no room is offered on an over-committed node");
+        assert!(matches!(s.record_running(&extra, 0, &[]), Err(SnapshotError::AlreadyPlaced(_))));
+        assert!(s.record_running(&Pod::new("x", Resources::default(), GpuRequest::whole(1)), 0, &[9]).is_err());
+        s.forget("ns/extra").unwrap();
+        assert_eq!(s.node(0).unwrap().free_cpu_milli(), 2000);
     }
 
     #[test]
