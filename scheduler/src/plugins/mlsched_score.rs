@@ -32,14 +32,14 @@
 //!    them (the same random-fill assumption as the recursion; counting only the holes at most as large as
 //!    the one costed, as if shares always went to the tightest fit, gives 4.04 % instead of 4.01 %, and
 //!    scaling `F_m` by 0.5 or 2 gains nothing). Both are measured on the cluster (every
-//!    [`COMPETITION_EVERY`] arrivals; every 16 gains nothing and costs twice the time). Early on every
-//!    hole is fillable, as in the plain random-fill model; once ~1000 GPUs hold an 810 share, the ~100
-//!    shares of ≤ 190 milli cannot fill their 190-milli holes, so a 210-milli hole (a 320 beside a 470)
-//!    is costed as nearly all idle for good, while a 530-milli hole, which the many 470 shares will
-//!    complete, stays cheap. The plain model ignored that, was optimistic about small
-//!    leftovers and had to be weighted down (0.3: 4.09 % on the default trace; at weight 1 it got worse,
-//!    4.31 %); the contested one is a real estimate of milli lost and enters at full weight
-//!    ([`WASTE_WEIGHT`] = 1: 4.01 %; 0.6: 4.08 %, 1.5: 4.01 %).
+//!    [`COMPETITION_EVERY`] arrivals: every 16 or 64 gives the same 4.01 % and costs up to twice the time
+//!    on the many-model workloads). Early on every hole is fillable, as in the plain random-fill model;
+//!    once ~1000 GPUs hold an 810 share, the ~100 shares of ≤ 190 milli cannot fill their 190-milli
+//!    holes, so a 210-milli hole (a 320 beside a 470) is costed as nearly all idle for good, while a
+//!    530-milli hole, which the many 470 shares will complete, stays cheap. The plain model ignored that,
+//!    was optimistic about small leftovers and had to be weighted down (0.3: 4.09 % on the default trace;
+//!    at weight 1 it got worse, 4.31 %); the contested one is a real estimate of milli lost and enters at
+//!    full weight, like fragmentation ([`WASTE_WEIGHT`] = 1: 4.01 %; 0.6: 4.08 %, 1.5: 4.01 %).
 //! 4. **Scarce models** (`price`): taking `g` milli of model `M` displaces `price(M) · g` milli of demand
 //!    restricted to `M` (by `gpu_spec`), where `price(M)` is the share of `M`'s capacity that the
 //!    restricted typical shapes will need (their GPU demand on `M` over `M`'s share of the cluster,
@@ -72,9 +72,10 @@
 //! # Cost
 //!
 //! Scores are memoised by (node state incl. model, pod shape) as in `fgd`; the price depends only on the
-//! model and the workload estimate, the sliver table also on the competition, and the memo is cleared
-//! whenever either is re-derived (each online refresh, and every [`COMPETITION_EVERY`] arrivals: one
-//! O(GPUs) pass over the cluster). A decision costs about what FGD's does.
+//! model and the workload estimate, the sliver table also on the competition (re-measured every
+//! [`COMPETITION_EVERY`] arrivals by one O(GPUs) pass), and the memo is cleared whenever either changes
+//! (each online refresh; a competition that changed a sliver table). A decision costs at most about twice
+//! what FGD's does (most on the many-model gpuspec workloads, where the memo matters most).
 //!
 //! # Where the rest goes
 //!
@@ -103,7 +104,7 @@ const SCORE_OFFSET: i64 = 1_000_000_000;
 const SCORE_SCALE: f64 = 1000.0;
 
 /// Pods between two measurements of the competition for shares.
-const COMPETITION_EVERY: u64 = 64;
+const COMPETITION_EVERY: u64 = 256;
 
 /// Nodes with more GPUs than this are scored without the memo.
 const MEMO_MAX_GPUS: usize = 8;
@@ -448,16 +449,29 @@ impl MlschedScore {
     }
 
     /// Re-measures the competition for shares every [`COMPETITION_EVERY`] arrivals (and at the first
-    /// decision), which invalidates the sliver tables and the memo.
+    /// decision). The memo is cleared only if a sliver table changed: while no share size is contested
+    /// (early in a replay) the tables are the plain ones and the memo stays valid.
     fn refresh_competition(&self, snapshot: &Snapshot) {
         let mut comp = self.competition.lock().expect("competition lock");
         if comp.0 != u64::MAX && self.arrivals < comp.0 + COMPETITION_EVERY {
             return;
         }
-        *comp = (self.arrivals, Some(Arc::new(Competition::of(snapshot.nodes()))));
+        let fresh = Arc::new(Competition::of(snapshot.nodes()));
+        *comp = (self.arrivals, Some(fresh.clone()));
         drop(comp);
-        self.waste.lock().expect("waste lock").clear();
-        self.memo.lock().expect("memo lock").clear();
+        let mut waste = self.waste.lock().expect("waste lock");
+        let mut changed = false;
+        for (model, table) in waste.iter_mut() {
+            let new = waste_table_contested(&self.typical, model, Some(&fresh));
+            if new != **table {
+                *table = Arc::new(new);
+                changed = true;
+            }
+        }
+        drop(waste);
+        if changed {
+            self.memo.lock().expect("memo lock").clear();
+        }
     }
 
     fn cached_evaluate(&self, snapshot: &Snapshot, node: &Node, pod: &Pod) -> (i64, Option<usize>) {
