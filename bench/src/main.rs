@@ -283,7 +283,12 @@ fn run_reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
             (None, other) => bail!("workload {other} needs --traces"),
             (Some(dir), w) => read_pods(&Source::File(&workload_file(dir, w)))?,
         };
-        eprintln!("replaying {workload}: {} pods x 6 policies x {} seeds", pods.len(), args.seeds.0.len());
+        eprintln!(
+            "replaying {workload}: {} pods x {} policies x {} seeds",
+            pods.len(),
+            Policy::EXTENDED.len(),
+            args.seeds.0.len()
+        );
         let result = run_workload(workload, &nodes, &pods, &args.seeds.0);
         all_rows.extend(rows(&result, &published));
     }
