@@ -15,7 +15,6 @@ pub mod decide;
 pub mod http;
 pub mod metrics;
 pub mod placement;
-pub mod quantity;
 pub mod run;
 
 pub use config::Config;

@@ -25,7 +25,7 @@ use crate::decide::{
 use crate::http::Health;
 use crate::metrics::Metrics;
 use crate::placement::{Placement, TemplateInfo};
-use crate::quantity::{format_cpu, format_memory, parse_milli_i64, parse_units};
+use mlsched::quantity::{format_cpu, format_memory, parse_milli_i64, parse_units};
 
 /// Pod template annotation written before a scale-out: the workload's `matchLabels` as `k=v,...`, from
 /// which the scheduler places the new replicas near the existing pods.

@@ -8,4 +8,5 @@ pub mod frag;
 pub mod framework;
 pub mod gang;
 pub mod plugins;
+pub mod quantity;
 pub mod topology;

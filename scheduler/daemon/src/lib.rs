@@ -20,7 +20,6 @@ pub mod keys;
 pub mod kube_io;
 pub mod metrics;
 pub mod placement_api;
-pub mod quantity;
 pub mod queue;
 pub mod ratelimit;
 pub mod run;

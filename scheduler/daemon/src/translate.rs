@@ -14,7 +14,7 @@ use mlsched::core::{
 use mlsched::gang::TopologyRequirement;
 
 use crate::keys::*;
-use crate::quantity::{parse_milli_i64, parse_units};
+use mlsched::quantity::{parse_milli_i64, parse_units};
 
 /// The name and namespace of any pod, readable even when the rest of it is malformed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

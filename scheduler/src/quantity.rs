@@ -1,4 +1,6 @@
-//! Kubernetes resource quantities (`100m`, `1.5Gi`, `2`, `1e3`, `500M`) as exact integers.
+//! Kubernetes resource quantities (`100m`, `1.5Gi`, `2`, `1e3`, `500M`) as exact integers, and their
+//! formatting back. Pure string handling, shared by the scheduler's and the autoscaler's Kubernetes
+//! adapters.
 
 /// The quantity times 1000, rounded up (kube rounds requests up, never down): milli-units, so CPU reads
 /// as millicores and every other resource divides back by 1000.
@@ -74,9 +76,36 @@ pub fn parse_milli_i64(text: &str) -> Result<i64, String> {
     i64::try_from(parse_milli(text)?).map_err(|_| format!("quantity {text:?} is out of range"))
 }
 
+/// Millicores as a CPU quantity: `2` for whole cores, else `1500m`.
+pub fn format_cpu(milli: i64) -> String {
+    if milli % 1000 == 0 { format!("{}", milli / 1000) } else { format!("{milli}m") }
+}
+
+/// Bytes as a memory quantity: `Gi`/`Mi`/`Ki` when exact, else plain bytes.
+pub fn format_memory(bytes: i64) -> String {
+    for (suffix, unit) in [("Gi", 1i64 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)] {
+        if bytes != 0 && bytes % unit == 0 {
+            return format!("{}{suffix}", bytes / unit);
+        }
+    }
+    format!("{bytes}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_round_trip() {
+        for m in [0, 1, 250, 1000, 1500, 64000] {
+            assert_eq!(parse_milli_i64(&format_cpu(m)).unwrap(), m);
+        }
+        for b in [0, 1, 1023, 1024, 3 << 20, 5 << 30, 123_456_789] {
+            assert_eq!(parse_units(&format_memory(b)).unwrap(), b);
+        }
+        assert_eq!(format_memory(256 << 20), "256Mi");
+        assert_eq!(format_cpu(1500), "1500m");
+    }
 
     #[test]
     fn decimal_and_binary_suffixes() {
