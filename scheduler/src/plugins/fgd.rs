@@ -5,10 +5,7 @@
 //! scores 50 and a reduction scores above it. Only the chosen node's fragmentation changes, so the node
 //! delta is the cluster delta.
 
-use std::hash::{Hash, Hasher};
-use std::sync::Mutex;
-
-use rustc_hash::{FxHashMap, FxHasher};
+use super::score_memo::ScoreMemo;
 
 use crate::core::{Node, NodeId, Pod, Snapshot};
 use crate::frag::{FreeView, TypicalShapes, node_frag_milli};
@@ -18,28 +15,7 @@ pub struct FgdScore {
     typical: TypicalShapes,
     /// Scores by (node state, pod shape). Many nodes share a state (all idle nodes of a model, say), and
     /// a replay sees the same shapes again and again: this is what makes FGD fast enough for 10k nodes.
-    memo: Mutex<FxHashMap<MemoKey, (i64, Option<usize>)>>,
-}
-
-/// Nodes with more GPUs than this are scored without the memo.
-const MEMO_MAX_GPUS: usize = 8;
-
-#[derive(PartialEq, Eq, Hash)]
-struct MemoKey {
-    pod_cpu: i64,
-    pod_count: u32,
-    pod_milli: i64,
-    pod_models: u64,
-    node_model: u64,
-    cpu_free: i64,
-    gpu_free: [i16; MEMO_MAX_GPUS],
-    gpus: u8,
-}
-
-fn hash_of(value: impl Hash) -> u64 {
-    let mut h = FxHasher::default();
-    value.hash(&mut h);
-    h.finish()
+    memo: ScoreMemo,
 }
 
 fn sigmoid(x: f64) -> f64 {
@@ -95,41 +71,15 @@ pub fn evaluate(node: &Node, pod: &Pod, typical: &TypicalShapes) -> (i64, Option
 
 impl FgdScore {
     pub fn new(typical: TypicalShapes) -> Self {
-        FgdScore { typical, memo: Mutex::new(FxHashMap::default()) }
+        FgdScore { typical, memo: ScoreMemo::default() }
     }
 
     pub fn typical(&self) -> &TypicalShapes {
         &self.typical
     }
 
-    fn memo_key(node: &Node, pod: &Pod) -> Option<MemoKey> {
-        if node.gpus.len() > MEMO_MAX_GPUS {
-            return None;
-        }
-        let mut gpu_free = [0i16; MEMO_MAX_GPUS];
-        for (slot, g) in gpu_free.iter_mut().zip(&node.gpus) {
-            *slot = g.free_milli() as i16;
-        }
-        Some(MemoKey {
-            pod_cpu: pod.requests.cpu_milli,
-            pod_count: pod.gpu.count,
-            pod_milli: pod.gpu.milli_per_gpu,
-            pod_models: pod.gpu.models.as_ref().map_or(0, hash_of),
-            node_model: hash_of(node.gpu_model()),
-            cpu_free: node.free_cpu_milli(),
-            gpu_free,
-            gpus: node.gpus.len() as u8,
-        })
-    }
-
     fn cached_evaluate(&self, node: &Node, pod: &Pod) -> (i64, Option<usize>) {
-        let Some(key) = Self::memo_key(node, pod) else { return evaluate(node, pod, &self.typical) };
-        if let Some(hit) = self.memo.lock().expect("memo lock").get(&key) {
-            return *hit;
-        }
-        let result = evaluate(node, pod, &self.typical);
-        self.memo.lock().expect("memo lock").insert(key, result);
-        result
+        self.memo.get_or_compute(node, pod, || evaluate(node, pod, &self.typical))
     }
 }
 

@@ -82,10 +82,11 @@
 //! On the default trace ~3.1 of the remaining ~4.0 % are GPUs holding one 810-milli share: only the rare
 //! ≤190-milli shares can complete them, so that part is out of any placement policy's reach.
 
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
-use rustc_hash::{FxHashMap, FxHasher};
+use rustc_hash::FxHashMap;
+
+use super::score_memo::ScoreMemo;
 
 use crate::core::{GPU_MILLI, Node, NodeId, Pod, Snapshot};
 use crate::frag::{FreeView, Shape, TypicalShapes, node_frag_milli};
@@ -105,27 +106,6 @@ const SCORE_SCALE: f64 = 1000.0;
 
 /// Pods between two measurements of the competition for shares.
 const COMPETITION_EVERY: u64 = 256;
-
-/// Nodes with more GPUs than this are scored without the memo.
-const MEMO_MAX_GPUS: usize = 8;
-
-#[derive(PartialEq, Eq, Hash)]
-struct MemoKey {
-    pod_cpu: i64,
-    pod_count: u32,
-    pod_milli: i64,
-    pod_models: u64,
-    node_model: u64,
-    cpu_free: i64,
-    gpu_free: [i16; MEMO_MAX_GPUS],
-    gpus: u8,
-}
-
-fn hash_of(value: impl Hash) -> u64 {
-    let mut h = FxHasher::default();
-    value.hash(&mut h);
-    h.finish()
-}
 
 /// Shape counts of the pods seen so far: the online learner's whole state.
 #[derive(Debug, Clone, Default)]
@@ -266,7 +246,7 @@ pub struct MlschedScore {
     /// Prices by model, for the current workload estimate and cluster capacity.
     prices: Mutex<FxHashMap<String, f64>>,
     /// Scores by (node state, pod shape), as in `fgd`.
-    memo: Mutex<FxHashMap<MemoKey, (i64, Option<usize>)>>,
+    memo: ScoreMemo,
     /// Pods arrived so far (both variants count them).
     arrivals: u64,
     /// The cluster's competition for shares, and the arrival count it was measured at.
@@ -285,7 +265,7 @@ impl MlschedScore {
             waste: Mutex::new(FxHashMap::default()),
             capacity: Mutex::new((usize::MAX, Arc::new(FxHashMap::default()))),
             prices: Mutex::new(FxHashMap::default()),
-            memo: Mutex::new(FxHashMap::default()),
+            memo: ScoreMemo::default(),
             arrivals: 0,
             competition: Mutex::new((u64::MAX, None)),
         }
@@ -428,26 +408,6 @@ impl MlschedScore {
         ((restricted / demand) / (my_cap as f64 / total_cap as f64)).min(1.0)
     }
 
-    fn memo_key(node: &Node, pod: &Pod) -> Option<MemoKey> {
-        if node.gpus.len() > MEMO_MAX_GPUS {
-            return None;
-        }
-        let mut gpu_free = [0i16; MEMO_MAX_GPUS];
-        for (slot, g) in gpu_free.iter_mut().zip(&node.gpus) {
-            *slot = g.free_milli() as i16;
-        }
-        Some(MemoKey {
-            pod_cpu: pod.requests.cpu_milli,
-            pod_count: pod.gpu.count,
-            pod_milli: pod.gpu.milli_per_gpu,
-            pod_models: pod.gpu.models.as_ref().map_or(0, hash_of),
-            node_model: hash_of(node.gpu_model()),
-            cpu_free: node.free_cpu_milli(),
-            gpu_free,
-            gpus: node.gpus.len() as u8,
-        })
-    }
-
     /// Re-measures the competition for shares every [`COMPETITION_EVERY`] arrivals (and at the first
     /// decision). The memo is cleared only if a sliver table changed: while no share size is contested
     /// (early in a replay) the tables are the plain ones and the memo stays valid.
@@ -470,19 +430,13 @@ impl MlschedScore {
         }
         drop(waste);
         if changed {
-            self.memo.lock().expect("memo lock").clear();
+            self.memo.clear();
         }
     }
 
     fn cached_evaluate(&self, snapshot: &Snapshot, node: &Node, pod: &Pod) -> (i64, Option<usize>) {
         self.refresh_competition(snapshot);
-        let Some(key) = Self::memo_key(node, pod) else { return self.evaluate(node, pod, self.price(snapshot, node)) };
-        if let Some(hit) = self.memo.lock().expect("memo lock").get(&key) {
-            return *hit;
-        }
-        let result = self.evaluate(node, pod, self.price(snapshot, node));
-        self.memo.lock().expect("memo lock").insert(key, result);
-        result
+        self.memo.get_or_compute(node, pod, || self.evaluate(node, pod, self.price(snapshot, node)))
     }
 }
 
@@ -512,7 +466,7 @@ impl ScorePlugin for MlschedScore {
             self.rho = cpu_per_gpu_milli(&self.typical);
             self.waste.get_mut().expect("waste lock").clear();
             self.prices.get_mut().expect("price lock").clear();
-            self.memo.get_mut().expect("memo lock").clear();
+            self.memo.clear();
             self.next_refresh = n + (n / 8).max(1);
         }
     }

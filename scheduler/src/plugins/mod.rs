@@ -14,6 +14,7 @@ pub mod node_affinity;
 pub mod policy;
 pub mod random;
 pub mod resources_fit;
+pub mod score_memo;
 pub mod taint_toleration;
 
 pub use best_fit::BestFitScore;
