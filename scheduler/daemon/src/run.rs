@@ -407,6 +407,12 @@ impl Loop {
     }
 
     fn maybe_schedule(&mut self) {
+        // Standbys learn too, so a new leader starts with the shapes seen so far.
+        for (profile, pod) in self.state.take_arrivals() {
+            if let Some(p) = self.profiles.get_mut(profile) {
+                p.observe_arrival(&pod);
+            }
+        }
         let now = self.now();
         let counts = self.queue.counts(now);
         self.metrics.set_pending("active", counts.active);

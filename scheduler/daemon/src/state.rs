@@ -7,7 +7,7 @@
 //! is rebuilt from the stores here before the next pass (no API re-list is involved); added nodes are
 //! appended in place. Node status heartbeats that do not change the translated node are ignored.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use mlsched::core::gpu::best_fit_gpus;
@@ -134,6 +134,11 @@ pub struct ClusterState {
     topology_stale: bool,
     scheduler_names: Vec<String>,
     bind_retries: u32,
+    /// Keys of our pods already reported as arrivals, so a pod's updates are not counted again.
+    observed: HashSet<String>,
+    /// Pods of ours seen for the first time, with their profile, for the policies that learn the shapes
+    /// that arrive (`mlsched-online`): the only history a live scheduler has.
+    arrivals: Vec<(usize, Pod)>,
 }
 
 impl ClusterState {
@@ -155,7 +160,14 @@ impl ClusterState {
             topology_stale: false,
             scheduler_names,
             bind_retries,
+            observed: HashSet::new(),
+            arrivals: Vec::new(),
         }
+    }
+
+    /// Our pods seen for the first time since the last call, with the index of the profile serving them.
+    pub fn take_arrivals(&mut self) -> Vec<(usize, Pod)> {
+        std::mem::take(&mut self.arrivals)
     }
 
     pub fn snapshot(&mut self) -> &Snapshot {
@@ -250,6 +262,10 @@ impl ClusterState {
         if info.terminal || (info.deleting && info.node_name.is_none()) {
             return (self.delete_pod(&key), None);
         }
+        if self.is_ours(&info.scheduler_name) && self.observed.insert(key.clone()) {
+            let profile = self.scheduler_names.iter().position(|n| *n == info.scheduler_name).unwrap_or(0);
+            self.arrivals.push((profile, info.pod.clone()));
+        }
         if let Some(node) = info.node_name.clone() {
             self.remove_pending(&key);
             if let Some(b) = self.bound.get(&key)
@@ -324,6 +340,7 @@ impl ClusterState {
 
     /// A pod was deleted (or finished). Returns whether it held capacity.
     pub fn delete_pod(&mut self, key: &str) -> bool {
+        self.observed.remove(key);
         self.remove_pending(key);
         let assumed = self.assumed.remove(key).is_some();
         let bound = self.bound.remove(key).is_some();

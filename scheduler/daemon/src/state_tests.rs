@@ -258,3 +258,24 @@ fn a_bound_pod_that_over_commits_its_node_is_still_accounted() {
     w.add(pod("mine", 1, json!({})), s(0));
     assert!(w.pass(s(0)).binds.is_empty(), "no GPU is offered on the over-committed node");
 }
+
+#[test]
+fn each_pod_of_ours_is_an_arrival_once_for_the_learning_policies() {
+    let mut w = World::new(vec![gpu_node("a", 4)]);
+    w.add(pod("p", 1, json!({})), s(0));
+    w.add(pod("p", 1, json!({"metadata": {"labels": {"updated": "yes"}}})), s(0));
+    w.add(pod("theirs", 1, json!({"spec": {"schedulerName": "default-scheduler"}})), s(0));
+    // Bound before we started (history): an arrival too.
+    w.add(pod("old", 2, json!({"spec": {"nodeName": "a"}})), s(0));
+    let arrivals = w.state.take_arrivals();
+    let seen: Vec<(usize, &str, u32)> = arrivals.iter().map(|(i, p)| (*i, p.key.as_str(), p.gpu.count)).collect();
+    assert_eq!(seen, vec![(0, "ml/p", 1), (0, "ml/old", 2)]);
+    assert!(w.state.take_arrivals().is_empty(), "taken once");
+    // Bound by our own decision: the same pod, not a new arrival.
+    w.add(pod("p", 1, json!({"spec": {"nodeName": "a"}})), s(0));
+    assert!(w.state.take_arrivals().is_empty());
+    // Deleted and created again under the same name: a new arrival.
+    w.state.delete_pod("ml/p");
+    w.add(pod("p", 1, json!({})), s(1));
+    assert_eq!(w.state.take_arrivals().len(), 1);
+}
