@@ -61,7 +61,8 @@ struct ReproduceArgs {
     /// default workload is replayed.
     #[arg(long)]
     traces: Option<PathBuf>,
-    /// Workloads to replay (default: every workload the artifact published that is found).
+    /// Workloads to replay (default: the bundled default, and every `openb_pod_list_<workload>.csv` in
+    /// `--traces`, published by the artifact or not).
     #[arg(long, value_delimiter = ',')]
     workloads: Vec<String>,
     #[arg(long, default_value = "42..51", value_parser = parse_seeds)]
@@ -105,7 +106,11 @@ struct CompareArgs {
     #[command(flatten)]
     trace: TraceArgs,
     /// Comma-separated policies.
-    #[arg(long, value_delimiter = ',', default_value = "random,dotprod,gpuclustering,gpupacking,bestfit,fgd")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "random,dotprod,gpuclustering,gpupacking,bestfit,fgd,mlsched,mlsched-online"
+    )]
     policies: Vec<Policy>,
     /// Seeds as `A..B` (inclusive) or a comma-separated list.
     #[arg(long, default_value = "42..51", value_parser = parse_seeds)]
@@ -263,18 +268,15 @@ fn run_mig(args: &MigArgs) -> anyhow::Result<()> {
 }
 
 fn run_reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
-    use mlsim::reproduce::{markdown, rows, run_workload, workload_file};
+    use mlsim::reproduce::{markdown, rows, run_workload, shared_workloads, workload_file};
     let published = mlsim::published::Published::load()?;
     let nodes = read_nodes(&BUNDLED_NODES)?;
     let mut workloads = args.workloads.clone();
     if workloads.is_empty() {
-        workloads = published
-            .workloads()
-            .into_iter()
-            .filter(|w| w == "default" || args.traces.as_deref().is_some_and(|d| workload_file(d, w).exists()))
-            .collect();
-        // The default workload first, as in the paper's tables.
-        workloads.sort_by_key(|w| (w != "default", w.clone()));
+        workloads = match &args.traces {
+            Some(dir) => shared_workloads(dir)?,
+            None => vec!["default".to_string()],
+        };
     }
     let mut all_rows = Vec::new();
     for workload in &workloads {

@@ -1,8 +1,11 @@
-//! `mlsim reproduce`: the six paper policies on every workload the FGD artifact published, side by side
-//! with the published means, and whether each is within the reproduction tolerance.
+//! `mlsim reproduce`: the six paper policies and mlsched's two on every workload of the trace folder, side
+//! by side with the FGD artifact's published means where it published the workload, and whether each is
+//! within the reproduction tolerance.
 
 use std::fmt::Write as _;
 use std::path::Path;
+
+use anyhow::Context as _;
 
 use mlsched::core::Node;
 use mlsched::plugins::policy::Policy;
@@ -110,6 +113,22 @@ pub fn mlsched_vs_fgd(rows: &[Row]) -> String {
         );
     }
     out
+}
+
+/// Every workload of a trace folder (`openb_pod_list_<workload>.csv`), the default first, as in the
+/// paper's tables, then by name.
+pub fn shared_workloads(dir: &Path) -> anyhow::Result<Vec<String>> {
+    let entries = std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))?;
+    let mut workloads = Vec::new();
+    for entry in entries {
+        let name = entry.with_context(|| format!("listing {}", dir.display()))?.file_name();
+        let name = name.to_string_lossy();
+        if let Some(w) = name.strip_prefix("openb_pod_list_").and_then(|n| n.strip_suffix(".csv")) {
+            workloads.push(w.to_string());
+        }
+    }
+    workloads.sort_by_key(|w| (w != "default", w.clone()));
+    Ok(workloads)
 }
 
 /// The pod list of a published workload inside the shared trace folder.
