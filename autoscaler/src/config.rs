@@ -18,6 +18,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use mlsched_edge::LogFormat;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -53,13 +54,6 @@ pub struct LeaderElectionConfig {
     pub identity: Option<String>,
     pub lease_duration_seconds: u64,
     pub renew_grace_seconds: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 impl Default for ScaleUpLimit {

@@ -6,13 +6,12 @@
 //!
 //! - `decide`: the pure decision and its rules (including the no-fight rule between vertical and horizontal).
 //! - `crd`: the custom resource; `config`: the YAML config; `quantity`: Kubernetes quantities.
-//! - `placement`: the scheduler's Placement gRPC API client; `run`: the controller loop;
-//!   `http`: `/metrics`, `/healthz`, `/readyz`; `metrics`.
+//! - `placement`: the scheduler's Placement gRPC API client; `run`: the controller loop; `metrics`
+//!   (served with `/healthz` and `/readyz` by the `mlsched-edge` crate, shared with the scheduler).
 
 pub mod config;
 pub mod crd;
 pub mod decide;
-pub mod http;
 pub mod metrics;
 pub mod placement;
 pub mod run;

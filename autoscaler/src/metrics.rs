@@ -2,6 +2,7 @@
 
 use std::sync::atomic::AtomicU64;
 
+use mlsched_edge::http::Exposition;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -84,8 +85,10 @@ impl Metrics {
     pub fn set_network_cost(&self, workload: &str, cost: f64) {
         self.network_cost.get_or_create(&wl(workload)).set(cost);
     }
+}
 
-    pub fn encode(&self) -> String {
+impl Exposition for Metrics {
+    fn encode(&self) -> String {
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out

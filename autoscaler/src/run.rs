@@ -14,6 +14,7 @@ use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
+use mlsched_edge::http::Health;
 use serde_json::{Value, json};
 use tracing::{debug, info, warn};
 
@@ -22,7 +23,6 @@ use crate::crd::*;
 use crate::decide::{
     self, Action, Blocker, Bounds, ContainerResize, ContainerSample, Headroom, PodSample, Policy, Res,
 };
-use crate::http::Health;
 use crate::metrics::Metrics;
 use crate::placement::{Placement, TemplateInfo};
 use mlsched::quantity::{format_cpu, format_memory, parse_milli_i64, parse_units};
@@ -31,6 +31,8 @@ use mlsched::quantity::{format_cpu, format_memory, parse_milli_i64, parse_units}
 /// which the scheduler places the new replicas near the existing pods.
 pub const NEAR_WORKLOAD_ANNOTATION: &str = "mlsched.io/near-workload";
 pub const COMPONENT: &str = "mlsched-autoscaler";
+/// `/readyz` until the first list of HybridAutoscalers succeeded (a standby is ready too).
+const NOT_READY: &str = "not synced";
 /// A recreate rollout not finished after this long is given up (and reported).
 const RECREATE_TIMEOUT_S: f64 = 600.0;
 
@@ -86,7 +88,7 @@ pub async fn run(
     if let Some(tx) = listening {
         let _ = tx.send(addr);
     }
-    let http = tokio::spawn(crate::http::serve(listener, metrics.clone(), health.clone()));
+    let http = tokio::spawn(mlsched_edge::http::serve(listener, metrics.clone(), health.clone(), NOT_READY));
     let identity = config.leader_election.identity.clone().unwrap_or_else(default_identity);
     let placement = Placement::new(&config.placement_uri().map_err(anyhow::Error::msg)?, config.placement_timeout())
         .map_err(anyhow::Error::msg)?;

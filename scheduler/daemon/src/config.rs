@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use mlsched::framework::Profile;
 use mlsched::plugins::policy::{Policy, PolicyInputs, profile_for};
+pub use mlsched_edge::LogFormat;
 use serde::Deserialize;
 
 use crate::keys::DEFAULT_SCHEDULER_NAME;
@@ -110,13 +111,6 @@ pub struct LeaderElectionConfig {
     pub identity: Option<String>,
     pub lease_duration_seconds: u64,
     pub renew_grace_seconds: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 fn default_scheduler_name() -> String {

@@ -6,8 +6,8 @@
 //! - `state`: the cluster picture kept from watch events, and the scheduling pass on it (pure).
 //! - `dedupe`: Event and condition de-duplication (pure).
 //! - `crd`: the coscheduling `PodGroup`.
-//! - `kube_io`: binding, status, Events; `run`: watchers + decision loop + leader election;
-//!   `http`: `/metrics`, `/healthz`, `/readyz`; `metrics`.
+//! - `kube_io`: binding, status, Events; `run`: watchers + decision loop + leader election; `metrics`
+//!   (served with `/healthz` and `/readyz` by the `mlsched-edge` crate, shared with the autoscaler).
 //! - `placement_api`: the Placement gRPC API for the autoscaler, answered by the decision loop.
 //!
 //! Tests run the whole scheduler in-process with [`run`].
@@ -15,7 +15,6 @@
 pub mod config;
 pub mod crd;
 pub mod dedupe;
-pub mod http;
 pub mod keys;
 pub mod kube_io;
 pub mod metrics;

@@ -2,6 +2,7 @@
 
 use std::sync::atomic::AtomicU64;
 
+use mlsched_edge::http::Exposition;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -114,8 +115,10 @@ impl Metrics {
     pub fn gang(&self, result: &str) {
         self.gangs.get_or_create(&labels("result", result)).inc();
     }
+}
 
-    pub fn encode(&self) -> String {
+impl Exposition for Metrics {
+    fn encode(&self) -> String {
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out

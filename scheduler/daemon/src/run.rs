@@ -14,12 +14,12 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, Resource, ResourceExt};
 use mlsched::framework::Profile;
+use mlsched_edge::http::{self, Health};
 use tokio::sync::{Semaphore, mpsc};
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::crd::PodGroup;
-use crate::http::{self, Health};
 use crate::kube_io::{self, Report, Reporter};
 use crate::metrics::Metrics;
 use crate::placement_api;
@@ -27,6 +27,9 @@ use crate::queue::{Backoff, SchedulingQueue, UnitKey};
 use crate::ratelimit::Limiter;
 use crate::state::{BindFollowUp, BindPlan, ClusterState, MemberBind, PodGroupInfo};
 use crate::translate::{PodRef, topology_requirement, translate_bound_pod, translate_node, translate_pod};
+
+/// `/readyz` until nodes and pods are listed (caches synced): a standby is ready too, to take over at once.
+const NOT_READY: &str = "caches not synced";
 
 enum Input {
     Node(Box<Event<k8s::Node>>),
@@ -99,7 +102,7 @@ pub async fn run(
     if let Some(tx) = listening {
         let _ = tx.send(addr);
     }
-    tasks.0.push(tokio::spawn(http::serve(listener, metrics.clone(), health.clone())));
+    tasks.0.push(tokio::spawn(http::serve(listener, metrics.clone(), health.clone(), NOT_READY)));
 
     let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
     let query_tx = tx.clone();
