@@ -134,6 +134,8 @@ pub struct ClusterState {
     topology_stale: bool,
     scheduler_names: Vec<String>,
     bind_retries: u32,
+    /// The unit that held a reservation in the last pass (see `run_pass`).
+    reserving: Option<UnitKey>,
     /// Keys of our pods already reported as arrivals, so a pod's updates are not counted again.
     observed: HashSet<String>,
     /// Pods of ours seen for the first time, with their profile, for the policies that learn the shapes
@@ -160,6 +162,7 @@ impl ClusterState {
             topology_stale: false,
             scheduler_names,
             bind_retries,
+            reserving: None,
             observed: HashSet::new(),
             arrivals: Vec::new(),
         }
@@ -459,9 +462,18 @@ impl ClusterState {
     pub fn run_pass(&mut self, queue: &mut SchedulingQueue, profiles: &[Profile], now: Duration) -> PassResult {
         self.refresh();
         let mut result = PassResult::default();
-        let ready = queue.ready(now);
+        let mut ready = queue.ready(now);
         if ready.is_empty() {
             return result;
+        }
+        // The core queue gives a gang skipped often enough a reservation, but only in a pass the gang is
+        // part of: the unit holding it joins every pass, so the room stays held while it backs off.
+        if let Some(unit) = self.reserving.take()
+            && queue.get(&unit).is_some_and(|e| !e.in_flight)
+            && !ready.contains(&unit)
+        {
+            ready.push(unit);
+            ready.sort_by_key(|u| queue.get(u).map(|e| (std::cmp::Reverse(e.priority), e.seq)));
         }
         let mut members: HashMap<&UnitKey, Vec<&PendingPod>> = HashMap::new();
         for p in self.pending.values() {
@@ -469,7 +481,8 @@ impl ClusterState {
                 members.entry(&p.unit).or_default().push(p);
             }
         }
-        let mut queues: Vec<GangQueue> = profiles.iter().map(|_| GangQueue::new(QueueConfig::default())).collect();
+        let config = QueueConfig::default();
+        let mut queues: Vec<GangQueue> = profiles.iter().map(|_| GangQueue::new(config)).collect();
         let mut by_name: HashMap<String, UnitKey> = HashMap::new();
         let mut waiting_for_members: Vec<(UnitKey, Option<Duration>, String, Vec<PodRef>)> = Vec::new();
         let mut timed_out_early: Vec<(UnitKey, String, Vec<PodRef>)> = Vec::new();
@@ -504,7 +517,8 @@ impl ClusterState {
                 .with_priority(priority);
             gang.timeout = timeout;
             gang.topology = topology;
-            if let Err(e) = queues[profile].add_gang(gang, entry.arrival) {
+            // The core queue is rebuilt each pass; the unit's failed passes are its skips so far.
+            if let Err(e) = queues[profile].add_gang_skipped(gang, entry.arrival, entry.attempts) {
                 invalid.push((unit.clone(), e.to_string(), refs));
                 continue;
             }
@@ -540,6 +554,9 @@ impl ClusterState {
                 continue;
             }
             let outcome = gq.schedule_pass(&profiles[index], &mut self.snapshot, &self.topology, now);
+            if let Some(unit) = outcome.reserved_for.as_ref().and_then(|g| by_name.get(g)) {
+                self.reserving.get_or_insert_with(|| unit.clone());
+            }
             for placement in outcome.placed {
                 let Some(unit) = by_name.get(&placement.gang).cloned() else { continue };
                 let mut binds = Vec::new();

@@ -279,3 +279,34 @@ fn each_pod_of_ours_is_an_arrival_once_for_the_learning_policies() {
     w.add(pod("p", 1, json!({})), s(1));
     assert_eq!(w.state.take_arrivals().len(), 1);
 }
+
+#[test]
+fn a_starving_pod_keeps_its_reservation_while_it_backs_off() {
+    let mut w = World::new(vec![gpu_node("a", 4), gpu_node("b", 4)]);
+    // One GPU taken on each node: the 4-GPU pod fits nowhere until one of them finishes.
+    for node in ["a", "b"] {
+        w.add(pod(&format!("blocker-{node}"), 1, json!({"spec": {"nodeName": node}})), s(0));
+    }
+    w.add(pod("big", 4, json!({})), s(0));
+    let big = UnitKey::Pod("ml/big".into());
+    let mut now = s(0);
+    for _ in 0..3 {
+        let r = w.pass(now);
+        assert!(r.binds.is_empty());
+        now = w.queue.get(&big).unwrap().not_before.unwrap();
+    }
+    // Skipped three times: it now holds node "a" (the node that could hold it, fullest first, then by name).
+    // A small pod arriving while "big" backs off must not take "a", though best fit and the name order
+    // both prefer it.
+    let arrival = now - s(1);
+    w.add(pod("small", 1, json!({})), arrival);
+    let r = w.pass(arrival);
+    assert_eq!(r.binds.len(), 1);
+    assert_eq!((r.binds[0].members[0].pod.name.as_str(), r.binds[0].members[0].node.as_str()), ("small", "b"));
+    // The blocker on "a" finishes: the reserved room goes to "big".
+    w.state.delete_pod("ml/blocker-a");
+    w.queue.activate_backoff();
+    let r = w.pass(arrival);
+    assert_eq!(r.binds.len(), 1);
+    assert_eq!((r.binds[0].members[0].pod.name.as_str(), r.binds[0].members[0].node.as_str()), ("big", "a"));
+}

@@ -101,18 +101,18 @@ impl GangQueue {
 
     /// Queues a gang (its members so far may be fewer than `min_member`).
     pub fn add_gang(&mut self, gang: Gang, now: Duration) -> Result<(), QueueError> {
+        self.add_gang_skipped(gang, now, 0)
+    }
+
+    /// Queues a gang that has already been skipped `skips` times, for a caller that keeps its own queue
+    /// between passes (the live scheduler rebuilds this one each pass): its age carries over.
+    pub fn add_gang_skipped(&mut self, gang: Gang, now: Duration, skips: u32) -> Result<(), QueueError> {
         let invalid = |reason: String| QueueError::InvalidGang { gang: gang.name.clone(), reason };
         gang.validate().map_err(invalid)?;
         if self.entries.iter().any(|e| e.gang.name == gang.name) {
             return Err(QueueError::DuplicateGang(gang.name));
         }
-        self.entries.push(QueuedGang {
-            gang,
-            arrival: self.next_arrival,
-            arrived_at: now,
-            skips: 0,
-            last_reason: None,
-        });
+        self.entries.push(QueuedGang { gang, arrival: self.next_arrival, arrived_at: now, skips, last_reason: None });
         self.next_arrival += 1;
         Ok(())
     }
