@@ -7,6 +7,7 @@
 //! (`PodScheduled=False` with a message); a gang left partly bound has a `GangBindFailed` Event and is bound
 //! whole once the faults stop.
 
+use crate::eventually;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -37,17 +38,7 @@ impl Harness {
         );
         let mut config = Config::from_yaml(&yaml).expect("config");
         config.leader_election.enabled = false;
-        let (stop, stop_rx) = oneshot::channel::<()>();
-        let (addr_tx, addr_rx) = oneshot::channel();
-        let task = tokio::spawn(mlsched_scheduler::run(
-            config,
-            server.client(),
-            async move {
-                let _ = stop_rx.await;
-            },
-            Some(addr_tx),
-        ));
-        addr_rx.await.expect("scheduler listening");
+        let (stop, task, _) = crate::run_scheduler(config, server.client()).await;
         Harness { server, stop: Some(stop), task }
     }
 
@@ -131,17 +122,6 @@ impl Harness {
         result.expect("no panic").expect("clean exit");
         self.server.shutdown().await;
     }
-}
-
-async fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + timeout;
-    while tokio::time::Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("timed out waiting for: {what}");
 }
 
 fn binding() -> RequestMatch {

@@ -5,3 +5,44 @@ mod faults;
 mod manifests;
 mod placement_api;
 mod scheduler;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+/// Sends the shutdown signal to a scheduler started by [`run_scheduler`].
+type Stopper = oneshot::Sender<()>;
+type SchedulerTask = tokio::task::JoinHandle<anyhow::Result<()>>;
+
+/// Runs the scheduler library on the test's runtime, as its binary would, until the stopper fires; returns
+/// once its HTTP endpoint listens.
+async fn run_scheduler(
+    config: mlsched_scheduler::Config,
+    client: kube::Client,
+) -> (Stopper, SchedulerTask, SocketAddr) {
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let (addr_tx, addr_rx) = oneshot::channel();
+    let task = tokio::spawn(mlsched_scheduler::run(
+        config,
+        client,
+        async move {
+            let _ = stop_rx.await;
+        },
+        Some(addr_tx),
+    ));
+    let http = addr_rx.await.expect("scheduler listening");
+    (stop_tx, task, http)
+}
+
+/// Polls `f` until it holds; panics naming `what` after `timeout`.
+async fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}

@@ -5,6 +5,7 @@
 //! rack r2 {c0, c1}. The workload `workload=web` runs web-0 and web-1 on b0 and web-2 on b1 (rack r1);
 //! `other-0` and `other-1` hold 6 GPUs each on c0 and c1, which makes those the best-fit nodes.
 
+use crate::eventually;
 use std::time::Duration;
 
 use mlsched_proto::v1 as pb;
@@ -65,17 +66,7 @@ impl Harness {
              leaderElection: {{enabled: false}}\n"
         );
         let config = Config::from_yaml(&yaml).expect("config");
-        let (stop, stop_rx) = oneshot::channel::<()>();
-        let (addr_tx, addr_rx) = oneshot::channel();
-        let task = tokio::spawn(mlsched_scheduler::run(
-            config,
-            server.client(),
-            async move {
-                let _ = stop_rx.await;
-            },
-            Some(addr_tx),
-        ));
-        addr_rx.await.expect("scheduler listening");
+        let (stop, task, _) = crate::run_scheduler(config, server.client()).await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         let client = loop {
             match PlacementClient::connect(format!("http://127.0.0.1:{port}")).await {
@@ -133,17 +124,6 @@ impl Harness {
         result.expect("no panic").expect("clean exit");
         self.server.shutdown().await;
     }
-}
-
-async fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + timeout;
-    while tokio::time::Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for: {what}");
 }
 
 fn rack_r1(node: &str) -> bool {

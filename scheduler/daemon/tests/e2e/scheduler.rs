@@ -1,5 +1,6 @@
 //! End to end: the whole scheduler (`mlsched_scheduler::run`) against the in-process API server double.
 
+use crate::eventually;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -78,8 +79,7 @@ impl Harness {
     }
 }
 
-type Stopper = oneshot::Sender<()>;
-type SchedulerTask = tokio::task::JoinHandle<anyhow::Result<()>>;
+use crate::{SchedulerTask, Stopper};
 
 /// Starts one scheduler instance on `client`; `extra_yaml` is appended to a base config.
 async fn spawn_scheduler(client: kube::Client, extra_yaml: &str) -> (Stopper, SchedulerTask, SocketAddr) {
@@ -91,29 +91,7 @@ async fn spawn_scheduler(client: kube::Client, extra_yaml: &str) -> (Stopper, Sc
     if !extra_yaml.contains("leaderElection") {
         config.leader_election.enabled = false;
     }
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let (addr_tx, addr_rx) = oneshot::channel();
-    let task = tokio::spawn(mlsched_scheduler::run(
-        config,
-        client,
-        async move {
-            let _ = stop_rx.await;
-        },
-        Some(addr_tx),
-    ));
-    let http = addr_rx.await.expect("scheduler listening");
-    (stop_tx, task, http)
-}
-
-async fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + timeout;
-    while tokio::time::Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for: {what}");
+    crate::run_scheduler(config, client).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
