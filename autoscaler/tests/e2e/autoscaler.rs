@@ -151,17 +151,7 @@ async fn grows_in_place_then_scales_out_near_then_back_in() {
         leader_election: LeaderElectionConfig { enabled: false, ..Default::default() },
         ..Config::default()
     };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
-    let autoscaler = tokio::spawn(mlsched_autoscaler::run(
-        config,
-        client.clone(),
-        async move {
-            let _ = stop_rx.await;
-        },
-        Some(addr_tx),
-    ));
-    let http_addr = addr_rx.await.unwrap();
+    let (stop_tx, autoscaler, http_addr) = crate::run_autoscaler(config, client.clone()).await;
 
     let has: Api<HybridAutoscaler> = Api::namespaced(client.clone(), "default");
     let ha: HybridAutoscaler = serde_json::from_value(json!({
@@ -279,8 +269,7 @@ async fn grows_in_place_then_scales_out_near_then_back_in() {
 
     stop.store(true, Ordering::SeqCst);
     let _ = mirror.await;
-    let _ = stop_tx.send(());
-    tokio::time::timeout(Duration::from_secs(5), autoscaler).await.unwrap().unwrap().unwrap();
+    crate::stop_autoscaler(stop_tx, autoscaler).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,15 +283,7 @@ async fn a_bad_spec_is_a_condition_not_a_crash() {
         leader_election: LeaderElectionConfig { enabled: false, ..Default::default() },
         ..Config::default()
     };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(mlsched_autoscaler::run(
-        config,
-        client.clone(),
-        async move {
-            let _ = stop_rx.await;
-        },
-        None,
-    ));
+    let (stop_tx, task, _) = crate::run_autoscaler(config, client.clone()).await;
     let has: Api<HybridAutoscaler> = Api::namespaced(client.clone(), "default");
     let ha: HybridAutoscaler = serde_json::from_value(json!({
         "apiVersion": "autoscaling.mlsched.io/v1alpha1", "kind": "HybridAutoscaler",
@@ -317,8 +298,7 @@ async fn a_bad_spec_is_a_condition_not_a_crash() {
         (c.status == "False" && c.reason == "InvalidSpec" && c.message.contains("targetRef.kind")).then_some(())
     })
     .await;
-    let _ = stop_tx.send(());
-    tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap().unwrap();
+    crate::stop_autoscaler(stop_tx, task).await;
 }
 
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {

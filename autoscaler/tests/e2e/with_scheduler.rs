@@ -244,15 +244,7 @@ async fn resizes_in_place_then_scales_out_next_to_the_workload_through_the_real_
         leader_election: LeaderElectionConfig { enabled: false, ..Default::default() },
         ..Config::default()
     };
-    let (as_stop, as_stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let autoscaler = tokio::spawn(mlsched_autoscaler::run(
-        config,
-        client.clone(),
-        async move {
-            let _ = as_stop_rx.await;
-        },
-        None,
-    ));
+    let (as_stop, autoscaler, _) = crate::run_autoscaler(config, client.clone()).await;
     let has: Api<HybridAutoscaler> = Api::namespaced(client.clone(), NS);
     let ha: HybridAutoscaler = serde_json::from_value(json!({
         "apiVersion": "autoscaling.mlsched.io/v1alpha1", "kind": "HybridAutoscaler",
@@ -361,8 +353,7 @@ async fn resizes_in_place_then_scales_out_next_to_the_workload_through_the_real_
 
     stop.store(true, Ordering::SeqCst);
     let _ = controller.await;
-    let _ = as_stop.send(());
-    tokio::time::timeout(Duration::from_secs(5), autoscaler).await.unwrap().unwrap().unwrap();
+    crate::stop_autoscaler(as_stop, autoscaler).await;
     let _ = sched_stop.send(());
     tokio::time::timeout(Duration::from_secs(10), scheduler).await.unwrap().unwrap().unwrap();
     server.shutdown().await;

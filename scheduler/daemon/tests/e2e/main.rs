@@ -35,6 +35,15 @@ async fn run_scheduler(
     (stop_tx, task, http)
 }
 
+/// Sends the shutdown signal (if not sent yet) and requires a clean exit within 10 s.
+async fn stop_scheduler(stop: Option<Stopper>, task: SchedulerTask) {
+    if let Some(tx) = stop {
+        let _ = tx.send(());
+    }
+    let result = tokio::time::timeout(Duration::from_secs(10), task).await.expect("scheduler stops");
+    result.expect("no panic").expect("clean exit");
+}
+
 /// Polls `f` until it holds; panics naming `what` after `timeout`.
 async fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + timeout;

@@ -70,11 +70,7 @@ impl Harness {
     }
 
     async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        let result = tokio::time::timeout(Duration::from_secs(10), self.task).await.expect("scheduler stops");
-        result.expect("no panic").expect("clean exit");
+        crate::stop_scheduler(self.stop.take(), self.task).await;
         self.server.shutdown().await;
     }
 }
