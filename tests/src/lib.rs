@@ -22,6 +22,7 @@ pub mod selectors;
 mod server;
 pub mod state;
 pub mod store;
+pub mod real;
 pub mod testing;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

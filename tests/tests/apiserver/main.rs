@@ -5,4 +5,5 @@ mod autoscaling;
 mod binary;
 mod crud;
 mod faults;
+mod real_cluster;
 mod watch;
