@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::error::ApiError;
 use crate::store::Store;
 
 /// The Kubernetes verb of a request.
@@ -113,6 +114,86 @@ pub struct RequestInfo {
     pub name: String,
 }
 
+impl RequestInfo {
+    /// What a request is, from its method, path, query and body, the way the API server's request-info
+    /// resolver sees it: the verb, the resource and subresource, namespace and name. A POST to the legacy
+    /// namespaced `bindings` collection is the `pods/binding` subresource of the pod named in the body.
+    pub fn classify(method: &http::Method, path: &str, query: &str, body: &[u8]) -> RequestInfo {
+        let Some(p) = ResourcePath::parse(path) else { return RequestInfo::default() };
+        let watch = form_urlencoded::parse(query.as_bytes())
+            .any(|(k, v)| k == "watch" && matches!(v.as_ref(), "true" | "1" | "True"));
+        let verb = match (method, p.name.is_some()) {
+            (&http::Method::GET, false) if watch => Verb::Watch,
+            (&http::Method::GET, false) => Verb::List,
+            (&http::Method::GET, true) => Verb::Get,
+            (&http::Method::POST, _) => Verb::Create,
+            (&http::Method::PUT, _) => Verb::Update,
+            (&http::Method::PATCH, _) => Verb::Patch,
+            (&http::Method::DELETE, false) => Verb::DeleteCollection,
+            (&http::Method::DELETE, true) => Verb::Delete,
+            _ => Verb::Get,
+        };
+        let mut info = RequestInfo {
+            verb: Some(verb),
+            resource: p.plural,
+            subresource: p.subresource,
+            namespace: p.namespace.unwrap_or_default(),
+            name: p.name.unwrap_or_default(),
+            group: p.group,
+        };
+        if info.group.is_empty() && info.resource == "bindings" && method == http::Method::POST {
+            info.resource = "pods".into();
+            info.subresource = "binding".into();
+            info.name = serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| v.pointer("/metadata/name").and_then(serde_json::Value::as_str).map(str::to_string))
+                .unwrap_or_default();
+        }
+        info
+    }
+}
+
+/// A resource path split into its parts: `/api/v1/` or `/apis/{group}/{version}/`, then
+/// `[namespaces/{namespace}/]{plural}[/{name}[/{subresource}]]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ResourcePath {
+    pub group: String,
+    pub version: String,
+    pub plural: String,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    /// Empty for the main resource.
+    pub subresource: String,
+}
+
+impl ResourcePath {
+    /// `None` for paths that name no resource (discovery, `/version`, health checks).
+    pub fn parse(path: &str) -> Option<ResourcePath> {
+        let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let (group, version, rest) = match segs.as_slice() {
+            ["api", "v1", rest @ ..] => ("", "v1", rest),
+            ["apis", g, v, rest @ ..] => (*g, *v, rest),
+            _ => return None,
+        };
+        let (namespace, rest) = if rest.len() >= 3 && rest[0] == "namespaces" {
+            (Some(rest[1].to_string()), &rest[2..])
+        } else {
+            (None, rest)
+        };
+        if rest.is_empty() || rest.len() > 3 {
+            return None;
+        }
+        Some(ResourcePath {
+            group: group.to_string(),
+            version: version.to_string(),
+            plural: rest[0].to_string(),
+            namespace,
+            name: rest.get(1).map(|s| s.to_string()),
+            subresource: rest.get(2).map(|s| s.to_string()).unwrap_or_default(),
+        })
+    }
+}
+
 /// One served request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestRecord {
@@ -158,6 +239,25 @@ impl FaultSpec {
     pub fn retry_after(mut self, secs: u64) -> Self {
         self.retry_after = Some(secs);
         self
+    }
+
+    /// The error answered for a request this rule fails: a 409 is the optimistic-concurrency conflict
+    /// clients retry on; other codes carry the rule's message (or a default one) and the code's reason.
+    pub(crate) fn error(&self, info: &RequestInfo) -> ApiError {
+        if self.status == 409 {
+            let mut e = ApiError::conflict(
+                &info.resource,
+                &info.name,
+                &info.group,
+                &info.resource,
+                "the object has been modified; please apply your changes to the latest version and try again",
+            );
+            if let Some(m) = &self.message {
+                e.message = m.clone();
+            }
+            return e;
+        }
+        ApiError::new(self.status, self.message.clone().unwrap_or_else(|| format!("injected fault: {}", self.status)))
     }
 }
 

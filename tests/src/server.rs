@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::error::ApiError;
-use crate::faults::{Faults, RequestInfo, RequestRecord, Verb};
+use crate::faults::{Faults, RequestInfo, RequestRecord, ResourcePath};
 use crate::patch::PatchKind;
 use crate::resources::{self, ResourceKind};
 use crate::selectors::{FieldSelector, LabelSelector};
@@ -60,23 +60,10 @@ fn truthy(v: Option<&str>) -> bool {
     matches!(v, Some("true" | "1" | "True"))
 }
 
-fn parse_target(store: &Store, group: &str, version: &str, rest: &[&str]) -> Option<Target> {
-    let served = |plural: &str| {
-        store.kinds.iter().find(|k| k.group == group && k.version == version && k.plural == plural).cloned()
-    };
-    let (namespace, rest) =
-        if rest.len() >= 3 && rest[0] == "namespaces" { (Some(rest[1].to_string()), &rest[2..]) } else { (None, rest) };
-    if rest.is_empty() || rest.len() > 3 {
-        return None;
-    }
-    Some(Target {
-        kind: served(rest[0]),
-        group: group.to_string(),
-        plural: rest[0].to_string(),
-        namespace,
-        name: rest.get(1).map(|s| s.to_string()),
-        sub: rest.get(2).map(|s| s.to_string()).unwrap_or_default(),
-    })
+fn parse_target(store: &Store, p: ResourcePath) -> Target {
+    let kind =
+        store.kinds.iter().find(|k| k.group == p.group && k.version == p.version && k.plural == p.plural).cloned();
+    Target { kind, group: p.group, plural: p.plural, namespace: p.namespace, name: p.name, sub: p.subresource }
 }
 
 pub(crate) async fn handle(State(app): State<App>, req: Request) -> Response {
@@ -89,41 +76,9 @@ pub(crate) async fn handle(State(app): State<App>, req: Request) -> Response {
     let body = axum::body::to_bytes(req.into_body(), 64 << 20).await.unwrap_or_default();
 
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let target = match segs.as_slice() {
-        ["api", "v1", rest @ ..] if !rest.is_empty() => parse_target(&app.store, "", "v1", rest),
-        ["apis", g, v, rest @ ..] if !rest.is_empty() => parse_target(&app.store, g, v, rest),
-        _ => None,
-    };
-
-    let mut info = RequestInfo::default();
+    let target = ResourcePath::parse(&path).map(|p| parse_target(&app.store, p));
+    let info = RequestInfo::classify(&method, &path, uri.query().unwrap_or(""), &body);
     let is_watch = truthy(param(&ps, "watch"));
-    if let Some(t) = &target {
-        info.group = t.group.clone();
-        info.resource = t.plural.clone();
-        info.subresource = t.sub.clone();
-        info.namespace = t.namespace.clone().unwrap_or_default();
-        info.name = t.name.clone().unwrap_or_default();
-        info.verb = Some(match (&method, t.name.is_some()) {
-            (&Method::GET, false) if is_watch => Verb::Watch,
-            (&Method::GET, false) => Verb::List,
-            (&Method::GET, true) => Verb::Get,
-            (&Method::POST, _) => Verb::Create,
-            (&Method::PUT, _) => Verb::Update,
-            (&Method::PATCH, _) => Verb::Patch,
-            (&Method::DELETE, false) => Verb::DeleteCollection,
-            (&Method::DELETE, true) => Verb::Delete,
-            _ => Verb::Get,
-        });
-        // Legacy namespaced `bindings` collection is the pods/binding subresource.
-        if t.group.is_empty() && t.plural == "bindings" && method == Method::POST {
-            info.resource = "pods".into();
-            info.subresource = "binding".into();
-            info.name = serde_json::from_slice::<Value>(&body)
-                .ok()
-                .and_then(|v| v.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string))
-                .unwrap_or_default();
-        }
-    }
 
     let (fault, latency) = app.faults.check(&info);
     if !latency.is_zero() {
@@ -137,20 +92,7 @@ pub(crate) async fn handle(State(app): State<App>, req: Request) -> Response {
         injected: false,
     };
     if let Some(f) = fault {
-        let mut e =
-            ApiError::new(f.status, f.message.clone().unwrap_or_else(|| format!("injected fault: {}", f.status)));
-        if f.status == 409 {
-            e = ApiError::conflict(
-                &info.resource,
-                &info.name,
-                &info.group,
-                &info.resource,
-                "the object has been modified; please apply your changes to the latest version and try again",
-            );
-            if let Some(m) = &f.message {
-                e.message = m.clone();
-            }
-        }
+        let e = f.error(&info);
         let mut resp = error_response(&e);
         if let Some(secs) = f.retry_after
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())

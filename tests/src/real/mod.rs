@@ -11,6 +11,7 @@
 
 pub mod binaries;
 pub mod control_plane;
+pub mod fault_proxy;
 pub mod objects;
 pub mod pki;
 pub mod process;

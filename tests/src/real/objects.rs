@@ -17,6 +17,9 @@ use super::binaries::repo_root;
 pub const MANAGER: &str = "mlsched-e2e";
 /// Label on every node the harness creates, so a test can remove the nodes of an earlier one.
 pub const NODE_OWNER_LABEL: &str = "e2e.mlsched.io/node";
+/// Label on every namespace the harness creates: a test that failed half-way leaves pending pods behind,
+/// which the next test's scheduler would see (pods of every namespace are its to place).
+pub const NAMESPACE_OWNER_LABEL: &str = "e2e.mlsched.io/namespace";
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -79,7 +82,8 @@ pub async fn apply_crds(client: &Client) -> Result<(), Error> {
 /// test may arrive.
 pub async fn create_namespace(client: &Client, name: &str) -> Result<(), Error> {
     let api: Api<Namespace> = Api::all(client.clone());
-    let ns = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))?;
+    let ns = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": name, "labels": {NAMESPACE_OWNER_LABEL: "true"}}}))?;
     match api.create(&PostParams::default(), &ns).await {
         Ok(_) => {}
         Err(kube::Error::Api(e)) if e.code == 409 => {}
@@ -103,6 +107,15 @@ pub async fn delete_namespace(client: &Client, name: &str) -> Result<(), Error> 
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Deletes every namespace the harness created (and their pods at once).
+pub async fn delete_harness_namespaces(client: &Client) -> Result<(), Error> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    for ns in api.list(&ListParams::default().labels(NAMESPACE_OWNER_LABEL)).await? {
+        delete_namespace(client, &ns.name_any()).await?;
+    }
+    Ok(())
 }
 
 /// Deletes every pod of `namespace` at once (grace period 0), as a kubelet finishes terminating pods.

@@ -6,4 +6,5 @@ mod binary;
 mod crud;
 mod faults;
 mod real_cluster;
+mod real_proxy;
 mod watch;

@@ -1,130 +1,133 @@
-//! End to end under faults: the whole scheduler (`mlsched_scheduler::run`) against the in-process API double
-//! while bind errors (500), conflicts (409 on binding, on the pods/status patch, on the PodGroup status) and
-//! dropped or expired watch streams are injected during scheduling.
+//! End to end under faults: the whole scheduler (`mlsched_scheduler::run`) on the real control plane, its
+//! client going through a fault proxy (`mlsched_tests::real::fault_proxy`) that fails binds (500, 409),
+//! refuses status writes with conflicts, delays requests and cuts watch streams while it schedules.
 //!
-//! Invariants checked by every test: each pod ends bound exactly once (the double saw one successful binding
-//! POST per pod, and no binding of an already bound pod was attempted) or waits with a recorded reason
-//! (`PodScheduled=False` with a message); a gang left partly bound has a `GangBindFailed` Event and is bound
-//! whole once the faults stop.
+//! Invariants checked by every test: each pod ends bound exactly once (one successful binding POST per
+//! pod went through the proxy, and the API server never had to refuse a binding of an already bound pod)
+//! or waits with a recorded reason (`PodScheduled=False` with a message); a gang left partly bound has a
+//! `GangBindFailed` Event and is bound whole once the faults stop; no node is over-committed.
 
-use crate::eventually;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use mlsched_scheduler::Config;
-use mlsched_tests::cluster::{GpuClusterSpec, pending_pod, pod_group, seed_gpu_cluster};
-use mlsched_tests::faults::FaultSpec;
-use mlsched_tests::{ApiServer, ApiServerHandle, RequestMatch, Verb};
-use serde_json::Value;
-use tokio::sync::oneshot;
+use mlsched_tests::cluster::{LABEL_RACK, LABEL_SPINE};
+use mlsched_tests::real::fault_proxy::FaultProxy;
+use mlsched_tests::real::objects;
+use mlsched_tests::{FaultSpec, Faults, RequestMatch, Verb};
 
-const NS: &str = "ml";
+use crate::cluster::{Env, until};
+use crate::scheduler::spawn_scheduler;
+use crate::{SchedulerTask, Stopper};
+
+/// Long enough for a loaded two-core machine running the control plane too; the waits end as soon as the
+/// condition holds.
+const WAIT: Duration = Duration::from_secs(60);
 
 struct Harness {
-    server: ApiServerHandle,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    env: Env,
+    proxy: FaultProxy,
+    stop: Option<Stopper>,
+    task: SchedulerTask,
 }
 
 impl Harness {
-    /// A seeded 16-node, 128-GPU cluster (4 racks x 4 nodes x 8 GPUs) and a scheduler with fast backoff.
-    async fn start(extra_yaml: &str, before: impl FnOnce(&ApiServerHandle)) -> Harness {
-        let server = ApiServer::start().await.expect("API double");
-        seed_gpu_cluster(server.state(), &GpuClusterSpec::default()).expect("seed");
-        before(&server);
-        let yaml = format!(
-            "profiles:\n  - schedulerName: mlsched\n    policy: bestfit\nlistenAddress: 127.0.0.1:0\n\
-             backoff: {{initialSeconds: 0.1, maxSeconds: 0.5}}\nclient: {{qps: 1000, burst: 1000}}\n{extra_yaml}"
-        );
-        let mut config = Config::from_yaml(&yaml).expect("config");
-        config.leader_election.enabled = false;
-        let (stop, task, _) = crate::run_scheduler(config, server.client()).await;
-        Harness { server, stop: Some(stop), task }
+    /// The test's namespace, `nodes` nodes of 8 GPUs (racks of four, two racks a spine), a proxy set up by
+    /// `before`, and a scheduler with fast backoff whose every request goes through the proxy.
+    async fn start(ns: &str, nodes: u32, extra_yaml: &str, before: impl FnOnce(&Faults)) -> Harness {
+        let env = Env::new(ns).await;
+        for i in 0..nodes {
+            let (rack, spine) = (format!("rack-{}", i / 4), format!("spine-{}", i / 8));
+            let name = format!("{ns}-r{}-n{}", i / 4, i % 4);
+            env.node_labeled(&name, 8, &[(LABEL_RACK, &rack), (LABEL_SPINE, &spine)]).await;
+        }
+        let cp = &env.cluster.control_plane;
+        let proxy = FaultProxy::start(&cp.url, &cp.pki.ca_pem).await.expect("fault proxy");
+        before(proxy.faults());
+        let file = format!("{ns}-scheduler.kubeconfig");
+        let kubeconfig = env.cluster.scheduler_kubeconfig_via(&file, proxy.url()).expect("kubeconfig");
+        let client = kube::Client::try_from(cp.kube_config_from(&kubeconfig).await).expect("client");
+        let yaml = format!("client: {{qps: 1000, burst: 1000}}\n{extra_yaml}");
+        let (stop, task, _) = spawn_scheduler(client, &yaml).await;
+        Harness { env, proxy, stop: Some(stop), task }
     }
 
-    fn pod(&self, name: &str, gpus: u32, group: Option<&str>) {
-        let kind = self.server.state().kind("", "pods").unwrap();
-        self.server.state().create_value(&kind, NS, pending_pod(NS, name, gpus, "mlsched", group)).unwrap();
+    fn faults(&self) -> &Faults {
+        self.proxy.faults()
+    }
+
+    /// Every binding POST of `pod` through the proxy: (status, injected by the proxy).
+    fn binds_of(&self, pod: &str) -> Vec<(u16, bool)> {
+        let m = binding(&self.env.ns).name(pod);
+        self.faults().requests_matching(&m, None).iter().map(|r| (r.status, r.injected)).collect()
+    }
+
+    async fn pod(&self, name: &str, gpus: u32, group: Option<&str>) -> String {
+        self.env.pod(name, gpus, group).await;
+        name.to_string()
     }
 
     /// A PodGroup `name` with `members` pods `name-0..` of `gpus` GPUs each; returns the pod names.
-    fn gang(&self, name: &str, members: u32, gpus: u32) -> Vec<String> {
-        let kind = self.server.state().kind("scheduling.x-k8s.io", "podgroups").unwrap();
-        self.server.state().create_value(&kind, NS, pod_group(NS, name, members, None)).unwrap();
-        (0..members)
-            .map(|i| {
-                let pod = format!("{name}-{i}");
-                self.pod(&pod, gpus, Some(name));
-                pod
-            })
-            .collect()
+    async fn gang(&self, name: &str, members: u32, gpus: u32) -> Vec<String> {
+        self.env.pod_group(name, members, None).await;
+        let mut pods = Vec::new();
+        for i in 0..members {
+            pods.push(self.pod(&format!("{name}-{i}"), gpus, Some(name)).await);
+        }
+        pods
     }
 
-    fn node_of(&self, pod: &str) -> Option<String> {
-        self.server.state().node_of(NS, pod)
-    }
-
-    fn pod_group(&self, name: &str) -> Option<Value> {
-        let kind = self.server.state().kind("scheduling.x-k8s.io", "podgroups").unwrap();
-        self.server.state().get_value(&kind, NS, name)
-    }
-
-    fn pod_group_phase(&self, name: &str) -> Option<String> {
-        self.pod_group(name)?.pointer("/status/phase")?.as_str().map(str::to_string)
-    }
-
-    fn events(&self, kind: &str, name: &str, reason: &str) -> Vec<Value> {
-        let events = self.server.state().kind("", "events").unwrap();
-        self.server
-            .state()
-            .list_values(&events, Some(NS))
-            .into_iter()
-            .filter(|e| e.pointer("/involvedObject/kind").and_then(Value::as_str) == Some(kind))
-            .filter(|e| e.pointer("/involvedObject/name").and_then(Value::as_str) == Some(name))
-            .filter(|e| e.get("reason").and_then(Value::as_str) == Some(reason))
-            .collect()
+    async fn all_bound(&self, pods: &[String]) -> bool {
+        let bound = self.env.bound().await;
+        pods.iter().all(|p| bound.contains_key(p))
     }
 
     /// The pod's `PodScheduled=False` message, if it has that condition.
-    fn unschedulable_message(&self, pod: &str) -> Option<String> {
-        let conditions = self.server.state().pod(NS, pod)?.status?.conditions?;
-        conditions
-            .into_iter()
-            .find(|c| c.type_ == "PodScheduled" && c.status == "False")
-            .and_then(|c| c.message)
-            .filter(|m| !m.is_empty())
+    async fn unschedulable_message(&self, pod: &str) -> Option<String> {
+        let (status, _, message) = self.env.scheduled_condition(pod).await?;
+        (status == "False" && !message.is_empty()).then_some(message)
     }
 
-    /// Exactly-once: one binding per pod in the store, one successful binding POST per pod in the request
-    /// log, and no real (not injected) 409 on a binding, which would mean an already bound pod was bound again.
-    fn assert_bound_once(&self, pods: &[String]) {
-        let binding = RequestMatch::new(Verb::Create, "pods").subresource("binding");
+    async fn pod_group_phase(&self, name: &str) -> Option<String> {
+        self.env.pod_group_status(name).await["phase"].as_str().map(str::to_string)
+    }
+
+    /// Exactly once: every pod bound, one successful binding POST per pod through the proxy and none for
+    /// pods not bound, no 409 from the API server on a binding (which would mean a bound pod was bound
+    /// again), and no node over-committed.
+    async fn assert_bound_once(&self, pods: &[String]) {
         let mut ok: BTreeMap<String, usize> = BTreeMap::new();
-        for r in self.server.faults().requests_matching(&binding, None) {
+        for r in self.faults().requests_matching(&binding(&self.env.ns), None) {
             if (200..300).contains(&r.status) {
                 *ok.entry(r.info.name.clone()).or_default() += 1;
             }
             assert!(r.injected || r.status != 409, "the scheduler tried to bind {} a second time: {r:?}", r.info.name);
         }
+        let bound = self.env.bound().await;
         for p in pods {
-            assert!(self.node_of(p).is_some(), "{p} not bound");
-            assert_eq!(self.server.state().binding_count(NS, p), 1, "{p} bound {} times", ok.get(p).unwrap_or(&0));
+            assert!(bound.contains_key(p), "{p} not bound");
             assert_eq!(ok.get(p).copied().unwrap_or(0), 1, "successful binding POSTs for {p}");
         }
-        assert_eq!(ok.values().sum::<usize>(), self.server.state().bindings().len());
+        assert_eq!(ok.values().sum::<usize>(), bound.len(), "bound pods {bound:?}, binding POSTs {ok:?}");
+        self.env.assert_no_overcommit().await;
     }
 
     async fn stop(mut self) {
         crate::stop_scheduler(self.stop.take(), self.task).await;
-        self.server.shutdown().await;
+        self.env.finish().await;
     }
 }
 
-fn binding() -> RequestMatch {
-    RequestMatch::new(Verb::Create, "pods").subresource("binding")
+/// Binding POSTs in namespace `ns`.
+fn binding(ns: &str) -> RequestMatch {
+    RequestMatch::new(Verb::Create, "pods").subresource("binding").namespace(ns)
 }
 
-/// Gangs of (name, members, GPUs per member) and single pods of (name, GPUs): 84 of the 128 GPUs.
+/// `pods/status` patches (the `PodScheduled` condition) in namespace `ns`.
+fn status_patch(ns: &str) -> RequestMatch {
+    RequestMatch::new(Verb::Patch, "pods").subresource("status").namespace(ns)
+}
+
+/// Gangs of (name, members, GPUs per member) and single pods of (name, GPUs): 84 of 128 GPUs.
 const GANGS: [(&str, u32, u32); 4] = [("big", 4, 8), ("mid", 2, 4), ("wide", 8, 1), ("odd", 3, 2)];
 const SINGLES: [(&str, u32); 12] = [
     ("s1a", 1),
@@ -141,121 +144,139 @@ const SINGLES: [(&str, u32); 12] = [
     ("s2d", 2),
 ];
 
-fn workload(h: &Harness) -> Vec<String> {
+async fn workload(h: &Harness) -> Vec<String> {
     let mut pods = Vec::new();
     for (name, members, gpus) in GANGS {
-        pods.extend(h.gang(name, members, gpus));
+        pods.extend(h.gang(name, members, gpus).await);
     }
     for (name, gpus) in SINGLES {
-        h.pod(name, gpus, None);
-        pods.push(name.to_string());
+        pods.push(h.pod(name, gpus, None).await);
     }
     pods
 }
 
+async fn assert_gangs_scheduled(h: &Harness) {
+    for (name, members, _) in GANGS {
+        until(&format!("PodGroup {name} Scheduled with {members} members"), WAIT, || async {
+            let status = h.env.pod_group_status(name).await;
+            status["phase"] == "Scheduled" && status["scheduled"].as_u64() == Some(u64::from(members))
+        })
+        .await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bind_errors_and_conflicts_during_scheduling_leave_every_pod_bound_exactly_once() {
-    let h = Harness::start("bindRetries: 2\nbindConcurrency: 4\n", |server| {
-        let f = server.faults();
+    const NS: &str = "bind-faults";
+    let h = Harness::start(NS, 16, "bindRetries: 2\nbindConcurrency: 4\n", |f| {
         // Spread over the first binds of gangs and single pods alike.
-        f.fail_next(binding(), 5, 500);
-        f.fail_next(binding(), 3, 409);
+        f.fail_next(binding(NS), 5, 500);
+        f.fail_next(binding(NS), 3, 409);
         // A gang member that fails its first attempt and both retries: its gang is given up, then retried.
-        f.fail_next(binding().name("odd-1"), 3, 500);
+        f.fail_next(binding(NS).name("odd-1"), 3, 500);
         // A single pod that conflicts twice.
-        f.fail_next(binding().name("s4b"), 2, 409);
+        f.fail_next(binding(NS).name("s4b"), 2, 409);
         // PodGroup status writes and Events conflict or fail too.
         f.fail_next(RequestMatch::new(Verb::Patch, "podgroups").subresource("status"), 4, 409);
         f.fail_next(RequestMatch::new(Verb::Create, "events"), 3, 500);
     })
     .await;
-    let pods = workload(&h);
-    eventually("every pod bound", Duration::from_secs(15), || pods.iter().all(|p| h.node_of(p).is_some())).await;
-    h.assert_bound_once(&pods);
+    let pods = workload(&h).await;
+    until("every pod bound", WAIT, || h.all_bound(&pods)).await;
+    h.assert_bound_once(&pods).await;
     // Every injected fault was hit (the Event ones maybe only after the last binding): the writes really
     // failed and were recovered from.
-    eventually("every injected fault used", Duration::from_secs(5), || h.server.faults().pending() == 0).await;
-    assert!(h.server.faults().count(&binding(), Some(500)) >= 8);
-    assert!(h.server.faults().count(&binding(), Some(409)) >= 5);
+    until("every injected fault used", WAIT, || async { h.faults().pending() == 0 }).await;
+    assert!(h.faults().count(&binding(NS), Some(500)) >= 8);
+    assert!(h.faults().count(&binding(NS), Some(409)) >= 5);
     // The gang given up has its reason on record, and every PodGroup ends Scheduled with all members counted
     // (its status writes were refused with 409s along the way).
-    eventually("GangBindFailed on odd", Duration::from_secs(5), || {
-        !h.events("PodGroup", "odd", "GangBindFailed").is_empty()
+    until("GangBindFailed on odd", WAIT, || async { !h.env.events("odd", "GangBindFailed").await.is_empty() }).await;
+    assert_gangs_scheduled(&h).await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_bind_is_retried_until_it_succeeds() {
+    const NS: &str = "bind-retry";
+    let h = Harness::start(NS, 2, "bindRetries: 3\n", |f| {
+        f.fail_next(binding(NS).name("single"), 2, 500);
+        f.fail_next(binding(NS).name("pair-1"), 2, 500);
     })
     .await;
-    for (name, members, _) in GANGS {
-        let scheduled = |g: &Value| {
-            g.pointer("/status/phase").and_then(Value::as_str) == Some("Scheduled")
-                && g.pointer("/status/scheduled").and_then(Value::as_u64) == Some(u64::from(members))
-        };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while !h.pod_group(name).is_some_and(|g| scheduled(&g)) {
-            assert!(tokio::time::Instant::now() < deadline, "PodGroup {name} not Scheduled: {:?}", h.pod_group(name));
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
+    let mut pods = h.gang("pair", 2, 4).await;
+    pods.push(h.pod("single", 2, None).await);
+    until("every pod bound", WAIT, || h.all_bound(&pods)).await;
+    h.assert_bound_once(&pods).await;
+    // The single pod is decided again after each failure, the gang member's bind is retried within its
+    // gang's attempt: both end bound by the API server after the injected failures, and nothing else.
+    let failed_twice = [(500, true), (500, true), (201, false)];
+    assert_eq!(h.binds_of("single"), failed_twice);
+    assert_eq!(h.binds_of("pair-1"), failed_twice);
+    assert_eq!(h.binds_of("pair-0"), [(201, false)]);
+    until("PodGroup pair Scheduled", WAIT, || async {
+        h.pod_group_phase("pair").await.as_deref() == Some("Scheduled")
+    })
+    .await;
+    assert!(h.env.events("pair", "GangBindFailed").await.is_empty(), "retries within the budget give nothing up");
     h.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partly_bound_gang_records_why_and_is_bound_whole_once_the_faults_stop() {
-    let h = Harness::start("bindRetries: 1\n", |server| {
-        let f = server.faults();
+    const NS: &str = "gang-partial";
+    let h = Harness::start(NS, 4, "bindRetries: 1\n", |f| {
         // Until cleared: one member of the gang and one single pod can never be bound.
-        f.inject(FaultSpec::new(binding().name("train-2"), u32::MAX, 500).message("etcdserver: request timed out"));
-        f.inject(FaultSpec::new(binding().name("solo"), u32::MAX, 409));
+        f.inject(FaultSpec::new(binding(NS).name("train-2"), u32::MAX, 500).message("etcdserver: request timed out"));
+        f.inject(FaultSpec::new(binding(NS).name("solo"), u32::MAX, 409));
         // Their PodScheduled=False writes are refused a few times (both the strategic and the merge patch).
-        f.fail_next(RequestMatch::new(Verb::Patch, "pods").subresource("status").name("train-2"), 4, 409);
-        f.fail_next(RequestMatch::new(Verb::Patch, "pods").subresource("status").name("solo"), 4, 409);
+        f.fail_next(status_patch(NS).name("train-2"), 4, 409);
+        f.fail_next(status_patch(NS).name("solo"), 4, 409);
     })
     .await;
-    let mut pods = h.gang("train", 4, 2);
-    h.pod("solo", 1, None);
-    h.pod("other", 1, None);
-    pods.push("solo".into());
-    pods.push("other".into());
+    let mut pods = h.gang("train", 4, 2).await;
+    pods.push(h.pod("solo", 1, None).await);
+    pods.push(h.pod("other", 1, None).await);
 
-    eventually("GangBindFailed Event on the PodGroup", Duration::from_secs(10), || {
-        !h.events("PodGroup", "train", "GangBindFailed").is_empty()
+    until("GangBindFailed Event on the PodGroup", WAIT, || async {
+        !h.env.events("train", "GangBindFailed").await.is_empty()
     })
     .await;
-    eventually("the failing member waits with a reason", Duration::from_secs(10), || {
-        h.unschedulable_message("train-2").is_some_and(|m| m.contains("train-2") && m.contains("failed"))
+    until("the failing member waits with a reason", WAIT, || async {
+        h.unschedulable_message("train-2").await.is_some_and(|m| m.contains("train-2") && m.contains("failed"))
     })
     .await;
-    eventually("the failing single pod waits with a reason", Duration::from_secs(10), || {
-        h.unschedulable_message("solo").is_some_and(|m| m.contains("solo") && m.contains("failed"))
+    until("the failing single pod waits with a reason", WAIT, || async {
+        h.unschedulable_message("solo").await.is_some_and(|m| m.contains("solo") && m.contains("failed"))
     })
     .await;
-    eventually("a FailedScheduling Event on the failing single pod", Duration::from_secs(10), || {
-        !h.events("Pod", "solo", "FailedScheduling").is_empty()
+    until("a FailedScheduling Event on the failing single pod", WAIT, || async {
+        !h.env.events("solo", "FailedScheduling").await.is_empty()
     })
     .await;
-    eventually("the unaffected single pod bound", Duration::from_secs(5), || h.node_of("other").is_some()).await;
-    assert!(h.node_of("train-2").is_none() && h.node_of("solo").is_none());
+    until("the unaffected single pod bound", WAIT, || async { h.env.node_of("other").await.is_some() }).await;
+    let bound = h.env.bound().await;
+    assert!(!bound.contains_key("train-2") && !bound.contains_key("solo"), "{bound:?}");
     // Partly bound (the others' binds succeeded) but never silently: the PodGroup says why.
-    let bound = (0..4).filter(|i| h.node_of(&format!("train-{i}")).is_some()).count();
-    assert!(bound < 4);
-    let group = h.pod_group("train").expect("PodGroup");
-    assert_ne!(group.pointer("/status/phase").and_then(Value::as_str), Some("Scheduled"), "{group}");
+    assert!(bound.keys().filter(|p| p.starts_with("train-")).count() < 4, "{bound:?}");
+    assert_ne!(h.pod_group_phase("train").await.as_deref(), Some("Scheduled"));
+    until("the PodGroup's Scheduled condition says GangBindFailed", WAIT, || async {
+        let status = h.env.pod_group_status("train").await;
+        let conditions = status["conditions"].as_array().cloned().unwrap_or_default();
+        conditions.iter().any(|c| c["type"] == "Scheduled" && c["status"] == "False" && c["reason"] == "GangBindFailed")
+    })
+    .await;
 
     // The retries keep coming while the faults last ...
-    let attempts = h.server.faults().count(&binding().name("train-2"), Some(500));
-    eventually("train-2 retried", Duration::from_secs(5), || {
-        h.server.faults().count(&binding().name("train-2"), Some(500)) > attempts
-    })
-    .await;
+    let train_2 = binding(NS).name("train-2");
+    let attempts = h.faults().count(&train_2, Some(500));
+    until("train-2 retried", WAIT, || async { h.faults().count(&train_2, Some(500)) > attempts }).await;
     // ... and once they stop the gang is bound whole, each member once.
-    h.server.faults().clear();
-    eventually("the whole gang and the single pod bound", Duration::from_secs(10), || {
-        pods.iter().all(|p| h.node_of(p).is_some())
-    })
-    .await;
-    h.assert_bound_once(&pods);
-    eventually("PodGroup Scheduled", Duration::from_secs(5), || {
-        h.pod_group_phase("train").as_deref() == Some("Scheduled")
-    })
-    .await;
+    h.faults().clear();
+    until("the whole gang and the single pod bound", WAIT, || h.all_bound(&pods)).await;
+    h.assert_bound_once(&pods).await;
+    until("PodGroup Scheduled", WAIT, || async { h.pod_group_phase("train").await.as_deref() == Some("Scheduled") })
+        .await;
     h.stop().await;
 }
 
@@ -263,76 +284,106 @@ async fn a_partly_bound_gang_records_why_and_is_bound_whole_once_the_faults_stop
 async fn a_reason_refused_with_conflicts_is_still_recorded() {
     // 16 GPUs on 8-GPU nodes never fit: the pod waits, and its reason must reach the API although the first
     // status patches (strategic and merge) and the first Event creations are refused.
-    let h = Harness::start("", |server| {
-        let f = server.faults();
-        f.fail_next(RequestMatch::new(Verb::Patch, "pods").subresource("status"), 4, 409);
-        f.fail_next(RequestMatch::new(Verb::Create, "events"), 2, 500);
+    const NS: &str = "reason-conflicts";
+    let h = Harness::start(NS, 2, "", |f| {
+        f.fail_next(status_patch(NS), 4, 409);
+        f.fail_next(RequestMatch::new(Verb::Create, "events").namespace(NS), 2, 500);
     })
     .await;
-    h.pod("huge", 16, None);
-    eventually("PodScheduled=False with the reason", Duration::from_secs(10), || {
-        h.unschedulable_message("huge").is_some_and(|m| m.starts_with("0/16 nodes are available"))
+    h.pod("huge", 16, None).await;
+    until("PodScheduled=False with the reason", WAIT, || async {
+        h.unschedulable_message("huge").await.is_some_and(|m| m.starts_with("0/2 nodes are available"))
     })
     .await;
-    eventually("a FailedScheduling Event", Duration::from_secs(10), || {
-        !h.events("Pod", "huge", "FailedScheduling").is_empty()
-    })
-    .await;
-    assert_eq!(h.server.faults().pending(), 0);
-    assert_eq!(h.server.state().binding_count(NS, "huge"), 0);
+    until("a FailedScheduling Event", WAIT, || async { !h.env.events("huge", "FailedScheduling").await.is_empty() })
+        .await;
+    assert_eq!(h.faults().pending(), 0);
+    let huge = status_patch(NS).name("huge");
+    assert_eq!(h.faults().count(&huge, Some(409)), 4);
+    assert!(h.faults().count(&huge, Some(200)) >= 1, "the reason was written after the conflicts");
+    assert!(h.binds_of("huge").is_empty());
+    assert!(h.env.node_of("huge").await.is_none());
     h.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dropped_and_expired_watches_during_scheduling_bind_every_pod_exactly_once() {
-    let h = Harness::start("bindRetries: 2\n", |server| {
-        server.faults().fail_next(binding(), 6, 500);
+async fn cut_and_expired_watches_during_scheduling_bind_every_pod_exactly_once() {
+    const NS: &str = "watch-cuts";
+    let h = Harness::start(NS, 16, "bindRetries: 2\n", |f| {
+        f.fail_next(binding(NS), 6, 500);
     })
     .await;
-    // Keep cutting the scheduler's watch streams; every third cut also compacts the history so the resume
-    // gets 410 Gone and the watchers re-list.
-    let faults = h.server.faults().clone();
-    let state = h.server.state().clone();
-    let chaos = tokio::spawn(async move {
-        let mut i = 0u32;
-        loop {
-            tokio::time::sleep(Duration::from_millis(120)).await;
+    let pod_watches = RequestMatch::new(Verb::Watch, "pods");
+    let pod_lists = RequestMatch::new(Verb::List, "pods");
+    // Keep cutting the scheduler's watch streams. The shared control plane cannot be made to compact its
+    // history on demand, so every third resume of the pod watch is answered the way the API server answers
+    // one from a compacted version (an `ERROR` event with a 410 `Expired` Status): the watchers re-list.
+    let chaos = async {
+        for i in 0u32.. {
+            tokio::time::sleep(Duration::from_millis(200)).await;
             if i % 3 == 2 {
-                state.compact();
+                h.faults().fail_next(pod_watches.clone(), 1, 410);
             }
-            faults.drop_watches();
-            i += 1;
+            h.proxy.cut_watches();
         }
-    });
-    // The workload arrives in waves while the streams are being cut.
-    let mut pods = Vec::new();
-    for (wave, (name, members, gpus)) in GANGS.iter().enumerate() {
-        pods.extend(h.gang(name, *members, *gpus));
-        for (single, gpus) in SINGLES.iter().skip(wave * 3).take(3) {
-            h.pod(single, *gpus, None);
-            pods.push(single.to_string());
+    };
+    let scheduling = async {
+        // The workload arrives in waves while the streams are being cut.
+        let mut pods = Vec::new();
+        for (wave, (name, members, gpus)) in GANGS.iter().enumerate() {
+            pods.extend(h.gang(name, *members, *gpus).await);
+            for (single, gpus) in SINGLES.iter().skip(wave * 3).take(3) {
+                pods.push(h.pod(single, *gpus, None).await);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    eventually("every pod bound", Duration::from_secs(15), || pods.iter().all(|p| h.node_of(p).is_some())).await;
-    // Some more cuts after the last binding: nothing is bound again from a stale picture.
-    let watches = h.server.faults().count(&RequestMatch::new(Verb::Watch, "pods"), None);
-    eventually("watches re-opened a few more times", Duration::from_secs(5), || {
-        h.server.faults().count(&RequestMatch::new(Verb::Watch, "pods"), None) >= watches + 3
-    })
-    .await;
-    chaos.abort();
-    h.assert_bound_once(&pods);
-    assert!(
-        h.server.faults().count(&RequestMatch::new(Verb::List, "pods"), None) >= 2,
-        "the history was compacted, so the scheduler re-listed"
-    );
-    assert_eq!(h.server.faults().pending(), 0);
-    for (name, _, _) in GANGS {
-        eventually(&format!("PodGroup {name} Scheduled"), Duration::from_secs(5), || {
-            h.pod_group_phase(name).as_deref() == Some("Scheduled")
+        until("every pod bound", WAIT, || h.all_bound(&pods)).await;
+        // Some more cuts after the last binding: nothing is bound again from a stale picture.
+        let watches = h.faults().count(&pod_watches, None);
+        until("watches re-opened a few more times", WAIT, || async {
+            h.faults().count(&pod_watches, None) >= watches + 3
         })
         .await;
-    }
+        pods
+    };
+    let pods = tokio::select! {
+        _ = chaos => unreachable!("the chaos never ends"),
+        pods = scheduling => pods,
+    };
+    h.assert_bound_once(&pods).await;
+    assert!(h.faults().count(&pod_watches, Some(410)) >= 1, "expired resumes were answered");
+    assert!(h.faults().count(&pod_lists, None) >= 2, "an expired resume makes the scheduler re-list");
+    assert_eq!(h.faults().count(&binding(NS), Some(500)), 6);
+    assert_gangs_scheduled(&h).await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bind_refused_because_the_pod_was_deleted_is_not_retried() {
+    // The bind of `doomed` is held in the proxy while the pod is deleted, so the API server itself answers
+    // it with 404 NotFound.
+    const NS: &str = "bind-gone";
+    let h = Harness::start(NS, 2, "", |f| {
+        f.add_latency(binding(NS).name("doomed"), Duration::from_secs(3));
+    })
+    .await;
+    h.pod("doomed", 1, None).await;
+    until("the bind of doomed in flight", WAIT, || async { h.proxy.in_flight(&binding(NS).name("doomed")) == 1 }).await;
+    objects::finish_terminating(&h.env.admin, &h.env.ns, "doomed").await.expect("doomed deleted");
+    until("the API server's 404 answered", WAIT, || async { !h.binds_of("doomed").is_empty() }).await;
+    assert_eq!(h.binds_of("doomed"), [(404, false)]);
+    // Several backoff periods (at most 1 s each) later: no second attempt, and the failure report about the
+    // gone pod (its status writes answered 404 too) has stopped.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(h.binds_of("doomed"), [(404, false)]);
+    let reports = status_patch(NS).name("doomed");
+    let written = h.faults().count(&reports, None);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(h.faults().count(&reports, None), written, "status writes for a deleted pod keep coming");
+    assert_eq!(h.binds_of("doomed"), [(404, false)]);
+    // The scheduler carries on.
+    let after = vec![h.pod("after", 1, None).await];
+    until("a later pod bound", WAIT, || h.all_bound(&after)).await;
+    h.assert_bound_once(&after).await;
     h.stop().await;
 }

@@ -1,7 +1,10 @@
-//! The scheduler binary's library end to end against the API server double, and the manifests it ships.
-//! One test binary for all of them: each Kubernetes-linked test binary costs a long release link.
+//! The scheduler end to end on a real control plane (kube-apiserver, kube-controller-manager and etcd from
+//! `mlsched_tests::real`), the cases only the API double can show, and the manifests it ships. One test
+//! binary for all of them: each Kubernetes-linked test binary costs a long release link.
 
+mod cluster;
 mod faults;
+mod leader;
 mod manifests;
 mod placement_api;
 mod scheduler;
@@ -54,4 +57,19 @@ async fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) 
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("timed out waiting for: {what}");
+}
+
+/// A plain HTTP/1.0 GET of the scheduler's own endpoint (`/metrics`, `/readyz`); the whole answer.
+async fn http_get(addr: SocketAddr, path: &str) -> String {
+    let path = path.to_string();
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes()).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    })
+    .await
+    .unwrap()
 }

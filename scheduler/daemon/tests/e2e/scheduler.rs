@@ -1,87 +1,23 @@
-//! End to end: the whole scheduler (`mlsched_scheduler::run`) against the in-process API server double.
+//! End to end on the real control plane: the whole scheduler (`mlsched_scheduler::run`) as the `mlsched`
+//! ServiceAccount with the published RBAC, against kube-apiserver and kube-controller-manager.
 
-use crate::eventually;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use mlsched_scheduler::Config;
-use mlsched_tests::cluster::{gpu_node, pending_pod, pod_group};
-use mlsched_tests::{ApiServer, ApiServerHandle, RequestMatch, Verb};
-use serde_json::Value;
-use tokio::sync::oneshot;
 
-const NS: &str = "ml";
-
-struct Harness {
-    server: ApiServerHandle,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    http: SocketAddr,
-}
-
-impl Harness {
-    async fn start(extra_yaml: &str) -> Harness {
-        let server = ApiServer::start().await.expect("API double");
-        Self::start_on(server, extra_yaml).await
-    }
-
-    async fn start_on(server: ApiServerHandle, extra_yaml: &str) -> Harness {
-        let (stop, task, http) = spawn_scheduler(server.client(), extra_yaml).await;
-        Harness { server, stop: Some(stop), task, http }
-    }
-
-    fn node(&self, name: &str, gpus: u32) {
-        let kind = self.server.state().kind("", "nodes").unwrap();
-        self.server.state().create_value(&kind, "", gpu_node(name, gpus, 64, 512, &[])).unwrap();
-    }
-
-    fn pod(&self, name: &str, gpus: u32, group: Option<&str>) {
-        let kind = self.server.state().kind("", "pods").unwrap();
-        self.server.state().create_value(&kind, NS, pending_pod(NS, name, gpus, "mlsched", group)).unwrap();
-    }
-
-    fn node_of(&self, pod: &str) -> Option<String> {
-        self.server.state().node_of(NS, pod)
-    }
-
-    fn events(&self, pod: &str, reason: &str) -> Vec<Value> {
-        let kind = self.server.state().kind("", "events").unwrap();
-        self.server
-            .state()
-            .list_values(&kind, Some(NS))
-            .into_iter()
-            .filter(|e| e.pointer("/involvedObject/name").and_then(Value::as_str) == Some(pod))
-            .filter(|e| e.get("reason").and_then(Value::as_str) == Some(reason))
-            .collect()
-    }
-
-    async fn get(&self, path: &str) -> String {
-        let (addr, path) = (self.http, path.to_string());
-        tokio::task::spawn_blocking(move || {
-            use std::io::{Read, Write};
-            let mut s = std::net::TcpStream::connect(addr).unwrap();
-            s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes()).unwrap();
-            let mut out = String::new();
-            s.read_to_string(&mut out).unwrap();
-            out
-        })
-        .await
-        .unwrap()
-    }
-
-    async fn stop(mut self) {
-        crate::stop_scheduler(self.stop.take(), self.task).await;
-        self.server.shutdown().await;
-    }
-}
-
+use crate::cluster::{Env, until};
 use crate::{SchedulerTask, Stopper};
 
+const RACK: &str = "network.mlsched.io/rack";
+const SPINE: &str = "network.mlsched.io/spine";
+
 /// Starts one scheduler instance on `client`; `extra_yaml` is appended to a base config.
-async fn spawn_scheduler(client: kube::Client, extra_yaml: &str) -> (Stopper, SchedulerTask, SocketAddr) {
+pub async fn spawn_scheduler(client: kube::Client, extra_yaml: &str) -> (Stopper, SchedulerTask, SocketAddr) {
     let yaml = format!(
         "profiles:\n  - schedulerName: mlsched\n    policy: bestfit\nlistenAddress: 127.0.0.1:0\n\
-         backoff: {{initialSeconds: 0.2, maxSeconds: 1}}\n{extra_yaml}"
+         backoff: {{initialSeconds: 0.2, maxSeconds: 1}}\n\
+         topologyLevels: [{SPINE}, {RACK}, kubernetes.io/hostname]\n{extra_yaml}"
     );
     let mut config = Config::from_yaml(&yaml).expect("config");
     if !extra_yaml.contains("leaderElection") {
@@ -90,202 +26,221 @@ async fn spawn_scheduler(client: kube::Client, extra_yaml: &str) -> (Stopper, Sc
     crate::run_scheduler(config, client).await
 }
 
+/// A running scheduler of one test.
+struct Running {
+    stop: Option<Stopper>,
+    task: SchedulerTask,
+    http: SocketAddr,
+}
+
+impl Running {
+    async fn start(env: &Env, extra_yaml: &str) -> Running {
+        let (stop, task, http) = spawn_scheduler(env.scheduler_client().await, extra_yaml).await;
+        Running { stop: Some(stop), task, http }
+    }
+
+    async fn get(&self, path: &str) -> String {
+        crate::http_get(self.http, path).await
+    }
+
+    async fn stop(mut self) {
+        crate::stop_scheduler(self.stop.take(), self.task).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_pods_land_where_the_core_says() {
-    let h = Harness::start("").await;
-    h.node("small", 4);
-    h.node("big", 8);
-    h.pod("p3", 3, None);
-    eventually("p3 bound", Duration::from_secs(10), || h.node_of("p3").is_some()).await;
+    let env = Env::new("single-pods").await;
+    env.node("sp-small", 4).await;
+    env.node("sp-big", 8).await;
+    let s = Running::start(&env, "").await;
+    env.pod("p3", 3, None).await;
+    until("p3 bound", Duration::from_secs(20), || async { env.node_of("p3").await.is_some() }).await;
     // Best fit: the 4-GPU node is the tighter fit for 3 GPUs.
-    assert_eq!(h.node_of("p3").as_deref(), Some("small"));
-    h.pod("p8", 8, None);
-    eventually("p8 bound", Duration::from_secs(10), || h.node_of("p8").is_some()).await;
-    assert_eq!(h.node_of("p8").as_deref(), Some("big"));
-    assert_eq!(h.server.state().bindings().len(), 2);
-    eventually("Scheduled event", Duration::from_secs(5), || h.events("p8", "Scheduled").len() == 1).await;
-    let metrics = h.get("/metrics").await;
+    assert_eq!(env.node_of("p3").await.as_deref(), Some("sp-small"));
+    env.pod("p8", 8, None).await;
+    until("p8 bound", Duration::from_secs(20), || async { env.node_of("p8").await.is_some() }).await;
+    assert_eq!(env.node_of("p8").await.as_deref(), Some("sp-big"));
+    until("Scheduled event", Duration::from_secs(10), || async { env.events("p8", "Scheduled").await.len() == 1 })
+        .await;
+    let (status, _, _) = env.scheduled_condition("p8").await.expect("PodScheduled written by the API server");
+    assert_eq!(status, "True");
+    let metrics = s.get("/metrics").await;
     assert!(metrics.contains("scheduler_schedule_attempts_total{result=\"scheduled\"} 2"), "{metrics}");
-    assert!(h.get("/readyz").await.contains("200 OK"));
-    h.stop().await;
+    assert!(s.get("/readyz").await.contains("200 OK"));
+    env.assert_no_overcommit().await;
+    s.stop().await;
+    env.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_eight_member_gang_is_bound_whole_or_not_at_all() {
-    let h = Harness::start("").await;
-    h.node("a", 4);
-    h.node("b", 3);
-    let kind = h.server.state().kind("scheduling.x-k8s.io", "podgroups").unwrap();
-    h.server.state().create_value(&kind, NS, pod_group(NS, "train", 8, None)).unwrap();
+    let env = Env::new("gang-whole").await;
+    env.node("gw-a", 4).await;
+    env.node("gw-b", 3).await;
+    let s = Running::start(&env, "").await;
+    env.pod_group("train", 8, None).await;
     for i in 0..8 {
-        h.pod(&format!("w{i}"), 1, Some("train"));
+        env.pod(&format!("w{i}"), 1, Some("train")).await;
     }
+    until("PodGroup pending", Duration::from_secs(15), || async {
+        env.pod_group_status("train").await["phase"] == "Pending"
+    })
+    .await;
     // 7 GPUs for 8 one-GPU members: nothing may be bound.
-    for _ in 0..30 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert_eq!(h.server.state().bindings().len(), 0, "a partial gang was bound");
+    for _ in 0..10 {
+        assert!(env.bound().await.is_empty(), "a partial gang was bound");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    eventually("PodGroup status", Duration::from_secs(5), || {
-        h.server.state().get_value(&kind, NS, "train").and_then(|g| g.pointer("/status/phase").cloned())
-            == Some(Value::from("Pending"))
+    env.node("gw-c", 1).await;
+    until("the whole gang bound", Duration::from_secs(20), || async { env.bound().await.len() == 8 }).await;
+    until("PodGroup scheduled", Duration::from_secs(10), || async {
+        env.pod_group_status("train").await["phase"] == "Scheduled"
     })
     .await;
-    h.node("c", 1);
-    eventually("the whole gang bound", Duration::from_secs(10), || h.server.state().bindings().len() == 8).await;
-    eventually("PodGroup scheduled", Duration::from_secs(5), || {
-        h.server.state().get_value(&kind, NS, "train").and_then(|g| g.pointer("/status/phase").cloned())
-            == Some(Value::from("Scheduled"))
+    env.assert_no_overcommit().await;
+    s.stop().await;
+    env.finish().await;
+}
+
+/// Two racks of two 8-GPU nodes. Two gangs that each need a whole rack's GPUs and must stay in one rack,
+/// plus a third that could only fit across racks: the first two get a rack each, whole; the third waits
+/// with nothing bound, and takes a rack whole when one is freed. No partial gang at any point.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gangs_competing_for_racks_are_placed_whole_without_deadlock() {
+    let env = Env::new("gang-racks").await;
+    for (rack, spine) in [("r0", "s0"), ("r1", "s0")] {
+        for n in 0..2 {
+            env.node_labeled(&format!("gr-{rack}-n{n}"), 8, &[(RACK, rack), (SPINE, spine)]).await;
+        }
+    }
+    let s = Running::start(&env, "").await;
+    for g in ["a", "b", "c"] {
+        let mut group = mlsched_tests::cluster::pod_group(&env.ns, g, 4, None);
+        group["metadata"]["annotations"] = serde_json::json!({"mlsched.io/topology-required-level": RACK});
+        let api = kube::Api::<kube::api::DynamicObject>::namespaced_with(
+            env.admin.clone(),
+            &env.ns,
+            &mlsched_tests::podgroup_api_resource(),
+        );
+        api.create(&Default::default(), &mlsched_tests::testing::typed(group)).await.unwrap();
+        for i in 0..4 {
+            env.pod(&format!("{g}{i}"), 4, Some(g)).await;
+        }
+    }
+    until("two gangs bound", Duration::from_secs(30), || async { env.bound().await.len() == 8 }).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let bound = env.bound().await;
+    assert_eq!(bound.len(), 8, "nothing of the third gang may be bound: {bound:?}");
+    let racks_of = |g: &str| -> std::collections::BTreeSet<String> {
+        bound.iter().filter(|(p, _)| p.starts_with(g)).map(|(_, n)| n.split('-').nth(1).unwrap().to_string()).collect()
+    };
+    let placed: Vec<&str> = ["a", "b", "c"].into_iter().filter(|g| !racks_of(g).is_empty()).collect();
+    assert_eq!(placed.len(), 2, "{bound:?}");
+    for g in &placed {
+        assert_eq!(bound.keys().filter(|p| p.starts_with(g)).count(), 4, "gang {g} whole: {bound:?}");
+        assert_eq!(racks_of(g).len(), 1, "gang {g} in one rack: {bound:?}");
+    }
+    assert_ne!(racks_of(placed[0]), racks_of(placed[1]));
+    let waiting = ["a", "b", "c"].into_iter().find(|g| !placed.contains(g)).unwrap();
+    // Free the first gang's rack: the waiting gang takes it, whole.
+    for i in 0..4 {
+        mlsched_tests::real::objects::finish_terminating(&env.admin, &env.ns, &format!("{}{i}", placed[0]))
+            .await
+            .unwrap();
+    }
+    until("the waiting gang bound whole", Duration::from_secs(30), || async {
+        env.bound().await.keys().filter(|p| p.starts_with(waiting)).count() == 4
     })
     .await;
-    h.stop().await;
+    let bound = env.bound().await;
+    let racks: std::collections::BTreeSet<&str> =
+        bound.iter().filter(|(p, _)| p.starts_with(waiting)).map(|(_, n)| n.split('-').nth(1).unwrap()).collect();
+    assert_eq!(racks.len(), 1, "{bound:?}");
+    env.assert_no_overcommit().await;
+    s.stop().await;
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_impossible_gang_binds_nothing_and_says_why() {
+    let env = Env::new("gang-impossible").await;
+    env.node("gi-a", 8).await;
+    env.node("gi-b", 8).await;
+    let s = Running::start(&env, "").await;
+    env.pod_group("huge", 3, None).await;
+    for i in 0..3 {
+        env.pod(&format!("h{i}"), 8, Some("huge")).await;
+    }
+    // The gang's own aggregated reason: how many members fit, and why the nodes cannot hold the rest.
+    let says_why = |m: &str| m.contains("2/3 members placeable") && m.contains("0/2 nodes can hold 3 pods");
+    until("PodScheduled=False with the aggregated reason", Duration::from_secs(20), || async {
+        env.scheduled_condition("h0")
+            .await
+            .is_some_and(|(status, reason, message)| status == "False" && reason == "Unschedulable" && says_why(&message))
+    })
+    .await;
+    until("a FailedScheduling Event", Duration::from_secs(10), || async {
+        env.events("h0", "FailedScheduling")
+            .await
+            .iter()
+            .any(|e| e.message.as_deref().is_some_and(says_why))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(env.bound().await.is_empty(), "nothing of an impossible gang is bound");
+    s.stop().await;
+    env.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unfittable_pod_gets_the_condition_and_one_event_then_a_new_node_unblocks_it() {
-    // The node exists before the scheduler starts, so the first message already counts it (a pod seen
-    // before its node would rightly get a second Event with a new message).
-    let server = ApiServer::start().await.unwrap();
-    let kind = server.state().kind("", "nodes").unwrap();
-    server.state().create_value(&kind, "", gpu_node("a", 4, 64, 512, &[])).unwrap();
-    let h = Harness::start_on(server, "").await;
-    h.pod("huge", 8, None);
-    eventually("PodScheduled=False", Duration::from_secs(10), || {
-        h.server.state().pod(NS, "huge").and_then(|p| p.status?.conditions).is_some_and(|c| {
-            c.iter().any(|c| {
-                c.type_ == "PodScheduled"
-                    && c.status == "False"
-                    && c.reason.as_deref() == Some("Unschedulable")
-                    && c.message.as_deref().is_some_and(|m| m.starts_with("0/1 nodes are available: 1 "))
-            })
+    let env = Env::new("unfittable").await;
+    // The node exists before the scheduler starts, so the first message already counts it.
+    env.node("uf-a", 4).await;
+    let s = Running::start(&env, "").await;
+    env.pod("huge", 8, None).await;
+    until("PodScheduled=False", Duration::from_secs(20), || async {
+        env.scheduled_condition("huge").await.is_some_and(|(status, reason, message)| {
+            status == "False" && reason == "Unschedulable" && message.starts_with("0/1 nodes are available: 1 ")
         })
     })
     .await;
     // Several retries (backoff 0.2 s, 0.4 s, 0.8 s): still exactly one Event, its count bumped.
-    tokio::time::sleep(Duration::from_millis(2000)).await;
-    let events = h.events("huge", "FailedScheduling");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let events = env.events("huge", "FailedScheduling").await;
     assert_eq!(events.len(), 1, "{events:#?}");
-    assert!(events[0]["count"].as_i64().unwrap() >= 2, "{events:#?}");
-    assert_eq!(h.server.state().bindings().len(), 0);
-    h.node("b", 8);
-    eventually("bound after the node arrived", Duration::from_secs(5), || h.node_of("huge").is_some()).await;
-    assert_eq!(h.node_of("huge").as_deref(), Some("b"));
-    h.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_bind_is_retried_and_the_leader_holds_a_lease() {
-    let server = ApiServer::start().await.unwrap();
-    server.faults().fail_next(RequestMatch::new(Verb::Create, "pods").subresource("binding"), 1, 500);
-    let h = Harness::start_on(
-        server,
-        "leaderElection: {enabled: true, namespace: default, leaseName: mlsched, leaseDurationSeconds: 3, renewGraceSeconds: 1}\n",
-    )
-    .await;
-    h.node("a", 8);
-    h.pod("p", 2, None);
-    eventually("bound despite one failed bind", Duration::from_secs(15), || h.node_of("p").is_some()).await;
-    assert_eq!(h.server.state().binding_count(NS, "p"), 1);
-    let leases = h.server.state().kind("coordination.k8s.io", "leases").unwrap();
-    let lease = h.server.state().get_value(&leases, "default", "mlsched").expect("lease created");
-    assert!(lease.pointer("/spec/holderIdentity").and_then(Value::as_str).is_some_and(|s| !s.is_empty()), "{lease}");
-    h.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gang_member_whose_binds_keep_failing_gives_the_gang_up_then_it_is_retried() {
-    let server = ApiServer::start().await.unwrap();
-    // The first attempt and its 3 retries on the reserved node fail.
-    server.faults().fail_next(RequestMatch::new(Verb::Create, "pods").subresource("binding").name("w1"), 4, 500);
-    let h = Harness::start_on(server, "bindRetries: 3\n").await;
-    h.node("a", 8);
-    let kind = h.server.state().kind("scheduling.x-k8s.io", "podgroups").unwrap();
-    h.server.state().create_value(&kind, NS, pod_group(NS, "train", 3, None)).unwrap();
-    for i in 0..3 {
-        h.pod(&format!("w{i}"), 2, Some("train"));
-    }
-    eventually("GangBindFailed event on the PodGroup", Duration::from_secs(10), || {
-        let events = h.server.state().kind("", "events").unwrap();
-        h.server.state().list_values(&events, Some(NS)).iter().any(|e| {
-            e.pointer("/involvedObject/kind").and_then(Value::as_str) == Some("PodGroup")
-                && e.get("reason").and_then(Value::as_str) == Some("GangBindFailed")
-        })
-    })
-    .await;
-    eventually("the rest of the gang bound on the retry", Duration::from_secs(10), || {
-        (0..3).all(|i| h.node_of(&format!("w{i}")).is_some())
-    })
-    .await;
-    assert_eq!(h.server.state().binding_count(NS, "w1"), 1);
-    assert_eq!(h.server.state().bindings().len(), 3);
-    h.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_the_leader_binds_and_a_standby_takes_over() {
-    let lease = "leaderElection: {enabled: true, namespace: default, leaseName: mlsched, leaseDurationSeconds: 2, renewGraceSeconds: 1}\n";
-    let h = Harness::start(lease).await;
-    h.node("a", 8);
-    let leases = h.server.state().kind("coordination.k8s.io", "leases").unwrap();
-    let holder = || {
-        h.server
-            .state()
-            .get_value(&leases, "default", "mlsched")
-            .and_then(|l| l.pointer("/spec/holderIdentity").and_then(Value::as_str).map(str::to_string))
-            .filter(|s| !s.is_empty())
-    };
-    eventually("first instance leads", Duration::from_secs(10), || holder().is_some()).await;
-    let first = holder().unwrap();
-    let (stop_b, task_b, http_b) = spawn_scheduler(h.server.client(), lease).await;
-    h.pod("p1", 1, None);
-    eventually("p1 bound", Duration::from_secs(10), || h.node_of("p1").is_some()).await;
-    assert_eq!(h.server.state().binding_count(NS, "p1"), 1, "bound once, by the leader");
-    assert_eq!(holder().as_deref(), Some(first.as_str()));
-    let server = {
-        let Harness { server, stop, task, .. } = h;
-        let _ = stop.map(|s| s.send(()));
-        tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap().unwrap();
-        server
-    };
-    let state = server.state();
-    eventually("the standby takes the lease", Duration::from_secs(5), || {
-        state
-            .get_value(&leases, "default", "mlsched")
-            .and_then(|l| l.pointer("/spec/holderIdentity").and_then(Value::as_str).map(str::to_string))
-            .is_some_and(|id| !id.is_empty() && id != first)
-    })
-    .await;
-    let kind = state.kind("", "pods").unwrap();
-    state.create_value(&kind, NS, pending_pod(NS, "p2", 1, "mlsched", None)).unwrap();
-    eventually("p2 bound by the new leader", Duration::from_secs(10), || state.node_of(NS, "p2").is_some()).await;
-    let _ = http_b;
-    let _ = stop_b.send(());
-    tokio::time::timeout(Duration::from_secs(10), task_b).await.unwrap().unwrap().unwrap();
-    server.shutdown().await;
+    assert!(events[0].count.unwrap_or(0) >= 2, "{events:#?}");
+    assert!(env.bound().await.is_empty());
+    env.node("uf-b", 8).await;
+    until("bound after the node arrived", Duration::from_secs(20), || async { env.node_of("huge").await.is_some() })
+        .await;
+    assert_eq!(env.node_of("huge").await.as_deref(), Some("uf-b"));
+    s.stop().await;
+    env.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_annotation_is_reported_and_skipped() {
-    let h = Harness::start("").await;
-    h.node("a", 8);
-    let kind = h.server.state().kind("", "pods").unwrap();
-    let mut bad = pending_pod(NS, "bad", 0, "mlsched", None);
+    let env = Env::new("malformed").await;
+    env.node("mf-a", 8).await;
+    let s = Running::start(&env, "").await;
+    let mut bad = mlsched_tests::cluster::pending_pod(&env.ns, "bad", 0, "mlsched", None);
     bad["metadata"]["annotations"] = serde_json::json!({"mlsched.io/gpu-milli": "half"});
-    h.server.state().create_value(&kind, NS, bad).unwrap();
-    h.pod("good", 1, None);
-    eventually("good bound", Duration::from_secs(10), || h.node_of("good").is_some()).await;
-    eventually("bad reported", Duration::from_secs(5), || {
-        h.server.state().pod(NS, "bad").and_then(|p| p.status?.conditions).is_some_and(|c| {
-            c.iter().any(|c| {
-                c.reason.as_deref() == Some("InvalidSchedulingRequest")
-                    && c.message.as_deref().is_some_and(|m| m.contains("mlsched.io/gpu-milli"))
-            })
+    env.create_pod(bad).await;
+    env.pod("good", 1, None).await;
+    until("good bound", Duration::from_secs(20), || async { env.node_of("good").await.is_some() }).await;
+    until("bad reported", Duration::from_secs(10), || async {
+        env.scheduled_condition("bad").await.is_some_and(|(_, reason, message)| {
+            reason == "InvalidSchedulingRequest" && message.contains("mlsched.io/gpu-milli")
         })
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let events = h.events("bad", "FailedScheduling");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let events = env.events("bad", "FailedScheduling").await;
     assert_eq!(events.len(), 1, "{events:#?}");
-    assert_eq!(events[0]["count"].as_i64(), Some(1), "its own status update does not re-report it");
-    assert!(h.node_of("bad").is_none());
-    h.stop().await;
+    assert_eq!(events[0].count, Some(1), "its own status update does not re-report it");
+    assert!(env.node_of("bad").await.is_none());
+    s.stop().await;
+    env.finish().await;
 }
