@@ -1,5 +1,5 @@
 //! The scheduler end to end on a real control plane (kube-apiserver, kube-controller-manager and etcd from
-//! `mlsched_tests::real`), the cases only the API double can show, and the manifests it ships. One test
+//! `mlsched_tests::real`), and the manifests it ships. One test
 //! binary for all of them: each Kubernetes-linked test binary costs a long release link.
 
 mod cluster;
@@ -45,18 +45,6 @@ async fn stop_scheduler(stop: Option<Stopper>, task: SchedulerTask) {
     }
     let result = tokio::time::timeout(Duration::from_secs(10), task).await.expect("scheduler stops");
     result.expect("no panic").expect("clean exit");
-}
-
-/// Polls `f` until it holds; panics naming `what` after `timeout`.
-async fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + timeout;
-    while tokio::time::Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("timed out waiting for: {what}");
 }
 
 /// A plain HTTP/1.0 GET of the scheduler's own endpoint (`/metrics`, `/readyz`); the whole answer.

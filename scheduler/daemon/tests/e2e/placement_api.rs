@@ -1,23 +1,23 @@
-//! End to end: the Placement gRPC API of the whole scheduler (`mlsched_scheduler::run`) against the
-//! in-process API server double, called with the generated tonic client over loopback.
+//! End to end: the Placement gRPC API of the whole scheduler (`mlsched_scheduler::run`) on the real control
+//! plane, called with the generated tonic client over loopback.
 //!
 //! Cluster (8 GPUs, 64 CPUs, 512 GiB each): spine s0 = rack r0 {a0, a1} + rack r1 {b0, b1}; spine s1 =
 //! rack r2 {c0, c1}. The workload `workload=web` runs web-0 and web-1 on b0 and web-2 on b1 (rack r1);
 //! `other-0` and `other-1` hold 6 GPUs each on c0 and c1, which makes those the best-fit nodes.
 
-use crate::eventually;
 use std::time::Duration;
 
 use mlsched_proto::v1 as pb;
 use mlsched_proto::v1::placement_client::PlacementClient;
 use mlsched_scheduler::Config;
 use mlsched_tests::cluster::{LABEL_RACK, LABEL_SPINE, gpu_node, pending_pod};
-use mlsched_tests::{ApiServer, ApiServerHandle};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
-const NS: &str = "ml";
+use crate::cluster::{Env, until};
+
+const NS: &str = "placement";
 const GIB: i64 = 1 << 30;
 
 /// A pod of 4 CPUs, 32 GiB and `gpus` GPUs (the shape of `pending_pod`), optionally bound already.
@@ -30,8 +30,8 @@ fn pod(name: &str, gpus: u32, node: Option<&str>, labels: &[(&str, &str)], annot
         p["metadata"]["annotations"][*k] = json!(v);
     }
     if let Some(node) = node {
+        // Created bound, as a pod of an earlier scheduler or a DaemonSet would be.
         p["spec"]["nodeName"] = json!(node);
-        p["status"]["phase"] = json!("Running");
     }
     p
 }
@@ -41,7 +41,7 @@ fn free_port() -> u16 {
 }
 
 struct Harness {
-    server: ApiServerHandle,
+    env: Env,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
     client: PlacementClient<Channel>,
@@ -49,13 +49,12 @@ struct Harness {
 
 impl Harness {
     async fn start() -> Harness {
-        let server = ApiServer::start().await.expect("API double");
-        let nodes = server.state().kind("", "nodes").unwrap();
+        let env = Env::new(NS).await;
         for (spine, rack, names) in [("s0", "r0", ["a0", "a1"]), ("s0", "r1", ["b0", "b1"]), ("s1", "r2", ["c0", "c1"])]
         {
             for name in names {
                 let labels = [(LABEL_SPINE, spine), (LABEL_RACK, rack)];
-                server.state().create_value(&nodes, "", gpu_node(name, 8, 64, 512, &labels)).unwrap();
+                mlsched_tests::real::objects::add_node(&env.admin, gpu_node(name, 8, 64, 512, &labels)).await.unwrap();
             }
         }
         let port = free_port();
@@ -66,7 +65,7 @@ impl Harness {
              leaderElection: {{enabled: false}}\n"
         );
         let config = Config::from_yaml(&yaml).expect("config");
-        let (stop, task, _) = crate::run_scheduler(config, server.client()).await;
+        let (stop, task, _) = crate::run_scheduler(config, env.scheduler_client().await).await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         let client = loop {
             match PlacementClient::connect(format!("http://127.0.0.1:{port}")).await {
@@ -75,16 +74,15 @@ impl Harness {
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         };
-        Harness { server, stop: Some(stop), task, client }
+        Harness { env, stop: Some(stop), task, client }
     }
 
-    fn create(&self, pod: Value) {
-        let kind = self.server.state().kind("", "pods").unwrap();
-        self.server.state().create_value(&kind, NS, pod).unwrap();
+    async fn create(&self, pod: Value) {
+        self.env.create_pod(pod).await;
     }
 
-    fn node_of(&self, pod: &str) -> Option<String> {
-        self.server.state().node_of(NS, pod)
+    async fn node_of(&self, pod: &str) -> Option<String> {
+        self.env.node_of(pod).await
     }
 
     async fn workload(&mut self) -> Result<Vec<pb::WorkloadPod>, tonic::Status> {
@@ -118,7 +116,7 @@ impl Harness {
 
     async fn stop(mut self) {
         crate::stop_scheduler(self.stop.take(), self.task).await;
-        self.server.shutdown().await;
+        self.env.finish().await;
     }
 }
 
@@ -130,11 +128,11 @@ fn rack_r1(node: &str) -> bool {
 async fn the_placement_api_answers_from_the_scheduler_s_snapshot() {
     let mut h = Harness::start().await;
     let web = [("workload", "web")];
-    h.create(pod("web-0", 2, Some("b0"), &web, &[]));
-    h.create(pod("web-1", 2, Some("b0"), &web, &[]));
-    h.create(pod("web-2", 2, Some("b1"), &web, &[]));
-    h.create(pod("other-0", 6, Some("c0"), &[], &[]));
-    h.create(pod("other-1", 6, Some("c1"), &[], &[]));
+    h.create(pod("web-0", 2, Some("b0"), &web, &[])).await;
+    h.create(pod("web-1", 2, Some("b0"), &web, &[])).await;
+    h.create(pod("web-2", 2, Some("b1"), &web, &[])).await;
+    h.create(pod("other-0", 6, Some("c0"), &[], &[])).await;
+    h.create(pod("other-1", 6, Some("c1"), &[], &[])).await;
 
     // WorkloadPods: UNAVAILABLE until the caches sync, then the three bound pods.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -197,14 +195,14 @@ async fn the_placement_api_answers_from_the_scheduler_s_snapshot() {
     }
 
     // The policy alone (best fit) picks c0, the fullest node, for a plain 2-GPU pod...
-    h.create(pod("plain", 2, None, &[], &[]));
-    eventually("plain bound", Duration::from_secs(10), || h.node_of("plain").is_some()).await;
-    assert_eq!(h.node_of("plain").as_deref(), Some("c0"));
+    h.create(pod("plain", 2, None, &[], &[])).await;
+    until("plain bound", Duration::from_secs(20), || async { h.node_of("plain").await.is_some() }).await;
+    assert_eq!(h.node_of("plain").await.as_deref(), Some("c0"));
     // ...but a pod of the workload annotated with mlsched.io/near-workload goes next to its workload, not to
     // c1 (as full as c0 was).
-    h.create(pod("web-3", 2, None, &web, &[("mlsched.io/near-workload", "workload=web")]));
-    eventually("web-3 bound", Duration::from_secs(10), || h.node_of("web-3").is_some()).await;
-    let node = h.node_of("web-3").unwrap();
+    h.create(pod("web-3", 2, None, &web, &[("mlsched.io/near-workload", "workload=web")])).await;
+    until("web-3 bound", Duration::from_secs(20), || async { h.node_of("web-3").await.is_some() }).await;
+    let node = h.node_of("web-3").await.unwrap();
     assert!(rack_r1(&node), "web-3 on {node}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
