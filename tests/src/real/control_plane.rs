@@ -293,17 +293,15 @@ impl Drop for ControlPlane {
     }
 }
 
-/// A fresh directory for one control plane, under the target directory; directories left by test
-/// processes that are gone are removed first (their logs served their purpose when that run failed).
+/// A fresh directory for one control plane, under the target directory. Directories of earlier runs are
+/// kept for a day, so the logs of a failed run outlive the test binaries that run after it.
 fn new_run_dir() -> io::Result<PathBuf> {
     let root = target_dir().join("control-plane/runs");
     fs::create_dir_all(&root)?;
+    let day = Duration::from_secs(24 * 3600);
     for entry in fs::read_dir(&root)?.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let pid = name.split('-').next().and_then(|p| p.parse::<u32>().ok());
-        if let Some(pid) = pid
-            && !Path::new(&format!("/proc/{pid}")).exists()
-        {
+        let old = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age > day);
+        if old {
             let _ = fs::remove_dir_all(entry.path());
         }
     }

@@ -126,6 +126,14 @@ impl Env {
     }
 }
 
+impl Drop for Env {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("control plane logs: {}", self.cluster.control_plane.dir.display());
+        }
+    }
+}
+
 /// Whole GPUs a pod requests (`nvidia.com/gpu` limits of its containers).
 pub fn gpu_request(p: &Pod) -> i64 {
     p.spec
