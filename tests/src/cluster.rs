@@ -116,49 +116,67 @@ pub fn node_name(rack: u32, n: u32) -> String {
     format!("gpu-r{rack}-n{n}")
 }
 
-/// Creates the nodes of `spec`; returns their names. Rack `r` is on spine `r / racks_per_spine`.
-pub fn seed_gpu_cluster(state: &StateHandle, spec: &GpuClusterSpec) -> Result<Vec<String>, ApiError> {
-    let kind = state.kind("", "nodes").ok_or_else(|| ApiError::new(404, "nodes not served"))?;
-    let mut names = Vec::new();
+/// The nodes of `spec`, as Node objects. Rack `r` is on spine `r / racks_per_spine`.
+pub fn gpu_cluster_nodes(spec: &GpuClusterSpec) -> Vec<Value> {
+    let mut nodes = Vec::new();
     for s in 0..spec.spines {
         for rs in 0..spec.racks_per_spine {
             let r = s * spec.racks_per_spine + rs;
             for n in 0..spec.nodes_per_rack {
-                let name = node_name(r, n);
                 let (spine, rack) = (format!("spine-{s}"), format!("rack-{r}"));
-                let node = gpu_node(
-                    &name,
+                nodes.push(gpu_node(
+                    &node_name(r, n),
                     spec.gpus_per_node,
                     spec.cpu_per_node,
                     spec.memory_gib_per_node,
                     &[(LABEL_SPINE, &spine), (LABEL_RACK, &rack), ("nvidia.com/gpu.product", "NVIDIA-H100-80GB-HBM3")],
-                );
-                state.create_value(&kind, "", node)?;
-                names.push(name);
+                ));
             }
         }
+    }
+    nodes
+}
+
+/// Creates the nodes of `spec` in the double; returns their names.
+pub fn seed_gpu_cluster(state: &StateHandle, spec: &GpuClusterSpec) -> Result<Vec<String>, ApiError> {
+    let kind = state.kind("", "nodes").ok_or_else(|| ApiError::new(404, "nodes not served"))?;
+    let mut names = Vec::new();
+    for node in gpu_cluster_nodes(spec) {
+        names.push(node["metadata"]["name"].as_str().unwrap_or_default().to_string());
+        state.create_value(&kind, "", node)?;
     }
     Ok(names)
 }
 
-/// Example pending work in `namespace`: a 4-pod gang `train-a` (8 GPUs each, PodGroup minMember 4),
-/// a 2-pod gang `train-b` (4 GPUs each) and two single pods (1 and 2 GPUs), all for `mlsched`.
-pub fn seed_example_workload(state: &StateHandle, namespace: &str) -> Result<Vec<String>, ApiError> {
-    let pods = state.kind("", "pods").ok_or_else(|| ApiError::new(404, "pods not served"))?;
-    let groups =
-        state.kind(crate::PODGROUP_GROUP, "podgroups").ok_or_else(|| ApiError::new(404, "podgroups not served"))?;
-    let mut names = Vec::new();
+/// Example pending work in `namespace`, as (PodGroups, Pods): a 4-pod gang `train-a` (8 GPUs each, PodGroup
+/// minMember 4), a 2-pod gang `train-b` (4 GPUs each) and two single pods (1 and 2 GPUs), all for `mlsched`.
+pub fn example_workload(namespace: &str) -> (Vec<Value>, Vec<Value>) {
+    let (mut groups, mut pods) = (Vec::new(), Vec::new());
     for (group, members, gpus) in [("train-a", 4u32, 8u32), ("train-b", 2, 4)] {
-        state.create_value(&groups, namespace, pod_group(namespace, group, members, Some(300)))?;
+        groups.push(pod_group(namespace, group, members, Some(300)));
         for i in 0..members {
-            let name = format!("{group}-{i}");
-            state.create_value(&pods, namespace, pending_pod(namespace, &name, gpus, SCHEDULER_NAME, Some(group)))?;
-            names.push(name);
+            pods.push(pending_pod(namespace, &format!("{group}-{i}"), gpus, SCHEDULER_NAME, Some(group)));
         }
     }
     for (name, gpus) in [("notebook-1", 1u32), ("eval-1", 2)] {
-        state.create_value(&pods, namespace, pending_pod(namespace, name, gpus, SCHEDULER_NAME, None))?;
-        names.push(name.to_string());
+        pods.push(pending_pod(namespace, name, gpus, SCHEDULER_NAME, None));
+    }
+    (groups, pods)
+}
+
+/// Creates [`example_workload`] in the double; returns the pods' names.
+pub fn seed_example_workload(state: &StateHandle, namespace: &str) -> Result<Vec<String>, ApiError> {
+    let pod_kind = state.kind("", "pods").ok_or_else(|| ApiError::new(404, "pods not served"))?;
+    let group_kind =
+        state.kind(crate::PODGROUP_GROUP, "podgroups").ok_or_else(|| ApiError::new(404, "podgroups not served"))?;
+    let (groups, pods) = example_workload(namespace);
+    for g in groups {
+        state.create_value(&group_kind, namespace, g)?;
+    }
+    let mut names = Vec::new();
+    for p in pods {
+        names.push(p["metadata"]["name"].as_str().unwrap_or_default().to_string());
+        state.create_value(&pod_kind, namespace, p)?;
     }
     Ok(names)
 }
