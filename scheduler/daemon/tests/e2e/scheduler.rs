@@ -175,16 +175,13 @@ async fn an_impossible_gang_binds_nothing_and_says_why() {
     // The gang's own aggregated reason: how many members fit, and why the nodes cannot hold the rest.
     let says_why = |m: &str| m.contains("2/3 members placeable") && m.contains("0/2 nodes can hold 3 pods");
     until("PodScheduled=False with the aggregated reason", Duration::from_secs(20), || async {
-        env.scheduled_condition("h0")
-            .await
-            .is_some_and(|(status, reason, message)| status == "False" && reason == "Unschedulable" && says_why(&message))
+        env.scheduled_condition("h0").await.is_some_and(|(status, reason, message)| {
+            status == "False" && reason == "Unschedulable" && says_why(&message)
+        })
     })
     .await;
     until("a FailedScheduling Event", Duration::from_secs(10), || async {
-        env.events("h0", "FailedScheduling")
-            .await
-            .iter()
-            .any(|e| e.message.as_deref().is_some_and(says_why))
+        env.events("h0", "FailedScheduling").await.iter().any(|e| e.message.as_deref().is_some_and(says_why))
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
