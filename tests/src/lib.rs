@@ -15,6 +15,7 @@ pub mod error;
 pub mod faults;
 pub mod metrics_api;
 pub mod patch;
+pub mod real;
 pub mod resize;
 pub mod resources;
 pub mod scale;
@@ -22,7 +23,6 @@ pub mod selectors;
 mod server;
 pub mod state;
 pub mod store;
-pub mod real;
 pub mod testing;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -105,7 +105,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let copies = [(&cluster.mlsched_kubeconfig, &args.kubeconfig), (&cluster.control_plane.admin_kubeconfig, &args.admin_kubeconfig)];
+    let copies = [
+        (&cluster.mlsched_kubeconfig, &args.kubeconfig),
+        (&cluster.control_plane.admin_kubeconfig, &args.admin_kubeconfig),
+    ];
     for (from, to) in copies {
         if let Err(e) = std::fs::copy(from, to) {
             eprintln!("test-cluster: writing {}: {e}", to.display());

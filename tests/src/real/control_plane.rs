@@ -158,7 +158,8 @@ impl ControlPlane {
     }
 
     fn start_apiserver(&self) -> io::Result<()> {
-        let p = Process::start("kube-apiserver", &self.binaries.path("kube-apiserver"), &self.apiserver_args(), &self.dir)?;
+        let p =
+            Process::start("kube-apiserver", &self.binaries.path("kube-apiserver"), &self.apiserver_args(), &self.dir)?;
         self.lock().apiserver = Some(p);
         Ok(())
     }
@@ -300,7 +301,12 @@ fn new_run_dir() -> io::Result<PathBuf> {
     fs::create_dir_all(&root)?;
     let day = Duration::from_secs(24 * 3600);
     for entry in fs::read_dir(&root)?.flatten() {
-        let old = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age > day);
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > day);
         if old {
             let _ = fs::remove_dir_all(entry.path());
         }

@@ -183,7 +183,12 @@ pub async fn delete_harness_nodes(client: &Client) -> Result<(), Error> {
 }
 
 /// A token of `namespace/name`'s ServiceAccount (TokenRequest API), valid for `seconds`.
-pub async fn service_account_token(client: &Client, namespace: &str, name: &str, seconds: i64) -> Result<String, Error> {
+pub async fn service_account_token(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    seconds: i64,
+) -> Result<String, Error> {
     let api: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
     let request: TokenRequest = serde_json::from_value(json!({
         "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",

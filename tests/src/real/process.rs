@@ -81,9 +81,10 @@ impl Process {
         }
         let (tx, rx) = mpsc::channel();
         spawner().lock().unwrap_or_else(|e| e.into_inner()).send((command, tx)).map_err(io::Error::other)?;
-        let child = rx.recv().map_err(io::Error::other)?.map_err(|e| {
-            io::Error::new(e.kind(), format!("starting {name} ({}): {e}", program.display()))
-        })?;
+        let child = rx
+            .recv()
+            .map_err(io::Error::other)?
+            .map_err(|e| io::Error::new(e.kind(), format!("starting {name} ({}): {e}", program.display())))?;
         Ok(Process { name: name.into(), log, child: Some(child) })
     }
 

@@ -26,7 +26,15 @@ async fn the_scheduler_identity_has_exactly_the_published_rights() {
     let nodes: Api<Node> = Api::all(scheduler.clone());
     let node = nodes.get("harness-n1").await.err().map(|e| e.to_string());
     assert!(node.is_some(), "the scheduler's role has list/watch on nodes, not get");
-    assert!(nodes.list(&ListParams::default()).await.unwrap().items.iter().any(|n| n.metadata.name.as_deref() == Some("harness-n1")));
+    assert!(
+        nodes
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .any(|n| n.metadata.name.as_deref() == Some("harness-n1"))
+    );
     let binding: Binding = typed(json!({
         "apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p", "namespace": ns},
         "target": {"apiVersion": "v1", "kind": "Node", "name": "harness-n1"}
