@@ -1,9 +1,9 @@
 //go:build tools
 
-// Package cluster pins the Kubernetes control plane that mlsched's end-to-end tests and live benchmark run
-// against. Nothing here is mlsched: this file only names the published commands so that go.mod and go.sum
-// record one consistent set of versions. The Rust harness (tests/src/real/binaries.rs) builds them with
-// `go build`.
+// Package cluster pins the Kubernetes control plane that mlsched's end-to-end tests run against, and
+// kube-scheduler, the peer to compare with. Nothing here is mlsched: this file only names the published
+// commands so that go.mod and go.sum record one consistent set of versions. The Rust harness
+// (tests/src/real/binaries.rs) builds them with `go build`.
 package cluster
 
 import (

@@ -1,4 +1,4 @@
-//! The real control plane under mlsched's end-to-end tests and live benchmark.
+//! The real control plane under mlsched's end-to-end tests.
 //!
 //! ```no_run
 //! # async fn demo() {
