@@ -19,7 +19,10 @@ use super::process::{Process, free_port};
 /// What to start.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Run kube-controller-manager (Deployments, ReplicaSets, namespaces, garbage collection, ...).
+    /// Run kube-controller-manager. It runs as `system:kube-controller-manager` without per-controller
+    /// ServiceAccount credentials, which RBAC lets do little: its workload controllers (Deployments,
+    /// ReplicaSets, namespaces, garbage collection) are refused their writes until it runs with
+    /// `--use-service-account-credentials=true`.
     pub controller_manager: bool,
     /// Extra kube-apiserver flags (`--feature-gates=...`, `--runtime-config=...`).
     pub apiserver_flags: Vec<String>,
