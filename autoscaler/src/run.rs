@@ -113,7 +113,7 @@ pub async fn run(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     health.live.store(true, Ordering::Relaxed);
     let mut shutdown = std::pin::pin!(shutdown);
-    loop {
+    'periods: loop {
         tokio::select! {
             _ = &mut shutdown => break,
             _ = ticker.tick() => {}
@@ -147,13 +147,18 @@ pub async fn run(
             let t0 = Instant::now();
             let work = async {
                 tokio::select! {
-                    r = tokio::time::timeout(ctx.config.api_timeout(), reconcile(&ctx, mem, ha, &key)) => r,
-                    _ = &mut shutdown => Ok(()),
+                    r = tokio::time::timeout(ctx.config.api_timeout(), reconcile(&ctx, mem, ha, &key)) => Some(r),
+                    _ = &mut shutdown => None,
                 }
             };
-            if work.await.is_err() {
-                warn!(workload = %key, "the period timed out; nothing more done this period");
-                ctx.metrics.error(&key, "kube");
+            match work.await {
+                // The shutdown future has completed: polling it again (next workload, next tick) panics.
+                None => break 'periods,
+                Some(Err(_)) => {
+                    warn!(workload = %key, "the period timed out; nothing more done this period");
+                    ctx.metrics.error(&key, "kube");
+                }
+                Some(Ok(())) => {}
             }
             ctx.metrics.reconcile_duration.observe(t0.elapsed().as_secs_f64());
         }

@@ -1,27 +1,26 @@
-//! End to end: the autoscaler against the API server double (Deployment + scale subresource, pod `resize`,
-//! PodMetrics) and a fake Placement gRPC server whose headroom the test controls.
+//! End to end: the autoscaler on the real control plane (a real Deployment and its `scale` subresource,
+//! kube-controller-manager's ReplicaSets and pods, the real `pods/resize` subresource, PodMetrics through
+//! the aggregated `metrics.k8s.io`) and a fake Placement gRPC server whose headroom the test controls.
 //!
 //! Total load on a 2-replica Deployment rises: the pods grow in place while their node has room; with no
-//! room left, replicas are added (scale subresource) with the near-workload annotation; a Placement API
-//! error makes it do nothing and say so; when the load drops, it scales back in only after the (shortened)
-//! stabilization window.
+//! room left, replicas are added (scale subresource) with the near-workload annotation, which makes the
+//! Deployment controller roll the pods once (documented); a Placement API error makes it do nothing and
+//! say so; when the load drops, it scales back in only after the (shortened) stabilization window.
+//!
+//! No scheduler runs here: the pod template names the node, and the kubelet stand-in of `main.rs` starts
+//! the pods there.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::Deployment;
-use kube::Api;
-use kube::api::PostParams;
-use mlsched_autoscaler::config::{Config, LeaderElectionConfig};
-use mlsched_autoscaler::crd::HybridAutoscaler;
 use mlsched_proto::v1 as pb;
 use mlsched_proto::v1::placement_server::{Placement, PlacementServer};
-use mlsched_tests::metrics_api::{ContainerUsage, set_pod_usage};
 use mlsched_tests::testing::eventually;
-use mlsched_tests::{ApiServer, RequestMatch, ResourceKind, Verb, scale};
 use serde_json::{Value, json};
 use tonic::{Request, Response, Status};
+
+use crate::{Env, Kubelet, cpu_request};
 
 #[derive(Default)]
 struct Fake {
@@ -30,7 +29,7 @@ struct Fake {
     plans: Mutex<Vec<pb::PlanReplicasRequest>>,
 }
 
-struct Svc(Arc<Fake>);
+struct Svc(Arc<Fake>, String);
 
 #[tonic::async_trait]
 impl Placement for Svc {
@@ -47,7 +46,7 @@ impl Placement for Svc {
             .into_inner()
             .pods
             .into_iter()
-            .map(|p| pb::PodHeadroom { pod: Some(p), node: "node-a".into(), free: Some(free), requested: None })
+            .map(|p| pb::PodHeadroom { pod: Some(p), node: self.1.clone(), free: Some(free), requested: None })
             .collect();
         Ok(Response::new(pb::NodeHeadroomResponse { pods }))
     }
@@ -75,28 +74,11 @@ impl Placement for Svc {
     }
 }
 
-fn ha_kind() -> ResourceKind {
-    ResourceKind::new("autoscaling.mlsched.io", "v1alpha1", "hybridautoscalers", "HybridAutoscaler", true)
-        .with_status()
-        .custom()
-}
-
-fn cpu_request(pod: &Value) -> String {
-    pod.pointer("/spec/containers/0/resources/requests/cpu").and_then(Value::as_str).unwrap_or("").to_string()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grows_in_place_then_scales_out_near_then_back_in() {
-    let server = ApiServer::builder().with_kind(ha_kind()).serve().await.unwrap();
-    let state = server.state().clone();
-    let client = server.client();
-
-    // The fake Placement API.
-    let fake = Arc::new(Fake::default());
-    fake.free_cpu.store(4000, Ordering::SeqCst);
+/// Serves the fake Placement API on a free loopback port; returns its address.
+async fn fake_placement(fake: Arc<Fake>, node: &str) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let grpc_addr = listener.local_addr().unwrap();
-    let svc = PlacementServer::new(Svc(fake.clone()));
+    let addr = listener.local_addr().unwrap();
+    let svc = PlacementServer::new(Svc(fake, node.to_string()));
     tokio::spawn(async move {
         tonic::transport::Server::builder()
             .add_service(svc)
@@ -104,109 +86,102 @@ async fn grows_in_place_then_scales_out_near_then_back_in() {
             .await
             .unwrap();
     });
+    addr.to_string()
+}
 
-    // The workload: 2 replicas of 1 CPU, and a "controller" + "metrics-server" that keep the pods and their
-    // usage (the total load split evenly) in step with spec.replicas.
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
-    let dep: Deployment = serde_json::from_value(json!({
+/// A Deployment of `replicas` pods of 1 CPU, pinned to `node` (no scheduler in these tests).
+fn deployment(ns: &str, name: &str, replicas: i32, node: &str) -> Value {
+    json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "web", "namespace": "default"},
+        "metadata": {"name": name, "namespace": ns},
         "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": "web"}},
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
             "template": {
-                "metadata": {"labels": {"app": "web"}},
-                "spec": {"containers": [{"name": "app", "image": "web:1",
+                "metadata": {"labels": {"app": name}},
+                "spec": {"nodeName": node, "containers": [{"name": "app", "image": "web:1",
                     "resources": {"requests": {"cpu": "1", "memory": "256Mi"}}}]}
             }
         }
-    }))
-    .unwrap();
-    deployments.create(&PostParams::default(), &dep).await.unwrap();
-    let load = Arc::new(AtomicI64::new(600));
-    let stop = Arc::new(AtomicBool::new(false));
-    let (st, ld, sp) = (state.clone(), load.clone(), stop.clone());
-    let mirror = tokio::spawn(async move {
-        let pods_kind = st.kind("", "pods").unwrap();
-        while !sp.load(Ordering::SeqCst) {
-            let _ = scale::mirror_replicas(&st, "deployments", "default", "web", "node-a");
-            let pods = st.list_values(&pods_kind, Some("default"));
-            let n = pods.len().max(1) as i64;
-            for p in &pods {
-                let name = p.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
-                let per = ld.load(Ordering::SeqCst) / n;
-                let _ = set_pod_usage(&st, "default", name, &[ContainerUsage::new("app", per, 100 << 20)]);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    });
+    })
+}
 
-    // The autoscaler, with a short period and a 2 s scale-down window.
-    let config = Config {
-        period_seconds: 0.2,
-        placement_api: grpc_addr.to_string(),
-        placement_timeout_seconds: 1.0,
-        history_seconds: 2.0,
-        listen_address: "127.0.0.1:0".into(),
-        leader_election: LeaderElectionConfig { enabled: false, ..Default::default() },
-        ..Config::default()
-    };
-    let (stop_tx, autoscaler, http_addr) = crate::run_autoscaler(config, client.clone()).await;
+fn condition(status: &Value, type_: &str) -> Option<Value> {
+    status["conditions"].as_array()?.iter().find(|c| c["type"] == type_).cloned()
+}
 
-    let has: Api<HybridAutoscaler> = Api::namespaced(client.clone(), "default");
-    let ha: HybridAutoscaler = serde_json::from_value(json!({
-        "apiVersion": "autoscaling.mlsched.io/v1alpha1", "kind": "HybridAutoscaler",
-        "metadata": {"name": "web", "namespace": "default"},
-        "spec": {"targetRef": {"kind": "Deployment", "name": "web"}, "minReplicas": 2, "maxReplicas": 6,
-                 "targetCPUUtilizationPercent": 70, "scaleDownStabilizationSeconds": 2}
-    }))
-    .unwrap();
-    has.create(&PostParams::default(), &ha).await.unwrap();
-    let status = |k: &'static str| {
-        let has = has.clone();
-        async move {
-            let h = has.get("web").await.ok()?;
-            let s = serde_json::to_value(h.status?).ok()?;
-            Some((s.pointer(k).cloned().unwrap_or(Value::Null), s))
-        }
-    };
-    eventually("a first decision", Duration::from_secs(10), || async {
-        status("/lastDecision/kind").await.filter(|(k, _)| k == "None").map(|_| ())
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grows_in_place_then_scales_out_near_then_back_in() {
+    const NODE: &str = "as-grow-node";
+    let env = Env::new("as-grow").await;
+    let ns = env.ns.clone();
+    env.node(NODE, 8, &[]).await;
+    let fake = Arc::new(Fake::default());
+    fake.free_cpu.store(4000, Ordering::SeqCst);
+    let placement = fake_placement(fake.clone(), NODE).await;
+
+    let deployments = env.deployments();
+    env.create(&deployments, deployment(&ns, "web", 2, NODE)).await;
+    let kubelet = Kubelet::start(&env, "web", 600);
+    let first: Vec<String> = eventually("2 pods running", Duration::from_secs(60), || async {
+        let pods = env.pods("web").await;
+        let running = pods.iter().filter(|p| crate::started(p)).count();
+        (pods.len() == 2 && running == 2).then(|| pods.iter().map(|p| p.metadata.name.clone().unwrap()).collect())
     })
     .await;
 
-    // 1. 900m per pod against 1 CPU at a 70 % target, and the node has room: resize in place to 1286m.
-    load.store(1800, Ordering::SeqCst);
-    eventually("in-place resize", Duration::from_secs(10), || async {
-        let p = state.pod("default", "web-0")?;
-        let v = serde_json::to_value(p).ok()?;
-        (cpu_request(&v) == "1286m").then_some(())
+    let config = env.autoscaler_config(placement);
+    let (stop_tx, autoscaler, http_addr) = crate::run_autoscaler(config, env.autoscaler_client().await).await;
+    let has = env.autoscalers();
+    env.create(
+        &has,
+        json!({
+            "apiVersion": "autoscaling.mlsched.io/v1alpha1", "kind": "HybridAutoscaler",
+            "metadata": {"name": "web", "namespace": ns},
+            "spec": {"targetRef": {"kind": "Deployment", "name": "web"}, "minReplicas": 2, "maxReplicas": 6,
+                     "targetCPUUtilizationPercent": 70, "scaleDownStabilizationSeconds": 2}
+        }),
+    )
+    .await;
+    crate::eventually_ha(&env, "web", "a first decision with metrics", Duration::from_secs(30), || async {
+        let s = env.status("web").await?;
+        let metrics = condition(&s, "MetricsAvailable")?;
+        (s.pointer("/lastDecision/kind")? == "None" && metrics["status"] == "True").then_some(())
     })
     .await;
-    assert!(server.faults().count(&RequestMatch::new(Verb::Patch, "pods").subresource("resize"), Some(200)) >= 1);
+
+    // 1. 900m per pod against 1 CPU at a 70 % target, and the node has room: resized in place to 1286m.
+    //    The same pods, grown: only `pods/resize` changes the requests of an existing pod.
+    kubelet.set_load(1800);
+    crate::eventually_ha(&env, "web", "in-place resize of both pods", Duration::from_secs(30), || async {
+        let pods = env.pods("web").await;
+        (pods.len() == 2 && pods.iter().all(|p| cpu_request(p) == 1286)).then_some(())
+    })
+    .await;
+    let pods = env.pods("web").await;
+    assert_eq!(pods.iter().map(|p| p.metadata.name.clone().unwrap()).collect::<Vec<_>>(), first, "not recreated");
+    assert!(pods.iter().all(|p| p.metadata.generation > Some(1)), "resize bumps the pod's generation");
     // The no-fight rule: pods that keep up after growing are not multiplied (1800m is 257 % of the
     // baseline per pod, but no pod is overloaded against its new request).
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(deployments.get("web").await.unwrap().spec.replicas, Some(2));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(env.replicas("web").await, Some(2));
 
     // 2. The Placement API fails: nothing is done, and the status says so.
     fake.fail.store(true, Ordering::SeqCst);
-    load.store(2400, Ordering::SeqCst);
-    eventually("PlacementAvailable=False", Duration::from_secs(10), || async {
-        let (_, s) = status("/conditions").await?;
-        let c = s["conditions"].as_array()?.iter().find(|c| c["type"] == "PlacementAvailable")?.clone();
+    kubelet.set_load(2400);
+    crate::eventually_ha(&env, "web", "PlacementAvailable=False", Duration::from_secs(30), || async {
+        let c = condition(&env.status("web").await?, "PlacementAvailable")?;
         (c["status"] == "False").then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(deployments.get("web").await.unwrap().spec.replicas, Some(2));
+    assert_eq!(env.replicas("web").await, Some(2));
 
     // 3. The node is full: add replicas, placed near the existing ones.
     fake.free_cpu.store(0, Ordering::SeqCst);
     fake.fail.store(false, Ordering::SeqCst);
-    let scaled_at = eventually("scale-out to 4", Duration::from_secs(10), || async {
-        let d = deployments.get("web").await.ok()?;
-        (d.spec.replicas == Some(4)).then(Instant::now)
+    let scaled_at = crate::eventually_ha(&env, "web", "scale-out to 4", Duration::from_secs(30), || async {
+        (env.replicas("web").await == Some(4)).then(Instant::now)
     })
     .await;
     let d = deployments.get("web").await.unwrap();
@@ -214,98 +189,132 @@ async fn grows_in_place_then_scales_out_near_then_back_in() {
     assert_eq!(ann.get("mlsched.io/near-workload").map(String::as_str), Some("app=web"));
     {
         let plans = fake.plans.lock().unwrap();
+        let asked: Vec<(u32, usize)> = plans.iter().map(|p| (p.replicas, p.existing.len())).collect();
         let p = plans.last().expect("PlanReplicas was asked");
-        assert_eq!(p.replicas, 2);
-        assert_eq!(p.existing.len(), 2);
+        assert_eq!((p.replicas, p.existing.len()), (2, 2), "(new, existing) of each plan: {asked:?}");
         assert_eq!(p.template.as_ref().unwrap().requests.unwrap().cpu_milli, 1000, "baseline request");
     }
-    assert!(server.faults().count(&RequestMatch::new(Verb::Patch, "deployments").subresource("scale"), Some(200)) >= 1);
-    let (_, s) = status("/placement").await.unwrap();
+    let s = env.status("web").await.unwrap();
     assert_eq!(s["placement"]["replicas"][0]["node"], "node-b", "{s}");
 
-    // 4. Load drops: back to minReplicas, but only after the 2 s scale-down window.
-    eventually("the new replicas have metrics", Duration::from_secs(10), || async {
-        state.pod("default", "web-3").map(|_| ())
+    // The annotation changed the template: the Deployment controller replaces the pods once, with the
+    // template's requests (the grown ones go). 600m per pod then keeps up with 1 CPU: it stays at 4.
+    crate::eventually_ha(&env, "web", "the rollout to 4 new pods", Duration::from_secs(90), || async {
+        let d = deployments.get("web").await.ok()?;
+        let st = d.status?;
+        let done = d.metadata.generation == st.observed_generation
+            && st.updated_replicas == Some(4)
+            && st.ready_replicas == Some(4)
+            && st.replicas == Some(4);
+        let pods = env.pods("web").await;
+        let fresh = pods.len() == 4
+            && pods.iter().all(|p| crate::started(p) && p.metadata.name.as_ref().is_some_and(|n| !first.contains(n)));
+        (done && fresh).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    load.store(400, Ordering::SeqCst);
+    assert!(env.pods("web").await.iter().all(|p| cpu_request(p) == 1000));
+    // Let the autoscaler see the new pods with their metrics for a few periods, so that the scale-down
+    // window below starts from a recommendation of 4.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(env.replicas("web").await, Some(4));
+
+    // 4. Load drops: back to minReplicas, but only after the 2 s scale-down window.
+    kubelet.set_load(400);
     let dropped = Instant::now();
-    let down_at = eventually("scale-in to 2", Duration::from_secs(15), || async {
-        let d = deployments.get("web").await.ok()?;
-        (d.spec.replicas == Some(2)).then(Instant::now)
+    let down_at = crate::eventually_ha(&env, "web", "scale-in to 2", Duration::from_secs(30), || async {
+        (env.replicas("web").await == Some(2)).then(Instant::now)
     })
     .await;
     assert!(down_at - dropped >= Duration::from_millis(1500), "scaled in after {:?}", down_at - dropped);
     assert!(down_at > scaled_at);
+    eventually("2 pods left", Duration::from_secs(30), || async { (env.pods("web").await.len() == 2).then_some(()) })
+        .await;
 
-    // Events on the Deployment and the CR, and the metrics.
-    let ev_kind = state.kind("events.k8s.io", "events").unwrap();
-    let reasons = || -> Vec<(String, String)> {
-        state
-            .list_values(&ev_kind, Some("default"))
-            .iter()
-            .map(|e| {
-                (
-                    e["reason"].as_str().unwrap_or("").to_string(),
-                    e.pointer("/regarding/kind").and_then(Value::as_str).unwrap_or("").to_string(),
-                )
-            })
-            .collect()
-    };
-    // Events are written after the action and the status.
-    eventually("a ScaledDown Event", Duration::from_secs(5), || async {
-        reasons().iter().any(|(r, _)| r == "ScaledDown").then_some(())
+    // Events on the Deployment and the CR (written after the action and the status), and the metrics.
+    eventually("a ScaledDown Event", Duration::from_secs(10), || async {
+        env.events().await.iter().any(|(r, _, _)| r == "ScaledDown").then_some(())
     })
     .await;
-    let reasons = reasons();
+    let reasons = env.events().await;
     for (reason, on) in [("ResizedUp", "Deployment"), ("ScaledUp", "Deployment"), ("ScaledDown", "HybridAutoscaler")] {
-        assert!(reasons.iter().any(|(r, k)| r == reason && k == on), "{reason} on {on}: {reasons:?}");
+        assert!(reasons.iter().any(|(r, k, _)| r == reason && k == on), "{reason} on {on}: {reasons:?}");
     }
-    assert!(reasons.iter().any(|(r, _)| r == "PlacementUnavailable"), "{reasons:?}");
-    let body = http_get(http_addr, "/metrics").await;
-    assert!(body.contains("mlsched_autoscaler_decisions_total{workload=\"default/web\",kind=\"ScaleUp\"}"), "{body}");
-    assert!(http_get(http_addr, "/healthz").await.contains("ok"));
+    assert!(reasons.iter().any(|(r, _, _)| r == "PlacementUnavailable"), "{reasons:?}");
+    let body = crate::http_get(http_addr, "/metrics").await;
+    let workload = format!("workload=\"{ns}/web\"");
+    assert!(body.contains(&format!("mlsched_autoscaler_decisions_total{{{workload},kind=\"ScaleUp\"}}")), "{body}");
+    assert!(body.contains(&format!("mlsched_autoscaler_errors_total{{{workload},source=\"placement\"}}")), "{body}");
+    assert!(
+        !body.contains(&format!("mlsched_autoscaler_errors_total{{{workload},source=\"kube\"}}")),
+        "the autoscaler's RBAC covers every call it made: {body}"
+    );
+    assert!(crate::http_get(http_addr, "/healthz").await.contains("ok"));
 
-    stop.store(true, Ordering::SeqCst);
-    let _ = mirror.await;
     crate::stop_autoscaler(stop_tx, autoscaler).await;
+    env.finish(kubelet).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_spec_is_a_condition_not_a_crash() {
-    let server = ApiServer::builder().with_kind(ha_kind()).serve().await.unwrap();
-    let client = server.client();
-    let config = Config {
-        period_seconds: 0.1,
-        placement_api: "127.0.0.1:1".into(),
-        listen_address: "127.0.0.1:0".into(),
-        leader_election: LeaderElectionConfig { enabled: false, ..Default::default() },
-        ..Config::default()
-    };
-    let (stop_tx, task, _) = crate::run_autoscaler(config, client.clone()).await;
-    let has: Api<HybridAutoscaler> = Api::namespaced(client.clone(), "default");
-    let ha: HybridAutoscaler = serde_json::from_value(json!({
-        "apiVersion": "autoscaling.mlsched.io/v1alpha1", "kind": "HybridAutoscaler",
-        "metadata": {"name": "bad", "namespace": "default"},
-        "spec": {"targetRef": {"kind": "Job", "name": "x"}, "maxReplicas": 3, "targetCPUUtilizationPercent": 70}
-    }))
-    .unwrap();
-    has.create(&PostParams::default(), &ha).await.unwrap();
-    eventually("Valid=False", Duration::from_secs(10), || async {
+    const NODE: &str = "as-bad-node";
+    let env = Env::new("as-bad-spec").await;
+    let ns = env.ns.clone();
+    env.node(NODE, 8, &[]).await;
+    let deployments = env.deployments();
+    env.create(&deployments, deployment(&ns, "good", 3, NODE)).await;
+    let kubelet = Kubelet::start(&env, "good", 300);
+
+    // No Placement API at all: the good workload scales horizontally only, which does not ask it to
+    // scale in.
+    let config = env.autoscaler_config("127.0.0.1:1".into());
+    let (stop_tx, task, _) = crate::run_autoscaler(config, env.autoscaler_client().await).await;
+    let has = env.autoscalers();
+    // Listed before the good one, so each period meets the bad spec first.
+    env.create(
+        &has,
+        json!({
+            "apiVersion": "autoscaling.mlsched.io/v1alpha1", "kind": "HybridAutoscaler",
+            "metadata": {"name": "bad", "namespace": ns},
+            "spec": {"targetRef": {"kind": "Job", "name": "x"}, "maxReplicas": 3, "targetCPUUtilizationPercent": 70}
+        }),
+    )
+    .await;
+    env.create(
+        &has,
+        json!({
+            "apiVersion": "autoscaling.mlsched.io/v1alpha1", "kind": "HybridAutoscaler",
+            "metadata": {"name": "good", "namespace": ns},
+            "spec": {"targetRef": {"kind": "Deployment", "name": "good"}, "minReplicas": 1, "maxReplicas": 3,
+                     "mode": "HorizontalOnly", "targetCPUUtilizationPercent": 70,
+                     "scaleDownStabilizationSeconds": 0}
+        }),
+    )
+    .await;
+    eventually("Valid=False", Duration::from_secs(30), || async {
         let s = has.get("bad").await.ok()?.status?;
         let c = s.conditions.iter().find(|c| c.type_ == "Valid")?;
         (c.status == "False" && c.reason == "InvalidSpec" && c.message.contains("targetRef.kind")).then_some(())
     })
     .await;
-    crate::stop_autoscaler(stop_tx, task).await;
-}
+    // The other one keeps working: 300m in all against 70 % of 1 CPU is one replica.
+    // (The status is written after the action: the first scale-in may come before any status.)
+    crate::eventually_ha(&env, "good", "the good one scaled in to 1, Valid", Duration::from_secs(60), || async {
+        let valid = condition(&env.status("good").await?, "Valid")?;
+        (env.replicas("good").await == Some(1) && valid["status"] == "True").then_some(())
+    })
+    .await;
+    let bad = env.status("bad").await.unwrap();
+    assert_eq!(bad.pointer("/lastDecision/kind").and_then(Value::as_str), Some("None"), "{bad}");
+    eventually("ScaledDown on the good one, InvalidSpec on the bad one", Duration::from_secs(10), || async {
+        let events = env.events().await;
+        let on = |reason: &str, name: &str| {
+            events.iter().any(|(r, k, n)| r == reason && k == "HybridAutoscaler" && n == name)
+        };
+        (on("ScaledDown", "good") && on("InvalidSpec", "bad")).then_some(())
+    })
+    .await;
+    assert!(!task.is_finished(), "the autoscaler is still running");
 
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
+    crate::stop_autoscaler(stop_tx, task).await;
+    env.finish(kubelet).await;
 }

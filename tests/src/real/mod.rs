@@ -12,6 +12,7 @@
 pub mod binaries;
 pub mod control_plane;
 pub mod fault_proxy;
+pub mod metrics_server;
 pub mod objects;
 pub mod pki;
 pub mod process;

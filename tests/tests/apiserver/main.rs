@@ -6,5 +6,6 @@ mod binary;
 mod crud;
 mod faults;
 mod real_cluster;
+mod real_metrics;
 mod real_proxy;
 mod watch;
