@@ -1,19 +1,31 @@
 //! The API writes: `binding` subresource, pod `PodScheduled` condition, Events, PodGroup status.
 //! Thin: what to write (and whether to write at all) is decided by pure code elsewhere.
+//!
+//! Two budgets, like kube-scheduler's two clients: binds and status patches share the `client` limit;
+//! Events have a limiter of their own of the same size, so a `Scheduled` Event per bind does not halve the
+//! bind rate, and Events never delay a bind.
 
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{Binding, Event, EventSource, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
-use tracing::{debug, warn};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
 
 use crate::crd::PodGroup;
 use crate::dedupe::{ChangeLog, EventAction, EventLog};
 use crate::keys::*;
+use crate::queue::UnitKey;
 use crate::ratelimit::Limiter;
 use crate::state::{GangReport, MemberBind};
 use crate::translate::{PodRef, format_gpu_index};
@@ -25,9 +37,8 @@ const REPORT_RETRIES: u32 = 4;
 const REPORT_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// POSTs the pod's `binding` subresource. The GPU indices ride along as a Binding annotation, which the
-/// API server copies onto the pod (`mlsched.io/gpu-index`).
-pub async fn bind(client: &Client, limiter: &Limiter, m: &MemberBind) -> Result<(), String> {
-    limiter.acquire().await;
+/// API server copies onto the pod (`mlsched.io/gpu-index`). The caller has taken the limiter's token.
+pub async fn bind(client: &Client, m: &MemberBind) -> Result<(), String> {
     let api: Api<Pod> = Api::namespaced(client.clone(), &m.pod.namespace);
     let mut annotations = std::collections::BTreeMap::new();
     if !m.gpus.is_empty() {
@@ -54,6 +65,125 @@ pub async fn bind(client: &Client, limiter: &Limiter, m: &MemberBind) -> Result<
         .map_err(|e| e.to_string())
 }
 
+/// One member's bind, handed to the [`Binder`].
+#[derive(Debug, Clone)]
+pub struct BindJob {
+    pub unit: UnitKey,
+    pub member: MemberBind,
+}
+
+/// What became of a [`BindJob`] that went out.
+#[derive(Debug)]
+pub struct BindOutcome {
+    pub job: BindJob,
+    pub result: Result<(), String>,
+    /// The POST alone, from the moment it was sent.
+    pub elapsed: Duration,
+}
+
+/// Sends binds in the order they were decided, at most `concurrency` at once, each after a token of the
+/// limiter. One task waits on the limiter for all of them, so a backlog of thousands of decided pods costs
+/// a queue entry each, not a task each polling the limiter.
+pub struct Binder {
+    queue: mpsc::UnboundedSender<BindJob>,
+    /// Binds sent whose outcome has not been handed over yet.
+    on_the_wire: Arc<AtomicUsize>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Binder {
+    /// Starts the dispatcher; `done` receives every outcome (from the task that sent the bind).
+    pub fn start(
+        client: Client,
+        limiter: Arc<Limiter>,
+        concurrency: usize,
+        done: impl Fn(BindOutcome) + Send + Sync + 'static,
+    ) -> Binder {
+        let send = move |member: MemberBind| -> BoxFuture<'static, Result<(), String>> {
+            let client = client.clone();
+            Box::pin(async move { bind(&client, &member).await })
+        };
+        Binder::start_with(limiter, concurrency, send, done)
+    }
+
+    /// [`start`](Self::start) with `send` in place of the `binding` POST.
+    fn start_with(
+        limiter: Arc<Limiter>,
+        concurrency: usize,
+        send: impl Fn(MemberBind) -> BoxFuture<'static, Result<(), String>> + Send + Sync + 'static,
+        done: impl Fn(BindOutcome) + Send + Sync + 'static,
+    ) -> Binder {
+        let (queue, mut jobs) = mpsc::unbounded_channel::<BindJob>();
+        let (stop, mut stopped) = watch::channel(false);
+        let on_the_wire = Arc::new(AtomicUsize::new(0));
+        let wire = on_the_wire.clone();
+        let done = Arc::new(done);
+        let slots = Arc::new(Semaphore::new(concurrency.max(1)));
+        let task = tokio::spawn(async move {
+            loop {
+                let job = tokio::select! {
+                    job = jobs.recv() => job,
+                    _ = stopped.wait_for(|s| *s) => None,
+                };
+                let Some(job) = job else { return };
+                let slot = tokio::select! {
+                    slot = slots.clone().acquire_owned() => slot,
+                    _ = stopped.wait_for(|s| *s) => return,
+                };
+                let Ok(slot) = slot else { return };
+                tokio::select! {
+                    _ = limiter.acquire() => {}
+                    _ = stopped.wait_for(|s| *s) => return,
+                }
+                wire.fetch_add(1, Ordering::SeqCst);
+                let (done, wire) = (done.clone(), wire.clone());
+                let sending = send(job.member.clone());
+                tokio::spawn(async move {
+                    let started = Instant::now();
+                    let result = sending.await;
+                    done(BindOutcome { job, result, elapsed: started.elapsed() });
+                    // After `done`: once this reads 0, every outcome has been handed over.
+                    wire.fetch_sub(1, Ordering::SeqCst);
+                    drop(slot);
+                });
+            }
+        });
+        Binder { queue, on_the_wire, stop, task }
+    }
+
+    pub fn submit(&self, job: BindJob) {
+        let _ = self.queue.send(job);
+    }
+
+    /// Submits `job` once `delay` has passed (a retry).
+    pub fn submit_after(&self, job: BindJob, delay: Duration) {
+        if delay.is_zero() {
+            return self.submit(job);
+        }
+        let queue = self.queue.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = queue.send(job);
+        });
+    }
+
+    /// No further bind goes out; the ones sent already finish and hand over their outcomes.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    pub fn on_the_wire(&self) -> usize {
+        self.on_the_wire.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Binder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// What the reporter is asked to write.
 #[derive(Debug, Clone)]
 pub enum Report {
@@ -64,9 +194,114 @@ pub enum Report {
     PodGone(String),
 }
 
+impl Report {
+    /// `namespace/name` of the object the report is about (a pod, or a gang's PodGroup).
+    fn object_key(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Report::Unschedulable { pod, .. } | Report::Scheduled { pod, .. } => pod.key().into(),
+            Report::Gang(g) => g.gang.as_str().into(),
+            Report::GangEvent { gang, .. } => gang.as_str().into(),
+            Report::PodGone(key) => key.as_str().into(),
+        }
+    }
+}
+
+/// The report writers ([`Reporter`]s in tasks of their own), fed by the decision loop. Reports about one
+/// object always go to the same writer, so they stay in order and its de-duplication state and retries stay
+/// whole; different objects' reports are written at once.
+pub struct Reporters {
+    writers: Vec<mpsc::UnboundedSender<Report>>,
+    tasks: Vec<JoinHandle<()>>,
+    /// Reports sent and not yet written (or given up).
+    queued: Arc<AtomicUsize>,
+}
+
+impl Reporters {
+    /// `limiter` is the client's (shared with the binds), `event_limiter` the Events' own. `writers` should be
+    /// the binds' concurrency: with a `Scheduled` Event per bind, one round trip each, fewer writers than binds
+    /// in flight fall behind whenever the API server is the limit (a lag of seconds, and Events left unwritten
+    /// at shutdown, at 400 binds/s).
+    pub fn start(
+        client: Client,
+        limiter: Arc<Limiter>,
+        event_limiter: Arc<Limiter>,
+        identity: String,
+        salt: u64,
+        writers: usize,
+    ) -> Reporters {
+        let queued = Arc::new(AtomicUsize::new(0));
+        let count = writers.max(1);
+        let mut writers = Vec::new();
+        let mut tasks = Vec::new();
+        for _ in 0..count {
+            let (tx, mut rx) = mpsc::unbounded_channel::<Report>();
+            // Event names are `<object>.<salt><n>` with a counter per writer: one object's Events all come from
+            // one writer, and two objects of one namespace never share a name.
+            let mut reporter =
+                Reporter::new(client.clone(), limiter.clone(), event_limiter.clone(), identity.clone(), salt);
+            let queued = queued.clone();
+            tasks.push(tokio::spawn(async move {
+                while let Some(r) = rx.recv().await {
+                    reporter.handle(r).await;
+                    queued.fetch_sub(1, Ordering::SeqCst);
+                }
+            }));
+            writers.push(tx);
+        }
+        Reporters { writers, tasks, queued }
+    }
+
+    pub fn send(&self, report: Report) {
+        if self.writers.is_empty() {
+            return;
+        }
+        let mut hasher = DefaultHasher::new();
+        report.object_key().hash(&mut hasher);
+        let writer = &self.writers[(hasher.finish() % self.writers.len() as u64) as usize];
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        if writer.send(report).is_err() {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Reports sent and not yet written.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::SeqCst)
+    }
+
+    /// Takes no more reports and waits, at most `within`, until the queued ones are written; returns how many
+    /// were left unwritten. Later [`send`](Self::send)s are dropped.
+    pub async fn flush(&mut self, within: Duration) -> usize {
+        self.writers.clear();
+        let mut tasks = std::mem::take(&mut self.tasks);
+        let all = futures::future::join_all(tasks.iter_mut());
+        if tokio::time::timeout(within, all).await.is_err() {
+            for t in &tasks {
+                t.abort();
+            }
+        }
+        let left = self.queued();
+        if left > 0 {
+            warn!(left, "reports not written at shutdown");
+        } else {
+            info!("reports flushed");
+        }
+        left
+    }
+}
+
+impl Drop for Reporters {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
 pub struct Reporter {
     client: Client,
     limiter: Arc<Limiter>,
+    event_limiter: Arc<Limiter>,
     identity: String,
     events: EventLog,
     conditions: ChangeLog,
@@ -77,8 +312,21 @@ fn now() -> Timestamp {
 }
 
 impl Reporter {
-    pub fn new(client: Client, limiter: Arc<Limiter>, identity: String, salt: u64) -> Self {
-        Reporter { client, limiter, identity, events: EventLog::new(salt), conditions: ChangeLog::default() }
+    pub fn new(
+        client: Client,
+        limiter: Arc<Limiter>,
+        event_limiter: Arc<Limiter>,
+        identity: String,
+        salt: u64,
+    ) -> Self {
+        Reporter {
+            client,
+            limiter,
+            event_limiter,
+            identity,
+            events: EventLog::new(salt),
+            conditions: ChangeLog::default(),
+        }
     }
 
     /// Writes one report. A failed write (a 409, a 500, a dropped connection) is retried a few times with
@@ -165,7 +413,7 @@ impl Reporter {
         let key = format!("{}/{namespace}/{name}", object.kind.as_deref().unwrap_or(""));
         let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
         let action = self.events.record(&key, &name, reason, message);
-        self.limiter.acquire().await;
+        self.event_limiter.acquire().await;
         let ts = now();
         match action {
             EventAction::Create { name: event_name } => {
@@ -240,5 +488,117 @@ fn pod_object(pod: &PodRef) -> ObjectReference {
         name: Some(pod.name.clone()),
         uid: Some(pod.uid.clone()).filter(|u| !u.is_empty()),
         ..ObjectReference::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    fn job(i: usize) -> BindJob {
+        let pod = PodRef { namespace: "ns".into(), name: format!("p{i}"), uid: String::new() };
+        BindJob { unit: UnitKey::Pod(pod.key()), member: MemberBind { pod, node: "n".into(), gpus: Vec::new() } }
+    }
+
+    /// A `send` that records the order binds went out and the most that were out at once.
+    fn recorder(
+        log: Arc<Mutex<(Vec<String>, usize, usize)>>,
+        hold: Duration,
+    ) -> impl Fn(MemberBind) -> BoxFuture<'static, Result<(), String>> + Send + Sync + 'static {
+        move |m: MemberBind| -> BoxFuture<'static, Result<(), String>> {
+            let log = log.clone();
+            Box::pin(async move {
+                {
+                    let mut l = log.lock().unwrap();
+                    l.0.push(m.pod.name.clone());
+                    l.1 += 1;
+                    l.2 = l.2.max(l.1);
+                }
+                tokio::time::sleep(hold).await;
+                log.lock().unwrap().1 -= 1;
+                if m.pod.name == "p3" { Err("conflict".into()) } else { Ok(()) }
+            })
+        }
+    }
+
+    /// The count drops just after the outcome is handed over.
+    async fn wire_empties(binder: &Binder) {
+        for _ in 0..200 {
+            if binder.on_the_wire() == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("{} binds still counted on the wire", binder.on_the_wire());
+    }
+
+    #[tokio::test]
+    async fn binds_go_out_in_order_at_most_concurrency_at_once_and_every_outcome_comes_back() {
+        let log = Arc::new(Mutex::new((Vec::new(), 0, 0)));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let binder = Binder::start_with(
+            Arc::new(Limiter::new(1000.0, 1000)),
+            3,
+            recorder(log.clone(), Duration::from_millis(5)),
+            move |o| {
+                let _ = tx.send(o);
+            },
+        );
+        for i in 0..20 {
+            binder.submit(job(i));
+        }
+        let mut outcomes = Vec::new();
+        while outcomes.len() < 20 {
+            outcomes.push(rx.recv().await.unwrap());
+        }
+        let (sent, _, most) = log.lock().unwrap().clone();
+        assert_eq!(sent, (0..20).map(|i| format!("p{i}")).collect::<Vec<_>>());
+        assert!(most <= 3 && most > 1, "{most} binds out at once");
+        let failed: Vec<&str> =
+            outcomes.iter().filter(|o| o.result.is_err()).map(|o| o.job.member.pod.name.as_str()).collect();
+        assert_eq!(failed, ["p3"]);
+        wire_empties(&binder).await;
+    }
+
+    #[tokio::test]
+    async fn after_stop_only_the_binds_already_sent_come_back() {
+        let log = Arc::new(Mutex::new((Vec::new(), 0, 0)));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        // One token, then one a second: the second bind waits on the limiter when the stop comes.
+        let binder = Binder::start_with(
+            Arc::new(Limiter::new(1.0, 1)),
+            4,
+            recorder(log.clone(), Duration::from_millis(200)),
+            move |o| {
+                let _ = tx.send(o);
+            },
+        );
+        for i in 0..5 {
+            binder.submit(job(i));
+        }
+        while log.lock().unwrap().0.is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(binder.on_the_wire(), 1);
+        binder.stop();
+        let first = rx.recv().await.unwrap();
+        assert_eq!(first.job.member.pod.name, "p0");
+        wire_empties(&binder).await;
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert!(rx.try_recv().is_err(), "nothing is sent after the stop");
+        assert_eq!(log.lock().unwrap().0, ["p0"]);
+    }
+
+    #[test]
+    fn reports_about_one_object_go_to_one_writer() {
+        let pod = PodRef { namespace: "ns".into(), name: "a".into(), uid: String::new() };
+        let scheduled = Report::Scheduled { pod: pod.clone(), node: "n".into() };
+        let gone = Report::PodGone(pod.key());
+        let event = Report::GangEvent { gang: "ns/a".into(), reason: "GangTimeout", message: String::new() };
+        assert_eq!(scheduled.object_key(), "ns/a");
+        assert_eq!(gone.object_key(), "ns/a");
+        assert_eq!(event.object_key(), "ns/a");
     }
 }

@@ -25,7 +25,7 @@ fn main() -> std::process::ExitCode {
         Config::from_yaml,
         |c| &mut c.log_format,
         |config| async move {
-            let client = kube::Client::try_default().await?;
+            let client = mlsched_edge::kube_client::client().await?;
             mlsched_scheduler::run(config, client, cli::shutdown_signal(), None).await
         },
     )

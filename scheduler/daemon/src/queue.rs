@@ -66,11 +66,13 @@ pub struct SchedulingQueue {
     units: HashMap<UnitKey, UnitEntry>,
     next_seq: u64,
     backoff: Backoff,
+    /// Units with binds in flight, so [`all_in_flight`](Self::all_in_flight) needs no walk over the queue.
+    in_flight: usize,
 }
 
 impl SchedulingQueue {
     pub fn new(backoff: Backoff) -> Self {
-        SchedulingQueue { units: HashMap::new(), next_seq: 0, backoff }
+        SchedulingQueue { units: HashMap::new(), next_seq: 0, backoff, in_flight: 0 }
     }
 
     pub fn len(&self) -> usize {
@@ -108,7 +110,15 @@ impl SchedulingQueue {
     }
 
     pub fn remove(&mut self, key: &UnitKey) -> Option<UnitEntry> {
-        self.units.remove(key)
+        let entry = self.units.remove(key)?;
+        self.in_flight -= usize::from(entry.in_flight);
+        Some(entry)
+    }
+
+    /// Every queued unit is binding: nothing to try, whatever the time (the state of a throttled scheduler
+    /// with a backlog, checked on every event).
+    pub fn all_in_flight(&self) -> bool {
+        self.in_flight == self.units.len()
     }
 
     /// Units to try now, in queue order.
@@ -124,6 +134,7 @@ impl SchedulingQueue {
         let backoff = self.backoff;
         let entry = self.units.get_mut(key)?;
         entry.attempts += 1;
+        self.in_flight -= usize::from(entry.in_flight);
         entry.in_flight = false;
         let wait = backoff.after(entry.attempts);
         entry.not_before = Some(now + wait);
@@ -147,6 +158,9 @@ impl SchedulingQueue {
 
     pub fn set_in_flight(&mut self, key: &UnitKey, in_flight: bool) {
         if let Some(entry) = self.units.get_mut(key) {
+            if entry.in_flight != in_flight {
+                self.in_flight = if in_flight { self.in_flight + 1 } else { self.in_flight - 1 };
+            }
             entry.in_flight = in_flight;
             if !in_flight {
                 entry.not_before = None;
@@ -169,6 +183,9 @@ impl SchedulingQueue {
 
     /// When the next backing-off unit becomes ready.
     pub fn next_wakeup(&self) -> Option<Duration> {
+        if self.all_in_flight() {
+            return None;
+        }
         self.units.values().filter(|e| !e.in_flight).filter_map(|e| e.not_before).filter(|t| *t != Duration::MAX).min()
     }
 
@@ -253,5 +270,31 @@ mod tests {
         assert_eq!(q.get(&g).unwrap().arrival, s(0), "touch keeps the arrival");
         q.restart(&g, s(9));
         assert_eq!(q.get(&g).unwrap().arrival, s(9));
+    }
+
+    #[test]
+    fn all_in_flight_follows_every_way_a_unit_enters_or_leaves_flight() {
+        let mut q = queue();
+        assert!(q.all_in_flight(), "nothing queued, nothing to try");
+        let (a, b) = (UnitKey::Pod("a".into()), UnitKey::Pod("b".into()));
+        q.touch(a.clone(), 0, s(0));
+        q.touch(b.clone(), 0, s(0));
+        assert!(!q.all_in_flight());
+        q.set_in_flight(&a, true);
+        q.set_in_flight(&a, true);
+        q.set_in_flight(&b, true);
+        assert!(q.all_in_flight());
+        assert_eq!(q.counts(s(0)).in_flight, 2);
+        q.failed(&b, s(0));
+        assert!(!q.all_in_flight());
+        q.remove(&b);
+        assert!(q.all_in_flight());
+        q.remove(&a);
+        q.touch(a.clone(), 0, s(1));
+        assert!(!q.all_in_flight());
+        q.set_in_flight(&a, true);
+        q.restart(&a, s(2));
+        assert!(!q.all_in_flight());
+        assert_eq!(q.counts(s(2)).in_flight, 0);
     }
 }

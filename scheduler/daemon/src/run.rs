@@ -15,12 +15,12 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Client, Resource, ResourceExt};
 use mlsched::framework::Profile;
 use mlsched_edge::http::{self, Health};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::crd::PodGroup;
-use crate::kube_io::{self, Report, Reporter};
+use crate::kube_io::{BindJob, BindOutcome, Binder, Report, Reporters};
 use crate::metrics::Metrics;
 use crate::placement_api;
 use crate::queue::{Backoff, SchedulingQueue, UnitKey};
@@ -35,7 +35,7 @@ enum Input {
     Node(Box<Event<k8s::Node>>),
     Pod(Box<Event<k8s::Pod>>),
     PodGroup(Box<Event<PodGroup>>),
-    BindDone { unit: UnitKey, member: MemberBind, result: Result<(), String>, elapsed: Duration },
+    BindDone(Box<BindOutcome>),
     Leader(bool),
     WatchError(&'static str, String),
     Query(placement_api::Query), // a Placement API request, answered on the loop's state
@@ -116,15 +116,24 @@ pub async fn run(
     let groups = watcher::watcher(Api::<PodGroup>::all(client.clone()), wc).default_backoff();
     tasks.0.push(forward(groups, tx.clone(), Input::PodGroup, "podgroups"));
 
+    // Two write budgets of the configured size, as kube-scheduler has two clients: binds and status patches
+    // share one, Events have their own.
     let limiter = Arc::new(Limiter::new(config.client.qps, config.client.burst));
-    let (report_tx, mut report_rx) = mpsc::unbounded_channel::<Report>();
+    let event_limiter = Arc::new(Limiter::new(config.client.qps, config.client.burst));
     let salt = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    let mut reporter = Reporter::new(client.clone(), limiter.clone(), identity.clone(), salt & 0xffff_ffff);
-    tasks.0.push(tokio::spawn(async move {
-        while let Some(r) = report_rx.recv().await {
-            reporter.handle(r).await;
-        }
-    }));
+    let salt = salt & 0xffff_ffff;
+    let reporters = Reporters::start(
+        client.clone(),
+        limiter.clone(),
+        event_limiter,
+        identity.clone(),
+        salt,
+        config.bind_concurrency,
+    );
+    let bind_tx = tx.clone();
+    let binder = Binder::start(client.clone(), limiter, config.bind_concurrency, move |outcome| {
+        let _ = bind_tx.send(Input::BindDone(Box::new(outcome)));
+    });
 
     // Leader election: a standby keeps its caches warm and takes over when the lease expires.
     let mut lease_rx = None;
@@ -167,11 +176,10 @@ pub async fn run(
         seen_pods: None,
         metrics: metrics.clone(),
         health: health.clone(),
-        reports: report_tx,
-        inputs: tx,
-        client,
-        limiter,
-        bind_slots: Arc::new(Semaphore::new(config.bind_concurrency)),
+        reports: reporters,
+        binder,
+        gangs_gauge_due: Duration::ZERO,
+        more_to_try: false,
         invalid: std::collections::HashMap::new(),
     };
     health.live.store(true, Ordering::Relaxed);
@@ -179,6 +187,8 @@ pub async fn run(
     loop {
         let wake = lp.queue.next_wakeup().map(|t| t.saturating_sub(lp.now())).unwrap_or(Duration::from_secs(1));
         let wake = wake.clamp(Duration::from_millis(5), Duration::from_secs(1));
+        // A bounded pass left ready units: the next pass follows once the inputs that came meanwhile are in.
+        let wake = if lp.more_to_try { Duration::ZERO } else { wake };
         tokio::select! {
             _ = &mut shutdown => break,
             input = rx.recv() => {
@@ -200,23 +210,54 @@ pub async fn run(
     }
     info!("shutting down");
     health.ready.store(false, Ordering::Relaxed);
+    // Pods decided but not sent yet stay pending for the next leader. Binds already sent finish before the
+    // lease goes (a new leader would find their pods still pending and bind them again), and their pods'
+    // Scheduled Events are written below.
+    lp.binder.stop();
+    let drain_until = Instant::now() + BIND_DRAIN;
+    while lp.binder.on_the_wire() > 0 && Instant::now() < drain_until {
+        tokio::select! {
+            input = rx.recv() => match input {
+                Some(Input::BindDone(outcome)) => lp.handle_bind_done(*outcome),
+                Some(_) => {}
+                None => break,
+            },
+            _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+        }
+    }
+    while let Ok(input) = rx.try_recv() {
+        if let Input::BindDone(outcome) = input {
+            lp.handle_bind_done(*outcome);
+        }
+    }
     // Queries still queued are dropped (their callers get UNAVAILABLE), so the graceful stop cannot wait on them.
     drop(rx);
     if let Some(placement) = placement {
         placement.stop(Duration::from_secs(3)).await;
     }
+    // Nothing is bound from here on: the lease goes now (a standby takes over at once) while the reports are
+    // flushed.
     drop(lease_rx);
     drop(tasks);
-    if let Some(handle) = lease_task {
-        // Closing every receiver makes the lease task release the lease so a standby takes over at once.
-        drop(lp);
-        match tokio::time::timeout(Duration::from_secs(3), handle).await {
-            Ok(Ok(Ok(_))) => info!("lease released"),
-            other => debug!(?other, "lease task did not end cleanly"),
+    let Loop { mut reports, .. } = lp;
+    let release = async {
+        if let Some(handle) = lease_task {
+            // Closing every receiver makes the lease task release the lease.
+            match tokio::time::timeout(Duration::from_secs(3), handle).await {
+                Ok(Ok(Ok(_))) => info!("lease released"),
+                other => debug!(?other, "lease task did not end cleanly"),
+            }
         }
-    }
+    };
+    tokio::join!(release, reports.flush(REPORT_FLUSH));
     Ok(())
 }
+
+/// How long a graceful stop waits for binds already sent (their outcome decides their Events).
+const BIND_DRAIN: Duration = Duration::from_secs(2);
+/// How long a graceful stop waits for queued reports (Scheduled Events and the rest) to be written. With
+/// `BIND_DRAIN` well inside the kubelet's grace period (30 s in `manifests/deployment.yaml`).
+const REPORT_FLUSH: Duration = Duration::from_secs(5);
 
 fn default_identity() -> String {
     let host = std::env::var("POD_NAME").or_else(|_| std::env::var("HOSTNAME")).unwrap_or_else(|_| "mlsched".into());
@@ -236,11 +277,12 @@ struct Loop {
     seen_pods: Option<HashSet<String>>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
-    reports: mpsc::UnboundedSender<Report>,
-    inputs: mpsc::UnboundedSender<Input>,
-    client: Client,
-    limiter: Arc<Limiter>,
-    bind_slots: Arc<Semaphore>,
+    reports: Reporters,
+    binder: Binder,
+    /// When `mlsched_gangs_pending` is next refreshed while every unit is binding.
+    gangs_gauge_due: Duration,
+    /// The last pass was cut at `UNITS_PER_PASS` with units still ready.
+    more_to_try: bool,
     /// Pods reported as malformed, with the message, so their own updates do not re-report them.
     invalid: std::collections::HashMap<String, String>,
 }
@@ -251,7 +293,12 @@ impl Loop {
     }
 
     fn report(&self, r: Report) {
-        let _ = self.reports.send(r);
+        self.reports.send(r);
+    }
+
+    fn handle_bind_done(&mut self, outcome: BindOutcome) {
+        let BindOutcome { job: BindJob { unit, member }, result, elapsed } = outcome;
+        self.bind_done(unit, member, result, elapsed);
     }
 
     fn handle(&mut self, input: Input) {
@@ -259,7 +306,7 @@ impl Loop {
             Input::Node(e) => self.node_event(*e),
             Input::Pod(e) => self.pod_event(*e),
             Input::PodGroup(e) => self.pod_group_event(*e),
-            Input::BindDone { unit, member, result, elapsed } => self.bind_done(unit, member, result, elapsed),
+            Input::BindDone(outcome) => self.handle_bind_done(*outcome),
             Input::Leader(leader) => {
                 if leader != self.leader {
                     info!(leader, "leadership changed");
@@ -333,16 +380,24 @@ impl Loop {
 
     fn delete_pod(&mut self, key: &str) {
         self.invalid.remove(key);
+        let unit = self.pending_unit(key);
         if self.state.delete_pod(key) {
             self.queue.activate_backoff();
         }
-        self.drop_finished_units();
+        self.drop_if_finished(unit);
         self.report(Report::PodGone(key.to_string()));
     }
 
-    fn drop_finished_units(&mut self) {
-        let keys: Vec<UnitKey> = self.queue.keys().cloned().collect();
-        for unit in self.state.finished_units(keys.iter()) {
+    fn pending_unit(&self, key: &str) -> Option<UnitKey> {
+        self.state.pending(key).map(|p| p.unit.clone())
+    }
+
+    /// Only the unit of the pod that changed can have finished: checking every queued unit on each pod
+    /// event cost time in proportion to the backlog, once per bind.
+    fn drop_if_finished(&mut self, unit: Option<UnitKey>) {
+        if let Some(unit) = unit
+            && !self.state.finished_units(std::iter::once(&unit)).is_empty()
+        {
             self.queue.remove(&unit);
         }
     }
@@ -353,7 +408,7 @@ impl Loop {
         let translated = if bound { translate_bound_pod(p) } else { translate_pod(p) };
         match translated {
             Ok(info) => {
-                let was_pending = self.state.pending(&info.pod_ref.key()).is_some();
+                let was_pending = self.pending_unit(&info.pod_ref.key());
                 let (freed, unit) = self.state.apply_pod(info);
                 if freed {
                     self.queue.activate_backoff();
@@ -362,14 +417,15 @@ impl Loop {
                     let now = self.now();
                     self.queue.touch(unit, priority, now);
                 }
-                if bound && was_pending {
-                    self.drop_finished_units();
+                if bound {
+                    self.drop_if_finished(was_pending);
                 }
             }
             Err(message) if ours && !bound => {
                 let pod = PodRef::of(p);
+                let unit = self.pending_unit(&pod.key());
                 self.state.delete_pod(&pod.key());
-                self.drop_finished_units();
+                self.drop_if_finished(unit);
                 if self.invalid.get(&pod.key()) != Some(&message) {
                     warn!(pod = %pod.key(), error = %message, "pod cannot be scheduled as written");
                     self.invalid.insert(pod.key(), message.clone());
@@ -410,6 +466,7 @@ impl Loop {
     }
 
     fn maybe_schedule(&mut self) {
+        self.more_to_try = false;
         // Standbys learn too, so a new leader starts with the shapes seen so far.
         for (profile, pod) in self.state.take_arrivals() {
             if let Some(p) = self.profiles.get_mut(profile) {
@@ -417,16 +474,27 @@ impl Loop {
             }
         }
         let now = self.now();
-        let counts = self.queue.counts(now);
+        // A throttled scheduler with a backlog has every unit binding and an event every few milliseconds:
+        // then neither the queue nor the gangs are walked on each one.
+        let all_in_flight = self.queue.all_in_flight();
+        let counts = if all_in_flight {
+            crate::queue::QueueCounts { active: 0, backoff: 0, in_flight: self.queue.len() }
+        } else {
+            self.queue.counts(now)
+        };
         self.metrics.set_pending("active", counts.active);
         self.metrics.set_pending("backoff", counts.backoff);
         self.metrics.set_pending("binding", counts.in_flight);
-        self.metrics.gangs_pending.set(self.state.pending_gangs() as i64);
+        if !all_in_flight || now >= self.gangs_gauge_due {
+            self.metrics.gangs_pending.set(self.state.pending_gangs() as i64);
+            self.gangs_gauge_due = now + Duration::from_secs(1);
+        }
         if !(self.leader && self.synced_nodes && self.synced_pods) || counts.active == 0 {
             return;
         }
         let started = Instant::now();
         let result = self.state.run_pass(&mut self.queue, &self.profiles, now);
+        self.more_to_try = result.more;
         self.metrics.attempt_duration.observe(started.elapsed().as_secs_f64());
         self.metrics.attempt("scheduled", result.scheduled_pods);
         self.metrics.attempt("unschedulable", result.unschedulable_pods);
@@ -458,19 +526,7 @@ impl Loop {
     }
 
     fn spawn_bind(&self, unit: UnitKey, member: MemberBind, delay: Duration) {
-        let client = self.client.clone();
-        let limiter = self.limiter.clone();
-        let slots = self.bind_slots.clone();
-        let tx = self.inputs.clone();
-        tokio::spawn(async move {
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            let _slot = slots.acquire_owned().await;
-            let started = Instant::now();
-            let result = kube_io::bind(&client, &limiter, &member).await;
-            let _ = tx.send(Input::BindDone { unit, member, result, elapsed: started.elapsed() });
-        });
+        self.binder.submit_after(BindJob { unit, member }, delay);
     }
 
     fn bind_done(&mut self, unit: UnitKey, member: MemberBind, result: Result<(), String>, elapsed: Duration) {
@@ -489,12 +545,14 @@ impl Loop {
                     self.metrics.gang("scheduled");
                     self.report(Report::Gang(g));
                 }
-                self.drop_finished_units();
+                self.drop_if_finished(Some(unit));
             }
             BindFollowUp::Retry(member, attempt) => {
                 self.spawn_bind(unit, member, Duration::from_millis(200) * attempt);
             }
             BindFollowUp::GaveUp { pods, message, gang } => {
+                // The pod may be gone by now (a delete while its bind was out).
+                self.drop_if_finished(Some(unit));
                 if let Some(g) = gang {
                     self.metrics.gang("bind_failed");
                     self.report(Report::GangEvent {

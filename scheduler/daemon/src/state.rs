@@ -103,7 +103,14 @@ pub struct PassResult {
     pub scheduled_pods: usize,
     pub unschedulable_pods: usize,
     pub error_pods: usize,
+    /// Ready units were left for the next pass ([`UNITS_PER_PASS`]).
+    pub more: bool,
 }
+
+/// Units one pass decides at most. Binds go out when the pass ends; a pass over a backlog of 10,000 pods on
+/// 5,000 nodes took 14 s before the first bind, while bounded passes let the binds of one pass go out
+/// while the next is decided.
+pub const UNITS_PER_PASS: usize = 256;
 
 /// What follows from a bind result.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -466,6 +473,10 @@ impl ClusterState {
         if ready.is_empty() {
             return result;
         }
+        if ready.len() > UNITS_PER_PASS {
+            ready.truncate(UNITS_PER_PASS);
+            result.more = true;
+        }
         // The core queue gives a gang skipped often enough a reservation, but only in a pass the gang is
         // part of: the unit holding it joins every pass, so the room stays held while it backs off.
         if let Some(unit) = self.reserving.take()
@@ -475,10 +486,23 @@ impl ClusterState {
             ready.push(unit);
             ready.sort_by_key(|u| queue.get(u).map(|e| (std::cmp::Reverse(e.priority), e.seq)));
         }
+        // A single pod's unit is keyed by the pod; only gangs need a look at every pending pod. Passes come
+        // with every batch of events, so they cost what is ready, not the whole backlog.
         let mut members: HashMap<&UnitKey, Vec<&PendingPod>> = HashMap::new();
-        for p in self.pending.values() {
-            if !self.assumed.contains_key(&p.info.pod_ref.key()) {
-                members.entry(&p.unit).or_default().push(p);
+        for unit in &ready {
+            if let UnitKey::Pod(key) = unit
+                && let Some(p) = self.pending.get(key)
+                && p.unit == *unit
+                && !self.assumed.contains_key(key)
+            {
+                members.entry(unit).or_default().push(p);
+            }
+        }
+        if ready.iter().any(|u| matches!(u, UnitKey::Gang(_))) {
+            for p in self.pending.values() {
+                if matches!(p.unit, UnitKey::Gang(_)) && !self.assumed.contains_key(&p.info.pod_ref.key()) {
+                    members.entry(&p.unit).or_default().push(p);
+                }
             }
         }
         let config = QueueConfig::default();
@@ -488,7 +512,13 @@ impl ClusterState {
         let mut timed_out_early: Vec<(UnitKey, String, Vec<PodRef>)> = Vec::new();
         let mut invalid: Vec<(UnitKey, String, Vec<PodRef>)> = Vec::new();
         for unit in &ready {
-            let Some(mut pods) = members.get(unit).cloned() else { continue };
+            let Some(mut pods) = members.get(unit).cloned() else {
+                // Nothing left to place and nothing in flight: a unit kept would be ready on every pass.
+                if !self.unit_sizes.contains_key(unit) && !self.in_flight.contains_key(unit) {
+                    queue.remove(unit);
+                }
+                continue;
+            };
             pods.sort_by(|a, b| a.info.pod_ref.name.cmp(&b.info.pod_ref.name));
             let refs: Vec<PodRef> = pods.iter().map(|p| p.info.pod_ref.clone()).collect();
             let entry = queue.get(unit).cloned().expect("ready units are queued");
@@ -502,7 +532,8 @@ impl ClusterState {
             let gang_name = match unit {
                 UnitKey::Gang(k) | UnitKey::Pod(k) => k.clone(),
             };
-            let min = min_member.saturating_sub(self.bound_members(&gang_name)).max(1);
+            let bound = if matches!(unit, UnitKey::Gang(_)) { self.bound_members(&gang_name) } else { 0 };
+            let min = min_member.saturating_sub(bound).max(1);
             if pods.len() < min {
                 let reason = format!("gang {gang_name}: waiting for members: {}/{min} exist", pods.len());
                 match timeout.map(|t| entry.arrival + t) {
@@ -723,7 +754,11 @@ impl ClusterState {
                 let mut gang_done = None;
                 if done {
                     let flight = self.in_flight.remove(unit).expect("checked above");
-                    queue.set_in_flight(unit, false);
+                    // A single pod has nothing left to try: its unit stays out of the passes until the watch
+                    // shows the pod bound and drops it. A gang may still have members beyond its quorum.
+                    if matches!(unit, UnitKey::Gang(_)) {
+                        queue.set_in_flight(unit, false);
+                    }
                     if let UnitKey::Gang(g) = unit {
                         // Members bound before (seen by the watch) plus this flight's, whose bound state the
                         // watch may not have shown yet (after a give-up, earlier members are already bound).

@@ -310,3 +310,35 @@ fn a_starving_pod_keeps_its_reservation_while_it_backs_off() {
     assert_eq!(r.binds.len(), 1);
     assert_eq!((r.binds[0].members[0].pod.name.as_str(), r.binds[0].members[0].node.as_str()), ("big", "a"));
 }
+
+#[test]
+fn a_pass_decides_a_bounded_number_of_units_in_queue_order_and_says_more_are_ready() {
+    let nodes = (0..40).map(|i| gpu_node(&format!("n{i}"), 8)).collect();
+    let mut w = World::new(nodes);
+    let total = UNITS_PER_PASS + 10;
+    for i in 0..total {
+        w.add(pod(&format!("p{i:04}"), 1, json!({})), s(0));
+    }
+    let r = w.pass(s(0));
+    assert!(r.more);
+    assert_eq!(r.binds.len(), UNITS_PER_PASS);
+    let first: Vec<String> = r.binds.iter().map(|b| b.members[0].pod.name.clone()).collect();
+    assert_eq!(first, (0..UNITS_PER_PASS).map(|i| format!("p{i:04}")).collect::<Vec<_>>(), "first come, first decided");
+    let r = w.pass(s(0));
+    assert!(!r.more);
+    assert_eq!(r.binds.len(), 10);
+    assert_eq!(w.gpus_used(), total as i64);
+}
+
+#[test]
+fn a_bound_single_pod_is_not_tried_again_until_the_watch_shows_it() {
+    let mut w = World::new(vec![gpu_node("a", 8)]);
+    w.add(pod("p", 1, json!({})), s(0));
+    let r = w.pass(s(0));
+    let unit = r.binds[0].unit.clone();
+    w.state.bind_result(&mut w.queue, &unit, "ml/p", Ok(()), s(0));
+    assert!(w.queue.all_in_flight(), "nothing to try: no pass runs on the events that follow");
+    assert!(w.queue.ready(s(0)).is_empty());
+    w.state.apply_pod(pod("p", 1, json!({"spec": {"nodeName": "a"}})));
+    assert_eq!(w.state.finished_units(w.queue.keys()), vec![unit]);
+}

@@ -4,8 +4,10 @@
 //!
 //! - [`http`]: `/metrics`, `/healthz`, `/readyz`.
 //! - [`cli`]: the common flags, the start (config file, logging) and the shutdown signal.
+//! - [`kube_client`]: the Kubernetes client from the kubeconfig, with errors that name the field at fault.
 
 pub mod cli;
 pub mod http;
+pub mod kube_client;
 
 pub use cli::LogFormat;
