@@ -67,7 +67,6 @@ impl Env {
         let metrics = metrics_server::shared().await;
         let alone = real::exclusive().await;
         let admin = cluster.control_plane.admin_client().await;
-        grant_controller_roles(&admin).await;
         objects::delete_harness_nodes(&admin).await.expect("old nodes deleted");
         objects::create_namespace(&admin, ns).await.expect("namespace");
         Env { cluster, admin, metrics, ns: ns.into(), _alone: alone }
@@ -192,26 +191,6 @@ where
                 env.pods(ha).await.iter().map(|p| (p.name_any(), node_of(p), cpu_request(p), started(p))).collect();
             panic!("timed out after {timeout:?} waiting for: {what}\nstatus of {ha}: {status:#}\npods: {pods:?}")
         }
-    }
-}
-
-/// The harness runs kube-controller-manager on one identity of its own
-/// (`--use-service-account-credentials=false`), and the bootstrap role of that identity grants none of
-/// the controllers' writes: without these bindings no Deployment gets a ReplicaSet or pods, and deleted
-/// namespaces keep their objects. They give it the roles each controller has under its own account.
-async fn grant_controller_roles(admin: &Client) {
-    for controller in
-        ["deployment-controller", "replicaset-controller", "namespace-controller", "generic-garbage-collector"]
-    {
-        let binding = json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-            "metadata": {"name": format!("mlsched-e2e:{controller}")},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                        "name": format!("system:controller:{controller}")},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                          "name": "system:kube-controller-manager"}],
-        });
-        objects::apply_yaml(admin, &binding.to_string()).await.expect("controller role bound");
     }
 }
 

@@ -48,6 +48,11 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
+/// The default `topologyLevels`, widest first: the labels documented for nodes (README, `manifests/config.yaml`).
+/// Nodes without the spine or rack label fall into unknown domains, never offered as a tight placement.
+pub const DEFAULT_TOPOLOGY_LEVELS: [&str; 3] =
+    ["network.mlsched.io/spine", "network.mlsched.io/rack", mlsched::topology::HOSTNAME_LABEL];
+
 /// The default `placementApi`: loopback, next to the metrics port.
 pub const DEFAULT_PLACEMENT_API: &str = "127.0.0.1:10260";
 
@@ -115,7 +120,11 @@ pub struct LeaderElectionConfig {
     pub namespace: String,
     /// Defaults to the pod name (`POD_NAME`/`HOSTNAME`) plus a random suffix.
     pub identity: Option<String>,
+    /// Written into the Lease: a standby takes over a Lease whose version has not changed for this long.
     pub lease_duration_seconds: u64,
+    /// The leader stops scheduling and binding when it has not renewed the Lease for
+    /// `leaseDurationSeconds - renewGraceSeconds` (its renew deadline; it renews about four times within
+    /// it, at most every 2 s), so it has stopped at least this long before a standby can take over.
     pub renew_grace_seconds: u64,
 }
 
@@ -169,7 +178,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             profiles: vec![ProfileConfig::default()],
-            topology_levels: Vec::new(),
+            topology_levels: DEFAULT_TOPOLOGY_LEVELS.iter().map(|l| l.to_string()).collect(),
             client: ClientConfig::default(),
             bind_concurrency: 64,
             bind_retries: 3,
@@ -301,6 +310,15 @@ mod tests {
         assert_eq!(c, Config::default());
         assert_eq!(c.scheduler_names(), vec!["mlsched"]);
         assert!(c.profiles[0].build().is_ok());
+        assert!(c.profiles[0].build_with_topology(&c.topology_levels).is_ok());
+    }
+
+    #[test]
+    fn the_default_topology_levels_are_the_documented_ones() {
+        let documented = ["network.mlsched.io/spine", "network.mlsched.io/rack", "kubernetes.io/hostname"];
+        assert_eq!(Config::default().topology_levels, documented);
+        // The module doc and the README show them as the default; `[]` still turns them off.
+        assert!(Config::from_yaml("topologyLevels: []\n").unwrap().topology_levels.is_empty());
     }
 
     #[test]

@@ -25,6 +25,7 @@ use tracing::{debug, info, warn};
 use crate::crd::PodGroup;
 use crate::dedupe::{ChangeLog, EventAction, EventLog};
 use crate::keys::*;
+use crate::leader::Fence;
 use crate::queue::UnitKey;
 use crate::ratelimit::Limiter;
 use crate::state::{GangReport, MemberBind};
@@ -72,18 +73,23 @@ pub struct BindJob {
     pub member: MemberBind,
 }
 
-/// What became of a [`BindJob`] that went out.
+/// What became of a [`BindJob`].
 #[derive(Debug)]
 pub struct BindOutcome {
     pub job: BindJob,
     pub result: Result<(), String>,
     /// The POST alone, from the moment it was sent.
     pub elapsed: Duration,
+    /// `false`: not sent, because this instance did not lead any more when its turn came ([`Fence`]).
+    pub sent: bool,
 }
 
 /// Sends binds in the order they were decided, at most `concurrency` at once, each after a token of the
 /// limiter. One task waits on the limiter for all of them, so a backlog of thousands of decided pods costs
 /// a queue entry each, not a task each polling the limiter.
+///
+/// Fenced: right before a bind goes out the [`Fence`] is checked, and a bind whose turn comes after this
+/// instance stopped leading is handed back unsent (`sent: false`) instead.
 pub struct Binder {
     queue: mpsc::UnboundedSender<BindJob>,
     /// Binds sent whose outcome has not been handed over yet.
@@ -98,19 +104,21 @@ impl Binder {
         client: Client,
         limiter: Arc<Limiter>,
         concurrency: usize,
+        fence: Fence,
         done: impl Fn(BindOutcome) + Send + Sync + 'static,
     ) -> Binder {
         let send = move |member: MemberBind| -> BoxFuture<'static, Result<(), String>> {
             let client = client.clone();
             Box::pin(async move { bind(&client, &member).await })
         };
-        Binder::start_with(limiter, concurrency, send, done)
+        Binder::start_with(limiter, concurrency, fence, send, done)
     }
 
     /// [`start`](Self::start) with `send` in place of the `binding` POST.
     fn start_with(
         limiter: Arc<Limiter>,
         concurrency: usize,
+        fence: Fence,
         send: impl Fn(MemberBind) -> BoxFuture<'static, Result<(), String>> + Send + Sync + 'static,
         done: impl Fn(BindOutcome) + Send + Sync + 'static,
     ) -> Binder {
@@ -121,12 +129,23 @@ impl Binder {
         let done = Arc::new(done);
         let slots = Arc::new(Semaphore::new(concurrency.max(1)));
         let task = tokio::spawn(async move {
+            let unsent = |job: BindJob| BindOutcome {
+                job,
+                result: Err("not sent: this instance does not lead".into()),
+                elapsed: Duration::ZERO,
+                sent: false,
+            };
             loop {
                 let job = tokio::select! {
                     job = jobs.recv() => job,
                     _ = stopped.wait_for(|s| *s) => None,
                 };
                 let Some(job) = job else { return };
+                // A deposed leader's backlog comes back at once, without waiting for slots and tokens.
+                if !fence.holds() {
+                    done(unsent(job));
+                    continue;
+                }
                 let slot = tokio::select! {
                     slot = slots.clone().acquire_owned() => slot,
                     _ = stopped.wait_for(|s| *s) => return,
@@ -136,13 +155,17 @@ impl Binder {
                     _ = limiter.acquire() => {}
                     _ = stopped.wait_for(|s| *s) => return,
                 }
+                if !fence.holds() {
+                    done(unsent(job));
+                    continue;
+                }
                 wire.fetch_add(1, Ordering::SeqCst);
                 let (done, wire) = (done.clone(), wire.clone());
                 let sending = send(job.member.clone());
                 tokio::spawn(async move {
                     let started = Instant::now();
                     let result = sending.await;
-                    done(BindOutcome { job, result, elapsed: started.elapsed() });
+                    done(BindOutcome { job, result, elapsed: started.elapsed(), sent: true });
                     // After `done`: once this reads 0, every outcome has been handed over.
                     wire.fetch_sub(1, Ordering::SeqCst);
                     drop(slot);
@@ -357,7 +380,10 @@ impl Reporter {
             Report::Scheduled { pod, node } => {
                 self.conditions.forget(&pod.key());
                 let message = format!("Successfully assigned {} to {node}", pod.key());
-                self.event(&pod_object(pod), "Normal", REASON_SCHEDULED, &message).await
+                match scheduled_event_name(pod) {
+                    Some(name) => self.scheduled_event(pod, name, &message).await,
+                    None => self.event(&pod_object(pod), "Normal", REASON_SCHEDULED, &message).await,
+                }
             }
             Report::Gang(g) => self.gang(g).await,
             Report::GangEvent { gang, reason, message } => {
@@ -417,26 +443,7 @@ impl Reporter {
         let ts = now();
         match action {
             EventAction::Create { name: event_name } => {
-                let event = Event {
-                    metadata: ObjectMeta {
-                        name: Some(event_name),
-                        namespace: Some(namespace.clone()),
-                        ..ObjectMeta::default()
-                    },
-                    involved_object: object.clone(),
-                    reason: Some(reason.into()),
-                    message: Some(message.into()),
-                    type_: Some(type_.into()),
-                    count: Some(1),
-                    first_timestamp: Some(Time(ts)),
-                    last_timestamp: Some(Time(ts)),
-                    event_time: Some(MicroTime(ts)),
-                    action: Some("Scheduling".into()),
-                    source: Some(EventSource { component: Some(COMPONENT.into()), host: None }),
-                    reporting_component: Some(COMPONENT.into()),
-                    reporting_instance: Some(self.identity.clone()),
-                    ..Event::default()
-                };
+                let event = self.new_event(object, event_name, type_, reason, message, ts);
                 api.create(&PostParams::default(), &event).await.map(|_| ()).map_err(|e| {
                     self.events.unrecord(&key, reason);
                     format!("creating Event: {e}")
@@ -452,6 +459,52 @@ impl Reporter {
                     format!("bumping Event {event_name}: {e}")
                 })
             }
+        }
+    }
+
+    fn new_event(
+        &self,
+        object: &ObjectReference,
+        name: String,
+        type_: &str,
+        reason: &str,
+        message: &str,
+        ts: Timestamp,
+    ) -> Event {
+        Event {
+            metadata: ObjectMeta {
+                name: Some(name),
+                namespace: Some(object.namespace.clone().unwrap_or_else(|| "default".into())),
+                ..ObjectMeta::default()
+            },
+            involved_object: object.clone(),
+            reason: Some(reason.into()),
+            message: Some(message.into()),
+            type_: Some(type_.into()),
+            count: Some(1),
+            first_timestamp: Some(Time(ts)),
+            last_timestamp: Some(Time(ts)),
+            event_time: Some(MicroTime(ts)),
+            action: Some("Scheduling".into()),
+            source: Some(EventSource { component: Some(COMPONENT.into()), host: None }),
+            reporting_component: Some(COMPONENT.into()),
+            reporting_instance: Some(self.identity.clone()),
+            ..Event::default()
+        }
+    }
+
+    /// The pod's one `Scheduled` Event, under the name [`scheduled_event_name`] gives it: when it exists
+    /// already (written by the leader that bound the pod, or by an earlier attempt of this write), the
+    /// create is refused and there is nothing left to do.
+    async fn scheduled_event(&mut self, pod: &PodRef, name: String, message: &str) -> Result<(), String> {
+        let object = pod_object(pod);
+        let event = self.new_event(&object, name, "Normal", REASON_SCHEDULED, message, now());
+        self.event_limiter.acquire().await;
+        let api: Api<Event> = Api::namespaced(self.client.clone(), &pod.namespace);
+        match api.create(&PostParams::default(), &event).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+            Err(e) => Err(format!("creating the Scheduled Event of {}: {e}", pod.key())),
         }
     }
 
@@ -478,6 +531,15 @@ impl Reporter {
             format!("patching PodGroup {} status: {e}", g.gang)
         })
     }
+}
+
+/// The name of a pod's `Scheduled` Event: the same from every scheduler instance, so that an instance
+/// completing a gang another one started can write the Events the other may have died before writing,
+/// without a second Event for any pod. `None` when the pod has no uid, or the name would be too long for
+/// the API (253 characters); its Event then gets an ordinary unique name.
+pub fn scheduled_event_name(pod: &PodRef) -> Option<String> {
+    let name = format!("{}.scheduled.{}", pod.name, pod.uid);
+    (!pod.uid.is_empty() && name.len() <= 253).then_some(name)
 }
 
 fn pod_object(pod: &PodRef) -> ObjectReference {
@@ -541,6 +603,7 @@ mod tests {
         let binder = Binder::start_with(
             Arc::new(Limiter::new(1000.0, 1000)),
             3,
+            Fence::always(),
             recorder(log.clone(), Duration::from_millis(5)),
             move |o| {
                 let _ = tx.send(o);
@@ -570,6 +633,7 @@ mod tests {
         let binder = Binder::start_with(
             Arc::new(Limiter::new(1.0, 1)),
             4,
+            Fence::always(),
             recorder(log.clone(), Duration::from_millis(200)),
             move |o| {
                 let _ = tx.send(o);
@@ -589,6 +653,51 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(1200)).await;
         assert!(rx.try_recv().is_err(), "nothing is sent after the stop");
         assert_eq!(log.lock().unwrap().0, ["p0"]);
+    }
+
+    #[test]
+    fn a_pods_scheduled_event_has_one_name_whoever_writes_it() {
+        let pod = PodRef { namespace: "ns".into(), name: "w0".into(), uid: "5b0c3c43-2f0e".into() };
+        assert_eq!(scheduled_event_name(&pod).as_deref(), Some("w0.scheduled.5b0c3c43-2f0e"));
+        let recreated = PodRef { uid: "77aa".into(), ..pod.clone() };
+        assert_ne!(scheduled_event_name(&recreated), scheduled_event_name(&pod), "a new pod of the same name");
+        assert_eq!(scheduled_event_name(&PodRef { uid: String::new(), ..pod.clone() }), None);
+        assert_eq!(scheduled_event_name(&PodRef { name: "x".repeat(240), ..pod }), None);
+    }
+
+    #[tokio::test]
+    async fn once_leadership_is_lost_queued_binds_come_back_unsent_and_none_goes_out() {
+        let log = Arc::new(Mutex::new((Vec::new(), 0, 0)));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let fence = Fence::new();
+        fence.grant_until(Instant::now() + Duration::from_secs(3600));
+        // One token, then one a second: the later binds wait on the limiter when leadership goes.
+        let binder = Binder::start_with(
+            Arc::new(Limiter::new(1.0, 1)),
+            4,
+            fence.clone(),
+            recorder(log.clone(), Duration::from_millis(1)),
+            move |o| {
+                let _ = tx.send(o);
+            },
+        );
+        for i in 0..4 {
+            binder.submit(job(i));
+        }
+        let first = rx.recv().await.unwrap();
+        assert!(first.sent && first.result.is_ok(), "{first:?}");
+        fence.withdraw();
+        let mut unsent = Vec::new();
+        for _ in 1..4 {
+            let o = rx.recv().await.unwrap();
+            assert!(!o.sent && o.result.is_err(), "{o:?}");
+            unsent.push(o.job.member.pod.name);
+        }
+        assert_eq!(unsent, ["p1", "p2", "p3"]);
+        assert_eq!(log.lock().unwrap().0, ["p0"], "nothing went out after the loss");
+        binder.submit(job(9));
+        assert!(!rx.recv().await.unwrap().sent);
+        assert_eq!(binder.on_the_wire(), 0);
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! - `state`: the cluster picture kept from watch events, and the scheduling pass on it (pure).
 //! - `dedupe`: Event and condition de-duplication (pure).
 //! - `crd`: the coscheduling `PodGroup`.
-//! - `kube_io`: binding, status, Events; `run`: watchers + decision loop + leader election; `metrics`
+//! - `kube_io`: binding, status, Events; `leader`: leader election on a Lease; `run`: watchers + decision
+//!   loop; `throttle`: repeated failures logged once per interval; `metrics`
 //!   (served with `/healthz` and `/readyz` by the `mlsched-edge` crate, shared with the autoscaler).
 //! - `placement_api`: the Placement gRPC API for the autoscaler, answered by the decision loop.
 //!
@@ -17,12 +18,14 @@ pub mod crd;
 pub mod dedupe;
 pub mod keys;
 pub mod kube_io;
+pub mod leader;
 pub mod metrics;
 pub mod placement_api;
 pub mod queue;
 pub mod ratelimit;
 pub mod run;
 pub mod state;
+pub mod throttle;
 pub mod translate;
 
 pub use config::Config;

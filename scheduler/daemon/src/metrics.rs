@@ -81,7 +81,11 @@ impl Metrics {
             gpu_fragmentation.clone(),
         );
         let is_leader = Gauge::default();
-        registry.register("mlsched_leader", "1 while this instance holds the lease", is_leader.clone());
+        registry.register(
+            "mlsched_leader",
+            "1 while this instance leads (has renewed the Lease within its renew deadline)",
+            is_leader.clone(),
+        );
         Metrics {
             registry,
             attempts,

@@ -1,16 +1,15 @@
 //! The async shell: watchers feed one decision loop; binds and reports run in their own tasks so the
 //! loop never waits on the API server.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1 as k8s;
 use kube::api::Api;
-use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, Resource, ResourceExt};
 use mlsched::framework::Profile;
@@ -21,46 +20,97 @@ use tracing::{debug, info, warn};
 use crate::config::Config;
 use crate::crd::PodGroup;
 use crate::kube_io::{BindJob, BindOutcome, Binder, Report, Reporters};
+use crate::leader::{self, Elector, Fence, LeaseStatus, Timing};
 use crate::metrics::Metrics;
 use crate::placement_api;
 use crate::queue::{Backoff, SchedulingQueue, UnitKey};
 use crate::ratelimit::Limiter;
 use crate::state::{BindFollowUp, BindPlan, ClusterState, MemberBind, PodGroupInfo};
+use crate::throttle::{LogThrottle, cause_of};
 use crate::translate::{PodRef, topology_requirement, translate_bound_pod, translate_node, translate_pod};
 
-/// `/readyz` until nodes and pods are listed (caches synced): a standby is ready too, to take over at once.
-const NOT_READY: &str = "caches not synced";
+/// `/readyz` until nodes and pods are listed (caches synced), while a watch that failed has not listed again
+/// (caches stale), and while the Lease cannot be read. A standby is ready too, to take over at once.
+const NOT_READY: &str = "caches not synced or stale, or the Lease unreachable";
+
+/// How often a repeated failure (a bind, a watch) is logged: one line per cause, with the count.
+const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 enum Input {
     Node(Box<Event<k8s::Node>>),
     Pod(Box<Event<k8s::Pod>>),
     PodGroup(Box<Event<PodGroup>>),
     BindDone(Box<BindOutcome>),
-    Leader(bool),
+    Lease(LeaseStatus),
+    /// A watch failed: it lists again shortly, and its cache is stale until then.
     WatchError(&'static str, String),
     Query(placement_api::Query), // a Placement API request, answered on the loop's state
 }
 
-fn forward<K, S>(
-    stream: S,
+/// The first retry of a failed watch comes at once; retries in a row back off, doubling, up to the most.
+const WATCH_RETRY_FIRST: Duration = Duration::from_millis(100);
+const WATCH_RETRY_MOST: Duration = Duration::from_secs(1);
+/// A watch that stayed up this long after listing starts its retries from the first delay again: a watch
+/// failing right after each list backs off instead of listing ten times a second.
+const WATCH_HEALTHY: Duration = Duration::from_secs(10);
+
+/// The delay before retry number `failures` (0 for the first) of a failed watch, with `jitter` in
+/// `0.0..1.0` taking up to half of it off, so that replicas and watches do not retry in step.
+fn watch_retry_delay(failures: u32, jitter: f64) -> Duration {
+    let doubled = WATCH_RETRY_FIRST.saturating_mul(1 << failures.min(16));
+    doubled.min(WATCH_RETRY_MOST).mul_f64(1.0 - 0.5 * jitter.clamp(0.0, 1.0))
+}
+
+/// A number in `0.0..1.0`, different on every call (std's hasher keys are random and change per hasher).
+fn jitter() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u8(0);
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Feeds a watch of `api` into the loop. After any error the watch is dropped and, after a short backoff, a
+/// fresh one lists everything again (`Init` .. `InitDone`), which tells the loop when its cache is whole
+/// again. (kube-runtime's own recovery resumes without a list, so nothing would say so, and its default
+/// backoff grows to 30 s and resets only after two quiet minutes: watches came back 14-20 s after the API
+/// server did.)
+fn watch<K>(
+    api: Api<K>,
+    config: watcher::Config,
     tx: mpsc::UnboundedSender<Input>,
     wrap: fn(Box<Event<K>>) -> Input,
     what: &'static str,
 ) -> tokio::task::JoinHandle<()>
 where
-    S: Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
-    K: Send + 'static,
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
     tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(item) = stream.next().await {
-            let input = match item {
-                Ok(event) => wrap(Box::new(event)),
-                Err(e) => Input::WatchError(what, e.to_string()),
-            };
-            if tx.send(input).is_err() {
-                return;
+        let mut failures = 0u32;
+        loop {
+            let mut listed_at = None;
+            let mut stream = std::pin::pin!(watcher::watcher(api.clone(), config.clone()));
+            while let Some(item) = stream.next().await {
+                let (input, failed) = match item {
+                    Ok(event) => {
+                        if matches!(event, Event::InitDone) {
+                            listed_at = Some(Instant::now());
+                        }
+                        (wrap(Box::new(event)), false)
+                    }
+                    Err(e) => (Input::WatchError(what, e.to_string()), true),
+                };
+                if tx.send(input).is_err() {
+                    return;
+                }
+                if failed {
+                    break;
+                }
             }
+            if listed_at.is_some_and(|t: Instant| t.elapsed() >= WATCH_HEALTHY) {
+                failures = 0;
+            }
+            tokio::time::sleep(watch_retry_delay(failures, jitter())).await;
+            failures = failures.saturating_add(1);
         }
     })
 }
@@ -108,13 +158,10 @@ pub async fn run(
     let query_tx = tx.clone();
     let placement = placement_api::start(&config, Arc::new(move |q| query_tx.send(Input::Query(q)).is_ok())).await;
     let wc = watcher::Config::default();
-    let nodes = watcher::watcher(Api::<k8s::Node>::all(client.clone()), wc.clone()).default_backoff();
-    tasks.0.push(forward(nodes, tx.clone(), Input::Node, "nodes"));
+    tasks.0.push(watch(Api::<k8s::Node>::all(client.clone()), wc.clone(), tx.clone(), Input::Node, "nodes"));
     let pods_config = wc.clone().fields("status.phase!=Succeeded,status.phase!=Failed");
-    let pods = watcher::watcher(Api::<k8s::Pod>::all(client.clone()), pods_config).default_backoff();
-    tasks.0.push(forward(pods, tx.clone(), Input::Pod, "pods"));
-    let groups = watcher::watcher(Api::<PodGroup>::all(client.clone()), wc).default_backoff();
-    tasks.0.push(forward(groups, tx.clone(), Input::PodGroup, "podgroups"));
+    tasks.0.push(watch(Api::<k8s::Pod>::all(client.clone()), pods_config, tx.clone(), Input::Pod, "pods"));
+    tasks.0.push(watch(Api::<PodGroup>::all(client.clone()), wc, tx.clone(), Input::PodGroup, "podgroups"));
 
     // Two write budgets of the configured size, as kube-scheduler has two clients: binds and status patches
     // share one, Events have their own.
@@ -130,38 +177,32 @@ pub async fn run(
         salt,
         config.bind_concurrency,
     );
+    // Binds go out only while this instance leads: the election grants the fence until its renew deadline.
+    let fence = if config.leader_election.enabled { Fence::new() } else { Fence::always() };
     let bind_tx = tx.clone();
-    let binder = Binder::start(client.clone(), limiter, config.bind_concurrency, move |outcome| {
+    let binder = Binder::start(client.clone(), limiter, config.bind_concurrency, fence.clone(), move |outcome| {
         let _ = bind_tx.send(Input::BindDone(Box::new(outcome)));
     });
 
-    // Leader election: a standby keeps its caches warm and takes over when the lease expires.
-    let mut lease_rx = None;
-    let mut lease_task = None;
+    // Leader election: a standby keeps its caches warm and takes over a released or expired Lease.
+    let mut election = None;
     if config.leader_election.enabled {
         let le = &config.leader_election;
-        let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &le.lease_name)
-            .with_namespace(&le.namespace)
-            .with_identity(identity.clone())
-            .with_duration(le.lease_duration_seconds)
-            .with_grace(le.renew_grace_seconds)
-            .build()
-            .await?;
-        let (mut leader_rx, handle) = manager.watch().await;
+        let elector = Elector::new(identity.clone(), Timing::new(le.lease_duration_seconds, le.renew_grace_seconds));
+        let started = leader::start(client.clone(), &le.namespace, &le.lease_name, elector, fence.clone());
+        let mut status = started.status.clone();
         let tx = tx.clone();
-        let forwarder = leader_rx.clone();
-        lease_rx = Some(forwarder);
-        lease_task = Some(handle);
         tasks.0.push(tokio::spawn(async move {
-            let _ = tx.send(Input::Leader(*leader_rx.borrow_and_update()));
-            while leader_rx.changed().await.is_ok() {
-                if tx.send(Input::Leader(*leader_rx.borrow_and_update())).is_err() {
+            loop {
+                let current = status.borrow_and_update().clone();
+                if tx.send(Input::Lease(current)).is_err() || status.changed().await.is_err() {
                     return;
                 }
             }
         }));
+        election = Some(started);
     } else {
-        tx.send(Input::Leader(true)).ok();
+        tx.send(Input::Lease(LeaseStatus { leading: true, reachable: true })).ok();
     }
 
     let mut lp = Loop {
@@ -170,8 +211,13 @@ pub async fn run(
         profiles,
         start: Instant::now(),
         leader: false,
+        fence: fence.clone(),
+        lease_reachable: true,
+        stale: BTreeSet::new(),
+        failure_logs: LogThrottle::new(FAILURE_LOG_INTERVAL),
         synced_nodes: false,
         synced_pods: false,
+        synced_groups: false,
         seen_nodes: None,
         seen_pods: None,
         metrics: metrics.clone(),
@@ -213,6 +259,7 @@ pub async fn run(
     // Pods decided but not sent yet stay pending for the next leader. Binds already sent finish before the
     // lease goes (a new leader would find their pods still pending and bind them again), and their pods'
     // Scheduled Events are written below.
+    fence.close();
     lp.binder.stop();
     let drain_until = Instant::now() + BIND_DRAIN;
     while lp.binder.on_the_wire() > 0 && Instant::now() < drain_until {
@@ -230,31 +277,32 @@ pub async fn run(
             lp.handle_bind_done(*outcome);
         }
     }
-    // Queries still queued are dropped (their callers get UNAVAILABLE), so the graceful stop cannot wait on them.
-    drop(rx);
-    if let Some(placement) = placement {
-        placement.stop(Duration::from_secs(3)).await;
-    }
-    // Nothing is bound from here on: the lease goes now (a standby takes over at once) while the reports are
-    // flushed.
-    drop(lease_rx);
-    drop(tasks);
-    let Loop { mut reports, .. } = lp;
+    // Nothing of ours can land any more: the Lease goes now, so a standby takes over at once, while the
+    // Placement API stops and the reports are flushed. A bind still out after the drain keeps the Lease to
+    // expire instead (a new leader would find its pod pending and place it again).
+    let drained = lp.binder.on_the_wire() == 0;
     let release = async {
-        if let Some(handle) = lease_task {
-            // Closing every receiver makes the lease task release the lease.
-            match tokio::time::timeout(Duration::from_secs(3), handle).await {
-                Ok(Ok(Ok(_))) => info!("lease released"),
-                other => debug!(?other, "lease task did not end cleanly"),
-            }
+        if let Some(election) = election {
+            election.end(drained, RELEASE_WITHIN).await;
         }
     };
-    tokio::join!(release, reports.flush(REPORT_FLUSH));
+    // Queries still queued are dropped (their callers get UNAVAILABLE), so the graceful stop cannot wait on them.
+    drop(rx);
+    let placement_stop = async {
+        if let Some(placement) = placement {
+            placement.stop(Duration::from_secs(3)).await;
+        }
+    };
+    drop(tasks);
+    let Loop { mut reports, .. } = lp;
+    tokio::join!(release, placement_stop, reports.flush(REPORT_FLUSH));
     Ok(())
 }
 
 /// How long a graceful stop waits for binds already sent (their outcome decides their Events).
 const BIND_DRAIN: Duration = Duration::from_secs(2);
+/// How long a graceful stop waits for the Lease to be given back.
+const RELEASE_WITHIN: Duration = Duration::from_secs(2);
 /// How long a graceful stop waits for queued reports (Scheduled Events and the rest) to be written. With
 /// `BIND_DRAIN` well inside the kubelet's grace period (30 s in `manifests/deployment.yaml`).
 const REPORT_FLUSH: Duration = Duration::from_secs(5);
@@ -270,9 +318,16 @@ struct Loop {
     queue: SchedulingQueue,
     profiles: Vec<Profile>,
     start: Instant,
+    /// As the election last said; binds are fenced on the election's own deadline regardless.
     leader: bool,
+    fence: Fence,
+    lease_reachable: bool,
+    /// Watches that failed after listing once, and have not listed again since.
+    stale: BTreeSet<&'static str>,
+    failure_logs: LogThrottle,
     synced_nodes: bool,
     synced_pods: bool,
+    synced_groups: bool,
     seen_nodes: Option<HashSet<String>>,
     seen_pods: Option<HashSet<String>>,
     metrics: Arc<Metrics>,
@@ -297,8 +352,30 @@ impl Loop {
     }
 
     fn handle_bind_done(&mut self, outcome: BindOutcome) {
-        let BindOutcome { job: BindJob { unit, member }, result, elapsed } = outcome;
-        self.bind_done(unit, member, result, elapsed);
+        let BindOutcome { job: BindJob { unit, member }, result, elapsed, sent } = outcome;
+        if sent {
+            self.bind_done(unit, member, result, elapsed);
+        } else {
+            self.bind_not_sent(unit, member);
+        }
+    }
+
+    /// A bind the binder held back because this instance stopped leading. Its unit is given up without a
+    /// report or a retry (the new leader decides it afresh), and waits in the queue should leadership come
+    /// back.
+    fn bind_not_sent(&mut self, unit: UnitKey, member: MemberBind) {
+        let now = self.now();
+        let key = member.pod.key();
+        // A gang member's retries are used up at once: none of them could be sent either.
+        while let BindFollowUp::Retry(..) =
+            self.state.bind_result(&mut self.queue, &unit, &key, Err("not sent".into()), now)
+        {}
+        self.drop_if_finished(Some(unit));
+    }
+
+    /// Nodes and pods listed, and no watch waiting to list again after a failure.
+    fn caches_fresh(&self) -> bool {
+        self.synced_nodes && self.synced_pods && self.stale.is_empty()
     }
 
     fn handle(&mut self, input: Input) {
@@ -307,21 +384,34 @@ impl Loop {
             Input::Pod(e) => self.pod_event(*e),
             Input::PodGroup(e) => self.pod_group_event(*e),
             Input::BindDone(outcome) => self.handle_bind_done(*outcome),
-            Input::Leader(leader) => {
-                if leader != self.leader {
-                    info!(leader, "leadership changed");
-                }
-                self.leader = leader;
-                self.metrics.is_leader.set(i64::from(leader));
+            // The election logs its changes.
+            Input::Lease(status) => {
+                self.leader = status.leading;
+                self.lease_reachable = status.reachable;
+                self.metrics.is_leader.set(i64::from(status.leading));
             }
-            Input::WatchError(what, e) => warn!(watch = what, error = %e, "watch error; retrying with backoff"),
+            Input::WatchError(what, e) => {
+                // PodGroups not listed yet (no CRD, say) hold nothing up: their gangs wait until they are.
+                let listed = match what {
+                    "nodes" => self.synced_nodes,
+                    "pods" => self.synced_pods,
+                    _ => self.synced_groups,
+                };
+                if listed {
+                    self.stale.insert(what);
+                }
+                let cause = format!("watch {what}: {}", cause_of(&e));
+                if let Some(count) = self.failure_logs.note(&cause, Instant::now()) {
+                    warn!(watch = what, error = %e, count, "watch failed, listing again");
+                }
+            }
             Input::Query(query) => query(placement_api::QueryContext {
                 state: &mut self.state,
                 profiles: &self.profiles,
                 synced: self.synced_nodes && self.synced_pods,
             }),
         }
-        self.health.ready.store(self.synced_nodes && self.synced_pods, Ordering::Relaxed);
+        self.health.ready.store(self.caches_fresh() && self.lease_reachable, Ordering::Relaxed);
     }
 
     fn node_event(&mut self, e: Event<k8s::Node>) {
@@ -351,6 +441,7 @@ impl Loop {
                     }
                 }
                 self.synced_nodes = true;
+                self.stale.remove("nodes");
             }
         }
     }
@@ -374,6 +465,7 @@ impl Loop {
                     }
                 }
                 self.synced_pods = true;
+                self.stale.remove("pods");
             }
         }
     }
@@ -405,9 +497,17 @@ impl Loop {
     fn apply_pod(&mut self, p: &k8s::Pod) {
         let bound = p.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_some_and(|n| !n.is_empty());
         let ours = p.spec.as_ref().and_then(|s| s.scheduler_name.as_deref()).is_some_and(|n| self.state.is_ours(n));
-        let translated = if bound { translate_bound_pod(p) } else { translate_pod(p) };
+        let translated = if bound {
+            translate_bound_pod(p)
+        } else {
+            translate_pod(p).and_then(|info| self.state.check_topology_level(&info).map(|()| info))
+        };
         match translated {
             Ok(info) => {
+                // Fixed since: a later fault, even the same one, is reported again.
+                if !self.invalid.is_empty() {
+                    self.invalid.remove(&info.pod_ref.key());
+                }
                 let was_pending = self.pending_unit(&info.pod_ref.key());
                 let (freed, unit) = self.state.apply_pod(info);
                 if freed {
@@ -461,7 +561,11 @@ impl Loop {
                 let key = format!("{}/{}", g.namespace().unwrap_or_else(|| "default".into()), g.name_any());
                 self.state.delete_pod_group(&key);
             }
-            Event::Init | Event::InitDone => {}
+            Event::InitDone => {
+                self.synced_groups = true;
+                self.stale.remove("podgroups");
+            }
+            Event::Init => {}
         }
     }
 
@@ -489,7 +593,8 @@ impl Loop {
             self.metrics.gangs_pending.set(self.state.pending_gangs() as i64);
             self.gangs_gauge_due = now + Duration::from_secs(1);
         }
-        if !(self.leader && self.synced_nodes && self.synced_pods) || counts.active == 0 {
+        // No decisions on stale caches either: after an outage, binds wait for the fresh picture.
+        if !(self.leader && self.fence.holds() && self.caches_fresh()) || counts.active == 0 {
             return;
         }
         let started = Instant::now();
@@ -532,15 +637,21 @@ impl Loop {
     fn bind_done(&mut self, unit: UnitKey, member: MemberBind, result: Result<(), String>, elapsed: Duration) {
         self.metrics.bind_duration.observe(elapsed.as_secs_f64());
         self.metrics.bind(if result.is_ok() { "ok" } else { "error" });
-        if let Err(e) = &result {
-            warn!(pod = %member.pod.key(), node = %member.node, error = %e, "bind failed");
+        if let Err(e) = &result
+            && let Some(count) = self.failure_logs.note(&format!("bind: {}", cause_of(e)), Instant::now())
+        {
+            warn!(pod = %member.pod.key(), node = %member.node, error = %e, count, "bind failed");
         }
         let now = self.now();
         match self.state.bind_result(&mut self.queue, &unit, &member.pod.key(), result, now) {
             BindFollowUp::None => {}
-            BindFollowUp::Bound { pod, node, gang_done } => {
+            BindFollowUp::Bound { pod, node, gang_done, bound_earlier } => {
                 info!(pod = %pod.key(), %node, "bound");
                 self.report(Report::Scheduled { pod, node });
+                // Written unless the binding leader wrote it (the Event's name is the pod's own).
+                for (pod, node) in bound_earlier {
+                    self.report(Report::Scheduled { pod, node });
+                }
                 if let Some(g) = gang_done {
                     self.metrics.gang("scheduled");
                     self.report(Report::Gang(g));
@@ -571,5 +682,38 @@ impl Loop {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn about(d: Duration, ms: f64) -> bool {
+        (d.as_secs_f64() * 1000.0 - ms).abs() < 0.001
+    }
+
+    #[test]
+    fn a_failed_watch_is_retried_at_once_then_backs_off_to_a_second() {
+        let no_jitter: Vec<Duration> = (0..7).map(|n| watch_retry_delay(n, 0.0)).collect();
+        for (d, ms) in no_jitter.iter().zip([100.0, 200.0, 400.0, 800.0, 1000.0, 1000.0, 1000.0]) {
+            assert!(about(*d, ms), "{no_jitter:?}");
+        }
+        assert!(about(watch_retry_delay(u32::MAX, 0.0), 1000.0));
+        // Jitter takes up to half off.
+        assert!(about(watch_retry_delay(0, 1.0), 50.0));
+        assert!(about(watch_retry_delay(9, 0.5), 750.0));
+    }
+
+    #[test]
+    fn jitter_is_in_range_and_differs_from_call_to_call() {
+        let draws: Vec<f64> = (0..200).map(|_| jitter()).collect();
+        assert!(draws.iter().all(|j| (0.0..1.0).contains(j)), "{draws:?}");
+        let mut distinct = draws.clone();
+        distinct.sort_by(f64::total_cmp);
+        distinct.dedup();
+        assert!(distinct.len() > 190, "{} distinct of 200", distinct.len());
+        let mean = draws.iter().sum::<f64>() / draws.len() as f64;
+        assert!((0.35..0.65).contains(&mean), "mean {mean}");
     }
 }

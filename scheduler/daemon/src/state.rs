@@ -18,6 +18,7 @@ use mlsched::gang::{Gang, GangQueue, QueueConfig, TopologyRequirement};
 use mlsched::topology::Topology;
 use tracing::{debug, warn};
 
+use crate::keys::{POD_GROUP_LABEL, TOPOLOGY_PREFERRED_ANNOTATION, TOPOLOGY_REQUIRED_ANNOTATION};
 use crate::queue::{SchedulingQueue, UnitKey};
 use crate::translate::{PodInfo, PodRef};
 
@@ -32,10 +33,14 @@ pub struct PodGroupInfo {
 #[derive(Debug, Clone)]
 struct BoundPod {
     pod: Pod,
+    pod_ref: PodRef,
     node: String,
     gpu_index: Option<Vec<usize>>,
     gang: Option<String>,
     labels: BTreeMap<String, String>,
+    /// Ours, but not bound by a decision of this process: by a previous leader, which may have died
+    /// before writing the pod's `Scheduled` Event.
+    bound_by_another_instance: bool,
 }
 
 /// A pod the scheduler tracks, as the Placement API reports it.
@@ -118,7 +123,14 @@ pub enum BindFollowUp {
     /// Nothing more (a success while others are outstanding, or a stale result).
     None,
     /// The pod is bound: report `Scheduled`.
-    Bound { pod: PodRef, node: String, gang_done: Option<GangReport> },
+    Bound {
+        pod: PodRef,
+        node: String,
+        gang_done: Option<GangReport>,
+        /// Members of the gang just completed that were bound before, not by this process (by a leader
+        /// that may have died before writing their `Scheduled` Events), with their nodes.
+        bound_earlier: Vec<(PodRef, String)>,
+    },
     /// Try this member again on the same node.
     Retry(MemberBind, u32),
     /// Given up: the assumptions were released and the unit requeued.
@@ -148,7 +160,21 @@ pub struct ClusterState {
     /// Pods of ours seen for the first time, with their profile, for the policies that learn the shapes
     /// that arrive (`mlsched-online`): the only history a live scheduler has.
     arrivals: Vec<(usize, Pod)>,
+    /// Pending gang members told why their gang waits (see `run_pass`), with what they were told.
+    waiting_told: HashMap<String, WaitingFor>,
 }
+
+/// Why a gang waits, as its members were told: they are told again only when this changes, not each time
+/// a member arrives (a message per member per arrival is quadratic in the gang's size, in status patches
+/// and in Events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum WaitingFor {
+    PodGroup,
+    Members { min: usize },
+}
+
+/// A gang sent to sleep by a pass: until when (its timeout), why, the message, its pending members.
+type Waiting = (UnitKey, Option<Duration>, WaitingFor, String, Vec<PodRef>);
 
 impl ClusterState {
     pub fn new(levels: Vec<String>, scheduler_names: Vec<String>, bind_retries: u32) -> Self {
@@ -172,6 +198,7 @@ impl ClusterState {
             reserving: None,
             observed: HashSet::new(),
             arrivals: Vec::new(),
+            waiting_told: HashMap::new(),
         }
     }
 
@@ -298,7 +325,17 @@ impl ClusterState {
                 let _ = self.snapshot.forget(&key);
             }
             let labels = info.labels;
-            self.bound.insert(key.clone(), BoundPod { pod: info.pod, node, gpu_index, gang, labels });
+            let bound_by_another_instance = !keep_assumption && self.is_ours(&info.scheduler_name);
+            let bound = BoundPod {
+                pod: info.pod,
+                pod_ref: info.pod_ref,
+                node,
+                gpu_index,
+                gang,
+                labels,
+                bound_by_another_instance,
+            };
+            self.bound.insert(key.clone(), bound);
             if !keep_assumption {
                 self.place_bound(&key);
             }
@@ -317,6 +354,7 @@ impl ClusterState {
         match old {
             Some(old) if old.unit == unit => (false, None),
             Some(old) => {
+                self.waiting_told.remove(&key);
                 self.shrink_unit(&old.unit);
                 *self.unit_sizes.entry(unit.clone()).or_insert(0) += 1;
                 (false, Some((unit, priority)))
@@ -338,6 +376,7 @@ impl ClusterState {
     }
 
     fn remove_pending(&mut self, key: &str) -> Option<PendingPod> {
+        self.waiting_told.remove(key);
         let p = self.pending.remove(key)?;
         self.shrink_unit(&p.unit);
         Some(p)
@@ -450,10 +489,12 @@ impl ClusterState {
     ) -> Result<(usize, Option<Duration>, Option<TopologyRequirement>), String> {
         let UnitKey::Gang(key) = unit else { return Ok((1, None, None)) };
         let first = members.first().and_then(|m| m.info.gang.as_ref());
-        let topology_from_pods = members.iter().find_map(|m| m.info.gang.as_ref()?.topology.clone());
+        let topology_from_pods = members.iter().find_map(|m| m.info.topology.clone());
         let timeout_from_pods = members.iter().find_map(|m| m.info.gang.as_ref()?.timeout);
         if first.is_some_and(|g| g.pod_group) {
-            let pg = self.pod_groups.get(key).ok_or_else(|| format!("PodGroup {key} not found"))?;
+            let pg = self.pod_groups.get(key).ok_or_else(|| {
+                format!("PodGroup {key} does not exist (named by label {POD_GROUP_LABEL}); waiting until it is created")
+            })?;
             Ok((pg.min_member, pg.timeout.or(timeout_from_pods), pg.topology.clone().or(topology_from_pods)))
         } else {
             let size = members.iter().filter_map(|m| m.info.gang.as_ref()?.size).max().unwrap_or(1);
@@ -508,7 +549,7 @@ impl ClusterState {
         let config = QueueConfig::default();
         let mut queues: Vec<GangQueue> = profiles.iter().map(|_| GangQueue::new(config)).collect();
         let mut by_name: HashMap<String, UnitKey> = HashMap::new();
-        let mut waiting_for_members: Vec<(UnitKey, Option<Duration>, String, Vec<PodRef>)> = Vec::new();
+        let mut waiting_for_members: Vec<Waiting> = Vec::new();
         let mut timed_out_early: Vec<(UnitKey, String, Vec<PodRef>)> = Vec::new();
         let mut invalid: Vec<(UnitKey, String, Vec<PodRef>)> = Vec::new();
         for unit in &ready {
@@ -525,7 +566,7 @@ impl ClusterState {
             let (min_member, timeout, topology) = match self.gang_params(unit, &pods) {
                 Ok(p) => p,
                 Err(reason) => {
-                    waiting_for_members.push((unit.clone(), None, reason, refs));
+                    waiting_for_members.push((unit.clone(), None, WaitingFor::PodGroup, reason, refs));
                     continue;
                 }
             };
@@ -538,7 +579,10 @@ impl ClusterState {
                 let reason = format!("gang {gang_name}: waiting for members: {}/{min} exist", pods.len());
                 match timeout.map(|t| entry.arrival + t) {
                     Some(deadline) if deadline <= now => timed_out_early.push((unit.clone(), reason, refs)),
-                    deadline => waiting_for_members.push((unit.clone(), deadline, reason, refs)),
+                    deadline => {
+                        let why = WaitingFor::Members { min: min_member };
+                        waiting_for_members.push((unit.clone(), deadline, why, reason, refs));
+                    }
                 }
                 continue;
             }
@@ -555,13 +599,21 @@ impl ClusterState {
             }
             by_name.insert(gang_name, unit.clone());
         }
-        for (unit, deadline, reason, refs) in waiting_for_members {
+        for (unit, deadline, why, reason, refs) in waiting_for_members {
             queue.sleep_until(&unit, deadline);
             if let UnitKey::Gang(g) = &unit {
                 result.gangs.push(self.gang_report(g, "Pending", "WaitingForMembers", reason.clone()));
             }
-            let _ = refs;
+            // The PodGroup's status carries the live count; a member keeps the count it was told.
+            for r in refs {
+                if self.waiting_told.get(&r.key()) != Some(&why) {
+                    self.waiting_told.insert(r.key(), why.clone());
+                    result.unschedulable_pods += 1;
+                    result.unschedulable.push((r, crate::keys::REASON_UNSCHEDULABLE, reason.clone()));
+                }
+            }
         }
+        let told_waiting = result.unschedulable.len();
         for (unit, reason, refs) in timed_out_early {
             queue.restart(&unit, now);
             let message = format!("timed out: {reason}");
@@ -676,7 +728,23 @@ impl ClusterState {
                 }
             }
         }
+        // Told something else since: if the gang waits again, its members are told so again.
+        for (pod, _, _) in &result.unschedulable[told_waiting..] {
+            self.waiting_told.remove(&pod.key());
+        }
         result
+    }
+
+    /// A pod outside any gang naming a topology level that is not configured: honouring the annotation is
+    /// impossible, and ignoring it would bind the pod as if it were absent. (A gang's level is checked with
+    /// the gang, in the pass; a known level on a single pod is met by any node.)
+    pub fn check_topology_level(&self, info: &PodInfo) -> Result<(), String> {
+        let Some(req) = info.topology.as_ref() else { return Ok(()) };
+        if info.gang.is_some() || !self.is_ours(&info.scheduler_name) {
+            return Ok(());
+        }
+        let annotation = if req.required { TOPOLOGY_REQUIRED_ANNOTATION } else { TOPOLOGY_PREFERRED_ANNOTATION };
+        self.topology.level_index(&req.level).map(|_| ()).map_err(|e| format!("annotation {annotation}: {e}"))
     }
 
     /// The core pod to schedule, with `near_nodes` filled from `mlsched.io/near-workload`: the nodes of the
@@ -727,9 +795,8 @@ impl ClusterState {
     }
 
     fn gang_report(&self, gang: &str, phase: &'static str, reason: &'static str, message: String) -> GangReport {
-        let pod_group =
-            self.pending.values().any(|p| p.info.gang.as_ref().is_some_and(|g| g.key == gang && g.pod_group))
-                || self.pod_groups.contains_key(gang);
+        // Only a PodGroup that exists has a status to write (a missing one is told to its members instead).
+        let pod_group = self.pod_groups.contains_key(gang);
         GangReport { gang: gang.to_string(), pod_group, phase, scheduled: self.bound_members(gang), reason, message }
     }
 
@@ -752,6 +819,7 @@ impl ClusterState {
                 let done = flight.members.values().all(|(_, s, _)| *s == BindState::Bound);
                 let count = flight.members.len();
                 let mut gang_done = None;
+                let mut bound_earlier = Vec::new();
                 if done {
                     let flight = self.in_flight.remove(unit).expect("checked above");
                     // A single pod has nothing left to try: its unit stays out of the passes until the watch
@@ -762,19 +830,30 @@ impl ClusterState {
                     if let UnitKey::Gang(g) = unit {
                         // Members bound before (seen by the watch) plus this flight's, whose bound state the
                         // watch may not have shown yet (after a give-up, earlier members are already bound).
-                        let before = self
+                        let before: Vec<&BoundPod> = self
                             .bound
                             .iter()
                             .filter(|(k, b)| b.gang.as_deref() == Some(g.as_str()) && !flight.members.contains_key(*k))
-                            .count();
-                        let bound_now = before + count;
-                        let mut report =
-                            self.gang_report(g, "Scheduled", "Scheduled", format!("{count} members bound"));
+                            .map(|(_, b)| b)
+                            .collect();
+                        bound_earlier = before
+                            .iter()
+                            .filter(|b| b.bound_by_another_instance)
+                            .map(|b| (b.pod_ref.clone(), b.node.clone()))
+                            .collect();
+                        bound_earlier.sort();
+                        let bound_now = before.len() + count;
+                        let message = if before.is_empty() {
+                            format!("{bound_now} members bound")
+                        } else {
+                            format!("{bound_now} members bound ({count} now, {} earlier)", before.len())
+                        };
+                        let mut report = self.gang_report(g, "Scheduled", "Scheduled", message);
                         report.scheduled = bound_now;
                         gang_done = Some(report);
                     }
                 }
-                BindFollowUp::Bound { pod: member.pod, node: member.node, gang_done }
+                BindFollowUp::Bound { pod: member.pod, node: member.node, gang_done, bound_earlier }
             }
             Err(error) => {
                 let is_gang = matches!(unit, UnitKey::Gang(_));
@@ -791,6 +870,7 @@ impl ClusterState {
                     if self.assumed.remove(&key).is_some() {
                         let _ = self.snapshot.forget(&key);
                     }
+                    self.waiting_told.remove(&key);
                     pods.push(m.pod);
                 }
                 pods.sort();

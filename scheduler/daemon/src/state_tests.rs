@@ -30,6 +30,17 @@ fn pod(name: &str, gpus: u32, extra: serde_json::Value) -> PodInfo {
     translate_pod(&serde_json::from_value(v).unwrap()).unwrap()
 }
 
+/// The pods told they cannot be scheduled yet, with the message, ordered by name.
+fn told(r: &PassResult) -> Vec<(String, String)> {
+    let mut told: Vec<(String, String)> = r.unschedulable.iter().map(|(p, _, m)| (p.name.clone(), m.clone())).collect();
+    told.sort();
+    told
+}
+
+fn pod_group_member(name: &str, group: &str) -> PodInfo {
+    pod(name, 1, json!({"metadata": {"labels": {"scheduling.x-k8s.io/pod-group": group}}}))
+}
+
 fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
     match (a, b) {
         (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
@@ -191,7 +202,8 @@ fn gangs_wait_for_quorum_and_for_their_pod_group() {
     let mut w = World::new(vec![gpu_node("a", 8)]);
     w.add(gang_member("w0", 1, "job", 2), s(0));
     let r = w.pass(s(0));
-    assert!(r.binds.is_empty() && r.unschedulable.is_empty());
+    assert!(r.binds.is_empty());
+    assert_eq!(told(&r), [("w0".to_string(), "gang ml/job: waiting for members: 1/2 exist".to_string())]);
     assert_eq!(r.gangs[0].reason, "WaitingForMembers");
     assert!(w.pass(s(100)).gangs.is_empty(), "asleep until a member arrives");
     w.add(gang_member("w1", 1, "job", 2), s(1));
@@ -201,7 +213,7 @@ fn gangs_wait_for_quorum_and_for_their_pod_group() {
     w.add(labelled("x0"), s(2));
     let r = w.pass(s(2));
     assert!(r.binds.is_empty());
-    assert!(r.gangs[0].message.contains("PodGroup ml/pg not found"));
+    assert!(r.gangs[0].message.contains("PodGroup ml/pg does not exist"), "{}", r.gangs[0].message);
     let unit =
         w.state.apply_pod_group("ml/pg".into(), PodGroupInfo { min_member: 1, timeout: None, topology: None }).unwrap();
     w.queue.touch(unit, 0, s(3));
@@ -341,4 +353,192 @@ fn a_bound_single_pod_is_not_tried_again_until_the_watch_shows_it() {
     assert!(w.queue.ready(s(0)).is_empty());
     w.state.apply_pod(pod("p", 1, json!({"spec": {"nodeName": "a"}})));
     assert_eq!(w.state.finished_units(w.queue.keys()), vec![unit]);
+}
+
+#[test]
+fn a_single_pod_naming_an_unknown_topology_level_is_refused_with_the_known_levels() {
+    let w = World::new(vec![gpu_node("a", 8)]);
+    let required =
+        |level: &str| pod("p", 1, json!({"metadata": {"annotations": {"mlsched.io/topology-required-level": level}}}));
+    let err = w.state.check_topology_level(&required("network.mlsched.io/rak")).unwrap_err();
+    assert!(err.contains("mlsched.io/topology-required-level"), "{err}");
+    assert!(err.contains("\"network.mlsched.io/rak\"") && err.contains("(levels: kubernetes.io/hostname)"), "{err}");
+    let preferred = pod("p", 1, json!({"metadata": {"annotations": {"mlsched.io/topology-preferred-level": "zone"}}}));
+    assert!(w.state.check_topology_level(&preferred).unwrap_err().contains("mlsched.io/topology-preferred-level"));
+    // A known level is met by whichever node the pod lands on.
+    assert_eq!(w.state.check_topology_level(&required("kubernetes.io/hostname")), Ok(()));
+    assert_eq!(w.state.check_topology_level(&pod("plain", 1, json!({}))), Ok(()));
+    // Another scheduler's pod is not ours to judge.
+    let theirs = pod(
+        "t",
+        1,
+        json!({"metadata": {"annotations": {"mlsched.io/topology-required-level": "zone"}},
+        "spec": {"schedulerName": "default-scheduler"}}),
+    );
+    assert_eq!(w.state.check_topology_level(&theirs), Ok(()));
+}
+
+#[test]
+fn a_gang_members_unknown_level_is_refused_with_the_gang_in_the_pass() {
+    let mut w = World::new(vec![gpu_node("a", 8)]);
+    let member = pod(
+        "w0",
+        1,
+        json!({"metadata": {"annotations": {"mlsched.io/gang-name": "job", "mlsched.io/gang-size": "1",
+            "mlsched.io/topology-required-level": "zone"}}}),
+    );
+    assert_eq!(w.state.check_topology_level(&member), Ok(()), "checked with the gang, not alone");
+    w.add(member, s(0));
+    let r = w.pass(s(0));
+    assert!(r.binds.is_empty());
+    let (p, reason, message) = &r.unschedulable[0];
+    assert_eq!((p.name.as_str(), *reason), ("w0", "InvalidSchedulingRequest"));
+    assert!(message.contains("unknown topology level \"zone\""), "{message}");
+}
+
+#[test]
+fn members_of_a_missing_pod_group_are_told_once_and_placed_when_it_appears() {
+    let mut w = World::new(vec![gpu_node("a", 8)]);
+    w.add(pod_group_member("x0", "pg"), s(0));
+    w.add(pod_group_member("x1", "pg"), s(0));
+    let r = w.pass(s(0));
+    assert!(r.binds.is_empty());
+    let first = told(&r);
+    assert_eq!(first.len(), 2, "{first:?}");
+    for (_, message) in &first {
+        assert!(message.starts_with("PodGroup ml/pg does not exist"), "{message}");
+    }
+    assert!(r.unschedulable.iter().all(|(_, reason, _)| *reason == "Unschedulable"));
+    assert_eq!(r.unschedulable_pods, 2);
+    assert!(!r.gangs[0].pod_group, "no status is written to a PodGroup that does not exist");
+    // Another member wakes the gang: only the newcomer is told, the others know already.
+    w.add(pod_group_member("x2", "pg"), s(1));
+    let r = w.pass(s(1));
+    assert_eq!(told(&r).iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(), ["x2"]);
+    let unit =
+        w.state.apply_pod_group("ml/pg".into(), PodGroupInfo { min_member: 3, timeout: None, topology: None }).unwrap();
+    w.queue.touch(unit, 0, s(2));
+    let r = w.pass(s(2));
+    assert_eq!(r.binds[0].members.len(), 3);
+    assert!(r.gangs[0].pod_group);
+}
+
+#[test]
+fn members_of_a_gang_below_min_member_are_told_what_it_waits_for() {
+    let mut w = World::new(vec![gpu_node("a", 8)]);
+    let big = PodGroupInfo { min_member: 100_000, timeout: None, topology: None };
+    w.state.apply_pod_group("ml/big".into(), big);
+    w.add(pod_group_member("b0", "big"), s(0));
+    let r = w.pass(s(0));
+    assert_eq!(told(&r), [("b0".to_string(), "gang ml/big: waiting for members: 1/100000 exist".to_string())]);
+    assert_eq!(r.unschedulable[0].1, "Unschedulable");
+    assert_eq!(r.gangs[0].message, "gang ml/big: waiting for members: 1/100000 exist");
+    w.add(pod_group_member("b1", "big"), s(1));
+    let r = w.pass(s(1));
+    assert_eq!(told(&r), [("b1".to_string(), "gang ml/big: waiting for members: 2/100000 exist".to_string())]);
+    assert_eq!(r.gangs[0].message, "gang ml/big: waiting for members: 2/100000 exist", "the PodGroup's count is live");
+    // A new minMember is a new cause: everyone is told again.
+    let unit = w
+        .state
+        .apply_pod_group("ml/big".into(), PodGroupInfo { min_member: 5, timeout: None, topology: None })
+        .unwrap();
+    w.queue.touch(unit, 0, s(2));
+    let r = w.pass(s(2));
+    let names: Vec<String> = told(&r).into_iter().map(|(p, m)| format!("{p}: {m}")).collect();
+    assert_eq!(
+        names,
+        ["b0: gang ml/big: waiting for members: 2/5 exist", "b1: gang ml/big: waiting for members: 2/5 exist"]
+    );
+    // Deleted and created again: a new pod, told again.
+    w.state.delete_pod("ml/b1");
+    w.add(pod_group_member("b1", "big"), s(3));
+    assert_eq!(told(&w.pass(s(3))).len(), 1);
+}
+
+#[test]
+fn a_gang_found_half_bound_is_completed_with_its_earlier_members_named_and_a_count_that_agrees() {
+    let mut w = World::new(vec![gpu_node("a", 8), gpu_node("b", 8)]);
+    w.state.apply_pod_group("ml/train".into(), PodGroupInfo { min_member: 4, timeout: None, topology: None });
+    // Bound by a previous leader: the watch shows them bound, no decision of this process put them there.
+    for name in ["w0", "w1"] {
+        w.add(
+            pod(
+                name,
+                4,
+                json!({"metadata": {"labels": {"scheduling.x-k8s.io/pod-group": "train"}}, "spec": {"nodeName": "a"}}),
+            ),
+            s(0),
+        );
+    }
+    for name in ["w2", "w3"] {
+        w.add(pod(name, 4, json!({"metadata": {"labels": {"scheduling.x-k8s.io/pod-group": "train"}}})), s(0));
+    }
+    let r = w.pass(s(0));
+    let plan = &r.binds[0];
+    assert_eq!(plan.members.len(), 2, "quorum counts the bound members");
+    assert!(
+        matches!(w.state.bind_result(&mut w.queue, &plan.unit, "ml/w2", Ok(()), s(0)), BindFollowUp::Bound { ref gang_done, .. } if gang_done.is_none())
+    );
+    match w.state.bind_result(&mut w.queue, &plan.unit, "ml/w3", Ok(()), s(0)) {
+        BindFollowUp::Bound { gang_done: Some(g), bound_earlier, .. } => {
+            assert_eq!(g.scheduled, 4);
+            assert_eq!(g.message, "4 members bound (2 now, 2 earlier)");
+            let earlier: Vec<(String, &str, &str)> =
+                bound_earlier.iter().map(|(p, n)| (p.key(), p.uid.as_str(), n.as_str())).collect();
+            assert_eq!(earlier, [("ml/w0".into(), "uid-w0", "a"), ("ml/w1".into(), "uid-w1", "a")]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn members_this_scheduler_bound_are_not_named_again_when_their_gang_completes_later() {
+    let mut w = World::new(vec![gpu_node("a", 4)]);
+    for i in 0..3 {
+        w.add(gang_member(&format!("w{i}"), 1, "job", 3), s(0));
+    }
+    let r = w.pass(s(0));
+    let unit = r.binds[0].unit.clone();
+    let node_of =
+        |r: &PassResult, pod: &str| r.binds[0].members.iter().find(|m| m.pod.name == pod).unwrap().node.clone();
+    let w0_node = node_of(&r, "w0");
+    w.state.bind_result(&mut w.queue, &unit, "ml/w0", Ok(()), s(0));
+    // The watch shows w0 bound where this process put it; then the gang is given up and tried again.
+    let mut bound = gang_member("w0", 1, "job", 3);
+    bound.node_name = Some(w0_node);
+    w.state.apply_pod(bound);
+    for _ in 0..3 {
+        w.state.bind_result(&mut w.queue, &unit, "ml/w1", Err("boom".into()), s(0));
+    }
+    let r = w.pass(s(10));
+    assert_eq!(r.binds[0].members.len(), 2);
+    w.state.bind_result(&mut w.queue, &unit, "ml/w1", Ok(()), s(10));
+    match w.state.bind_result(&mut w.queue, &unit, "ml/w2", Ok(()), s(10)) {
+        BindFollowUp::Bound { gang_done: Some(g), bound_earlier, .. } => {
+            assert_eq!((g.scheduled, g.message.as_str()), (3, "3 members bound (2 now, 1 earlier)"));
+            assert!(
+                bound_earlier.is_empty(),
+                "w0's Scheduled Event was this process's to write, and written: {bound_earlier:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_member_bound_by_another_scheduler_is_counted_but_not_given_a_scheduled_event_of_ours() {
+    let mut w = World::new(vec![gpu_node("a", 8)]);
+    w.state.apply_pod_group("ml/train".into(), PodGroupInfo { min_member: 2, timeout: None, topology: None });
+    let labels = json!({"scheduling.x-k8s.io/pod-group": "train"});
+    w.add(pod("theirs", 1, json!({"metadata": {"labels": labels.clone()}, "spec": {"nodeName": "a", "schedulerName": "default-scheduler"}})), s(0));
+    w.add(pod("mine", 1, json!({"metadata": {"labels": labels}})), s(0));
+    let r = w.pass(s(0));
+    let unit = r.binds[0].unit.clone();
+    match w.state.bind_result(&mut w.queue, &unit, "ml/mine", Ok(()), s(0)) {
+        BindFollowUp::Bound { gang_done: Some(g), bound_earlier, .. } => {
+            assert_eq!((g.scheduled, g.message.as_str()), (2, "2 members bound (1 now, 1 earlier)"));
+            assert!(bound_earlier.is_empty(), "{bound_earlier:?}");
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -48,7 +48,6 @@ pub struct GangRef {
     /// `mlsched.io/gang-size` for annotation-only gangs.
     pub size: Option<usize>,
     pub timeout: Option<Duration>,
-    pub topology: Option<TopologyRequirement>,
 }
 
 /// A pod as the scheduler tracks it.
@@ -68,6 +67,9 @@ pub struct PodInfo {
     pub labels: BTreeMap<String, String>,
     /// `mlsched.io/near-workload`: the label selector of the workload to be placed near.
     pub near_workload: Option<BTreeMap<String, String>>,
+    /// `mlsched.io/topology-{required,preferred}-level` on the pod. A gang member's applies to its gang;
+    /// on a single pod it is checked against the configured levels and otherwise trivially met.
+    pub topology: Option<TopologyRequirement>,
 }
 
 fn quantity_map(map: Option<&BTreeMap<String, Quantity>>) -> impl Iterator<Item = (&String, &Quantity)> {
@@ -303,8 +305,7 @@ fn gang_ref(pod: &k8s::Pod, namespace: &str) -> Result<Option<GangRef>, String> 
             text.parse().map_err(|_| format!("annotation {GANG_TIMEOUT_ANNOTATION}={text:?} must be whole seconds"))?,
         )),
     };
-    let topology = topology_requirement(pod.metadata.annotations.as_ref())?;
-    Ok(Some(GangRef { key: format!("{namespace}/{name}"), pod_group, size, timeout, topology }))
+    Ok(Some(GangRef { key: format!("{namespace}/{name}"), pod_group, size, timeout }))
 }
 
 /// `mlsched.io/topology-required-level` / `-preferred-level` from annotations (of a pod or a PodGroup).
@@ -316,7 +317,8 @@ pub fn topology_requirement(
         (Some(_), Some(_)) => {
             Err(format!("set only one of {TOPOLOGY_REQUIRED_ANNOTATION} and {TOPOLOGY_PREFERRED_ANNOTATION}"))
         }
-        (Some(level), None) | (None, Some(level)) if level.is_empty() => Err("the topology level is empty".into()),
+        (Some(level), None) if level.is_empty() => Err(format!("annotation {TOPOLOGY_REQUIRED_ANNOTATION} is empty")),
+        (None, Some(level)) if level.is_empty() => Err(format!("annotation {TOPOLOGY_PREFERRED_ANNOTATION} is empty")),
         (Some(level), None) => Ok(Some(TopologyRequirement { level, required: true })),
         (None, Some(level)) => Ok(Some(TopologyRequirement { level, required: false })),
         (None, None) => Ok(None),
@@ -383,6 +385,7 @@ pub fn translate_pod(pod: &k8s::Pod) -> Result<PodInfo, String> {
     Ok(PodInfo {
         labels: pod.metadata.labels.clone().unwrap_or_default(),
         near_workload,
+        topology: topology_requirement(pod.metadata.annotations.as_ref())?,
         gang: gang_ref(pod, &pod_ref.namespace)?,
         gpu_index: annotation(pod, GPU_INDEX_ANNOTATION).and_then(parse_gpu_index),
         scheduler_name: spec.scheduler_name.clone().unwrap_or_else(|| "default-scheduler".into()),
@@ -551,9 +554,10 @@ mod tests {
             json!({"metadata": {"name": "w0", "annotations": {"mlsched.io/gang-name": "j", "mlsched.io/gang-size": "8",
             "mlsched.io/topology-required-level": "rack", "mlsched.io/gang-timeout-seconds": "30"}}, "spec": {"containers": []}}),
         );
-        let g = translate_pod(&p).unwrap().gang.unwrap();
+        let info = translate_pod(&p).unwrap();
+        assert_eq!(info.topology, Some(TopologyRequirement { level: "rack".into(), required: true }));
+        let g = info.gang.unwrap();
         assert_eq!((g.key.as_str(), g.size, g.pod_group), ("default/j", Some(8), false));
-        assert_eq!(g.topology, Some(TopologyRequirement { level: "rack".into(), required: true }));
         assert_eq!(g.timeout, Some(Duration::from_secs(30)));
         let p = pod(
             json!({"metadata": {"name": "w0", "annotations": {"mlsched.io/gang-name": "j"}}, "spec": {"containers": []}}),
@@ -564,6 +568,20 @@ mod tests {
             "spec": {"containers": []}}),
         );
         assert!(translate_pod(&p).is_err());
+    }
+
+    #[test]
+    fn a_single_pods_topology_annotation_is_read_and_a_malformed_one_is_reported() {
+        let with = |ann: serde_json::Value| {
+            pod(json!({"metadata": {"name": "p", "annotations": ann}, "spec": {"containers": []}}))
+        };
+        let info = translate_pod(&with(json!({"mlsched.io/topology-preferred-level": " rack "}))).unwrap();
+        assert!(info.gang.is_none());
+        assert_eq!(info.topology, Some(TopologyRequirement { level: "rack".into(), required: false }));
+        let err = translate_pod(&with(json!({"mlsched.io/topology-required-level": " "}))).unwrap_err();
+        assert!(err.contains("mlsched.io/topology-required-level") && err.contains("empty"), "{err}");
+        let both = json!({"mlsched.io/topology-required-level": "rack", "mlsched.io/topology-preferred-level": "rack"});
+        assert!(translate_pod(&with(both)).unwrap_err().contains("only one of"));
     }
 
     #[test]

@@ -19,10 +19,9 @@ use super::process::{Process, free_port};
 /// What to start.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Run kube-controller-manager. It runs as `system:kube-controller-manager` without per-controller
-    /// ServiceAccount credentials, which RBAC lets do little: its workload controllers (Deployments,
-    /// ReplicaSets, namespaces, garbage collection) are refused their writes until it runs with
-    /// `--use-service-account-credentials=true`.
+    /// Run kube-controller-manager. Like kubeadm's, each of its controllers acts as a ServiceAccount of its
+    /// own in `kube-system` (`--use-service-account-credentials`), with the bootstrap role RBAC gives that
+    /// controller; its own identity, `system:kube-controller-manager`, may only mint their tokens.
     pub controller_manager: bool,
     /// Extra kube-apiserver flags (`--feature-gates=...`, `--runtime-config=...`).
     pub apiserver_flags: Vec<String>,
@@ -180,7 +179,7 @@ impl ControlPlane {
             "--controllers=*,-node-lifecycle-controller".into(),
             format!("--service-account-private-key-file={}", s(&self.pki.service_account_key)),
             format!("--root-ca-file={}", s(&self.pki.ca.cert)),
-            "--use-service-account-credentials=false".into(),
+            "--use-service-account-credentials=true".into(),
             "--kube-api-qps=200".into(),
             "--kube-api-burst=400".into(),
         ];

@@ -2,11 +2,13 @@
 //! `mlsched_tests::real`), and the manifests it ships. One test
 //! binary for all of them: each Kubernetes-linked test binary costs a long release link.
 
+mod bad_input;
 mod cluster;
 mod faults;
 mod leader;
 mod manifests;
 mod placement_api;
+mod recovery;
 mod scheduler;
 
 use std::net::SocketAddr;
