@@ -58,14 +58,15 @@ const CANARY: &str = "canary";
 const CREATE_CONCURRENCY: usize = 32;
 const NODE_CONCURRENCY: usize = 32;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Mode {
     Pending,
     Arriving,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Scheduler {
+    #[value(name = "kube-scheduler")]
     Kube,
     Mlsched,
 }
@@ -93,6 +94,53 @@ struct Cell {
     mode: Mode,
 }
 
+/// Two positive integers written `A/B` (`qps/burst`, `nodes/pods`).
+fn parse_pair(text: &str) -> Result<(u32, u32), String> {
+    let (a, b) = text.split_once('/').ok_or("expected A/B")?;
+    match (a.parse(), b.parse()) {
+        (Ok(a), Ok(b)) if a > 0 && b > 0 => Ok((a, b)),
+        _ => Err("expected two positive integers A/B".into()),
+    }
+}
+
+fn parse_limit(text: &str) -> Result<Limit, String> {
+    parse_pair(text).map(|(qps, burst)| Limit { qps, burst })
+}
+
+#[derive(clap::Parser)]
+#[command(name = "live", about = "kube-scheduler and mlsched in turn on one real control plane")]
+struct Flags {
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    nodes: u32,
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..))]
+    pods: u32,
+    /// Client limits as qps/burst, one cell each.
+    #[arg(long, value_delimiter = ',', default_value = "50/100,1000/1000", value_parser = parse_limit)]
+    limits: Vec<Limit>,
+    #[arg(long, value_delimiter = ',', default_value = "pending,arriving")]
+    modes: Vec<Mode>,
+    #[arg(long, value_delimiter = ',', default_value = "kube-scheduler,mlsched")]
+    schedulers: Vec<Scheduler>,
+    /// The scale point as nodes/pods, pods pending, at the last client limit.
+    #[arg(long, default_value = "5000/10000", value_parser = parse_pair, conflicts_with = "no_scale")]
+    scale: (u32, u32),
+    /// No scale point.
+    #[arg(long)]
+    no_scale: bool,
+    /// Seconds a run may take before it is reported as timed out.
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// Another build of the scheduler (an earlier one, to compare) [default: this build's `mlsched`].
+    #[arg(long, default_value = env!("CARGO_BIN_EXE_mlsched"), hide_default_value = true)]
+    mlsched_bin: PathBuf,
+    /// Lines added to mlsched's config file (`'bindConcurrency: 64'`).
+    #[arg(long, default_value = "")]
+    mlsched_config: String,
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
 struct Args {
     cells: Vec<Cell>,
     schedulers: Vec<Scheduler>,
@@ -101,94 +149,29 @@ struct Args {
     mlsched_config: String,
 }
 
-fn usage(problem: &str) -> ! {
-    eprintln!("{problem}; see the header of scheduler/daemon/benches/live.rs");
-    std::process::exit(2)
-}
-
-fn parse_pair(text: &str, flag: &str) -> (u32, u32) {
-    let (a, b) = text.split_once('/').unwrap_or_else(|| usage(&format!("{flag} {text}: expected A/B")));
-    match (a.parse(), b.parse()) {
-        (Ok(a), Ok(b)) if a > 0 && b > 0 => (a, b),
-        _ => usage(&format!("{flag} {text}: expected two positive integers A/B")),
-    }
-}
-
 fn parse_args() -> Args {
-    let mut nodes = 1000usize;
-    let mut pods = 5000usize;
-    let mut limits = vec![Limit { qps: 50, burst: 100 }, Limit { qps: 1000, burst: 1000 }];
-    let mut modes = vec![Mode::Pending, Mode::Arriving];
-    let mut schedulers = vec![Scheduler::Kube, Scheduler::Mlsched];
-    let mut scale = Some((5000usize, 10_000usize));
-    let mut timeout = None;
-    let mut mlsched_bin = PathBuf::from(env!("CARGO_BIN_EXE_mlsched"));
-    let mut mlsched_config = String::new();
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().unwrap_or_else(|| usage(&format!("{flag} needs a value")));
-        match flag.as_str() {
-            "--nodes" => nodes = value().parse().unwrap_or_else(|_| usage("--nodes: a number")),
-            "--pods" => pods = value().parse().unwrap_or_else(|_| usage("--pods: a number")),
-            "--limits" => {
-                limits = value()
-                    .split(',')
-                    .map(|l| {
-                        let (qps, burst) = parse_pair(l, "--limits");
-                        Limit { qps, burst }
-                    })
-                    .collect()
-            }
-            "--modes" => {
-                modes = value()
-                    .split(',')
-                    .map(|m| match m {
-                        "pending" => Mode::Pending,
-                        "arriving" => Mode::Arriving,
-                        other => usage(&format!("--modes: {other:?} is neither pending nor arriving")),
-                    })
-                    .collect()
-            }
-            "--schedulers" => {
-                schedulers = value()
-                    .split(',')
-                    .map(|s| match s {
-                        "kube-scheduler" => Scheduler::Kube,
-                        "mlsched" => Scheduler::Mlsched,
-                        other => usage(&format!("--schedulers: {other:?} is neither kube-scheduler nor mlsched")),
-                    })
-                    .collect()
-            }
-            "--scale" => {
-                let (n, p) = parse_pair(&value(), "--scale");
-                scale = Some((n as usize, p as usize));
-            }
-            "--no-scale" => scale = None,
-            "--timeout" => {
-                timeout = Some(Duration::from_secs(value().parse().unwrap_or_else(|_| usage("--timeout: seconds"))))
-            }
-            "--mlsched-bin" => mlsched_bin = PathBuf::from(value()),
-            "--mlsched-config" => mlsched_config = value() + "\n",
-            "--bench" => {} // passed by `cargo bench`
-            other => usage(&format!("unknown argument {other}")),
-        }
-    }
-    if nodes == 0 || pods == 0 || limits.is_empty() || modes.is_empty() || schedulers.is_empty() {
-        usage("nothing to run");
-    }
+    let flags = <Flags as clap::Parser>::parse();
+    let (nodes, pods) = (flags.nodes as usize, flags.pods as usize);
     let mut cells = Vec::new();
-    for &mode in &modes {
-        for &limit in &limits {
+    for &mode in &flags.modes {
+        for &limit in &flags.limits {
             cells.push(Cell { nodes, pods, limit, mode });
         }
     }
-    if let Some((nodes, pods)) = scale {
-        let limit = *limits.last().expect("limits is not empty");
-        cells.push(Cell { nodes, pods, limit, mode: Mode::Pending });
+    if !flags.no_scale {
+        let limit = *flags.limits.last().expect("limits has a default");
+        let (nodes, pods) = flags.scale;
+        cells.push(Cell { nodes: nodes as usize, pods: pods as usize, limit, mode: Mode::Pending });
     }
     // Nodes are only ever added: the cells with fewer nodes come first.
     cells.sort_by_key(|c| c.nodes);
-    Args { cells, schedulers, timeout, mlsched_bin, mlsched_config }
+    Args {
+        cells,
+        schedulers: flags.schedulers,
+        timeout: flags.timeout.map(Duration::from_secs),
+        mlsched_bin: flags.mlsched_bin,
+        mlsched_config: if flags.mlsched_config.is_empty() { String::new() } else { flags.mlsched_config + "\n" },
+    }
 }
 
 // ----- /proc -----

@@ -6,6 +6,10 @@ use clap::Parser;
 use mlsched_edge::cli::{self, Flags};
 use mlsched_scheduler::config::Config;
 
+// Not glibc malloc: see the dependency's comment in Cargo.toml.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(name = "mlsched", about = "Gang-, GPU- and topology-aware Kubernetes scheduler")]
 struct Args {

@@ -220,6 +220,7 @@ pub async fn run(
         synced_groups: false,
         seen_nodes: None,
         seen_pods: None,
+        seen_groups: None,
         metrics: metrics.clone(),
         health: health.clone(),
         reports: reporters,
@@ -330,6 +331,7 @@ struct Loop {
     synced_groups: bool,
     seen_nodes: Option<HashSet<String>>,
     seen_pods: Option<HashSet<String>>,
+    seen_groups: Option<HashSet<String>>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     reports: Reporters,
@@ -541,6 +543,9 @@ impl Loop {
         match e {
             Event::Apply(g) | Event::InitApply(g) => {
                 let key = format!("{}/{}", g.namespace().unwrap_or_else(|| "default".into()), g.name_any());
+                if let Some(seen) = self.seen_groups.as_mut() {
+                    seen.insert(key.clone());
+                }
                 let topology = topology_requirement(g.meta().annotations.as_ref()).unwrap_or_else(|err| {
                     warn!(podgroup = %key, error = %err, "ignoring the PodGroup's topology annotation");
                     None
@@ -550,22 +555,37 @@ impl Loop {
                     timeout: g.spec.schedule_timeout_seconds.filter(|s| *s > 0).map(|s| Duration::from_secs(s as u64)),
                     topology,
                 };
-                if let Some(unit) = self.state.apply_pod_group(key, info)
-                    && self.queue.get(&unit).is_some()
-                {
-                    let now = self.now();
-                    self.queue.touch(unit, 0, now);
-                }
+                let unit = self.state.apply_pod_group(key, info);
+                self.wake(unit);
             }
             Event::Delete(g) => {
                 let key = format!("{}/{}", g.namespace().unwrap_or_else(|| "default".into()), g.name_any());
-                self.state.delete_pod_group(&key);
+                let unit = self.state.delete_pod_group(&key);
+                self.wake(unit);
             }
             Event::InitDone => {
+                // Groups deleted while the watch was down are not in the new list.
+                let seen = self.seen_groups.take().unwrap_or_default();
+                for key in self.state.pod_group_keys() {
+                    if !seen.contains(&key) {
+                        let unit = self.state.delete_pod_group(&key);
+                        self.wake(unit);
+                    }
+                }
                 self.synced_groups = true;
                 self.stale.remove("podgroups");
             }
-            Event::Init => {}
+            Event::Init => self.seen_groups = Some(HashSet::new()),
+        }
+    }
+
+    /// Tries a queued unit again at once (its PodGroup changed or went away).
+    fn wake(&mut self, unit: Option<UnitKey>) {
+        if let Some(unit) = unit
+            && self.queue.get(&unit).is_some()
+        {
+            let now = self.now();
+            self.queue.touch(unit, 0, now);
         }
     }
 

@@ -277,6 +277,10 @@ impl ClusterState {
         self.nodes.keys().cloned().collect()
     }
 
+    pub fn pod_group_keys(&self) -> Vec<String> {
+        self.pod_groups.keys().cloned().collect()
+    }
+
     // ----- PodGroups -----
 
     /// Returns the unit to wake (its members may now have a quorum).
@@ -286,8 +290,9 @@ impl ClusterState {
         changed.then_some(UnitKey::Gang(key))
     }
 
-    pub fn delete_pod_group(&mut self, key: &str) {
-        self.pod_groups.remove(key);
+    /// Returns the unit to wake if the group was known (its members now wait on a missing PodGroup).
+    pub fn delete_pod_group(&mut self, key: &str) -> Option<UnitKey> {
+        self.pod_groups.remove(key).map(|_| UnitKey::Gang(key.to_string()))
     }
 
     // ----- pods -----

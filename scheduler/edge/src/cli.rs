@@ -75,7 +75,8 @@ where
 
 /// Logs to stdout as text or JSON lines, filtered by `RUST_LOG` (default `info`).
 pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let directives = log_directives(std::env::var("RUST_LOG").ok().as_deref());
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives).unwrap_or_else(|_| "info".into());
     match format {
         LogFormat::Json => tracing_subscriber::fmt().json().with_env_filter(filter).init(),
         // Colours only on a terminal: log collectors would store the escape codes.
@@ -85,6 +86,17 @@ pub fn init_logging(format: LogFormat) {
             .init(),
     }
 }
+
+/// `RUST_LOG` (default `info`), with the kube client's own line per failed request off unless `RUST_LOG`
+/// names the kube client: the callers log each failure with its cause, throttled to a line per cause per
+/// interval, where the client's line would repeat for every request of an outage.
+pub fn log_directives(rust_log: Option<&str>) -> String {
+    let base = rust_log.map(str::trim).filter(|s| !s.is_empty()).unwrap_or("info");
+    if base.contains("kube_client") { base.to_string() } else { format!("{base},{KUBE_CLIENT_REQUEST_LOG}=off") }
+}
+
+/// Where tower-http's trace layer in kube's client logs every failed request at ERROR.
+const KUBE_CLIENT_REQUEST_LOG: &str = "kube_client::client::builder";
 
 /// Resolves on Ctrl-C or, on Unix, SIGTERM (what the kubelet sends before killing the pod).
 pub async fn shutdown_signal() {
@@ -100,4 +112,19 @@ pub async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod log_tests {
+    use super::log_directives;
+
+    #[test]
+    fn the_kube_clients_per_request_line_is_off_unless_rust_log_asks_for_the_kube_client() {
+        assert_eq!(log_directives(None), "info,kube_client::client::builder=off");
+        assert_eq!(log_directives(Some(" ")), "info,kube_client::client::builder=off");
+        assert_eq!(log_directives(Some("debug,tower=warn")), "debug,tower=warn,kube_client::client::builder=off");
+        assert_eq!(log_directives(Some("info,kube_client=debug")), "info,kube_client=debug");
+        // The result is a filter tracing accepts.
+        assert!(tracing_subscriber::EnvFilter::try_new(log_directives(Some("warn"))).is_ok());
+    }
 }

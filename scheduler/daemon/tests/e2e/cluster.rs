@@ -100,14 +100,21 @@ impl Env {
 
     /// Fails if the GPUs requested by the pods bound to any node exceed what the node offers.
     pub async fn assert_no_overcommit(&self) {
+        let over = self.overcommitted().await.expect("pods and nodes listed");
+        assert!(over.is_empty(), "{}", over.join("\n"));
+    }
+
+    /// The nodes whose bound pods request more GPUs than they offer, with the figures.
+    pub async fn overcommitted(&self) -> kube::Result<Vec<String>> {
         let nodes: Api<Node> = Api::all(self.admin.clone());
         let pods: Api<Pod> = Api::all(self.admin.clone());
         let mut used: BTreeMap<String, i64> = BTreeMap::new();
-        for p in pods.list(&ListParams::default()).await.expect("pods") {
+        for p in pods.list(&ListParams::default()).await? {
             let Some(node) = p.spec.as_ref().and_then(|s| s.node_name.clone()) else { continue };
             *used.entry(node).or_default() += gpu_request(&p);
         }
-        for n in nodes.list(&ListParams::default()).await.expect("nodes") {
+        let mut over = Vec::new();
+        for n in nodes.list(&ListParams::default()).await? {
             let offered = n
                 .status
                 .and_then(|s| s.allocatable)
@@ -115,8 +122,11 @@ impl Env {
                 .unwrap_or(0);
             let name = n.metadata.name.unwrap_or_default();
             let taken = used.get(&name).copied().unwrap_or(0);
-            assert!(taken <= offered, "node {name} over-committed: {taken} GPUs bound, {offered} offered");
+            if taken > offered {
+                over.push(format!("node {name} over-committed: {taken} GPUs bound, {offered} offered"));
+            }
         }
+        Ok(over)
     }
 
     /// Deletes the namespace (its pods at once) and the nodes.

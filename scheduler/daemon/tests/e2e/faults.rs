@@ -387,3 +387,34 @@ async fn a_bind_refused_because_the_pod_was_deleted_is_not_retried() {
     h.assert_bound_once(&after).await;
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_group_deleted_while_the_scheduler_was_cut_off_is_forgotten_on_the_re_list() {
+    const NS: &str = "group-gone";
+    let h = Harness::start(NS, 1, "", |_| {}).await;
+    h.env.pod_group("gone", 3, None).await;
+    let member = h.pod("gone-0", 1, Some("gone")).await;
+    until("the member waits for members", WAIT, || async {
+        h.unschedulable_message(&member).await.is_some_and(|m| m.contains("waiting for members"))
+    })
+    .await;
+    // The deletion happens while the scheduler cannot see it, and its watch resume is answered as one from a
+    // compacted version: only the re-list can tell it the PodGroup is gone.
+    let group_lists = RequestMatch::new(Verb::List, "podgroups");
+    let lists_before = h.faults().count(&group_lists, None);
+    h.proxy.partition(true);
+    h.faults().fail_next(RequestMatch::new(Verb::Watch, "podgroups"), 1, 410);
+    let api: kube::Api<kube::api::DynamicObject> =
+        kube::Api::namespaced_with(h.env.admin.clone(), NS, &mlsched_tests::podgroup_api_resource());
+    api.delete("gone", &Default::default()).await.expect("PodGroup deleted");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    h.proxy.partition(false);
+    let missing = format!("PodGroup {NS}/gone does not exist");
+    until("the member says its PodGroup does not exist", WAIT, || async {
+        h.unschedulable_message(&member).await.is_some_and(|m| m.contains(&missing))
+    })
+    .await;
+    assert!(h.faults().count(&group_lists, None) > lists_before, "the PodGroups were listed again");
+    assert!(h.env.node_of(&member).await.is_none(), "a member of a deleted PodGroup was bound");
+    h.stop().await;
+}

@@ -1,7 +1,8 @@
 //! Two `mlsched` processes (the real binary) with leader election on the real control plane: the standby
-//! takes over when the leader is stopped (SIGTERM: within 1.5 s) or dies (kill -9: within the lease
-//! duration and 2 s), while pods stream in; none is lost, none bound twice, no node over-committed. And a
-//! scheduler started on a half-bound gang completes it.
+//! takes over when the leader is stopped (SIGTERM: within 1.5 s), dies (kill -9: within the lease
+//! duration and 2 s) or freezes (SIGSTOP: as for kill -9; once resumed, the old leader binds nothing),
+//! while pods stream in; none is lost, none bound twice, no node over-committed. And a scheduler started
+//! on a half-bound gang completes it.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -135,6 +136,11 @@ pub struct HolderLog {
 
 impl HolderLog {
     pub fn start(env: &Env) -> HolderLog {
+        HolderLog::every(env, Duration::from_millis(20))
+    }
+
+    /// Reads the Lease every `period`.
+    pub fn every(env: &Env, period: Duration) -> HolderLog {
         let seen: Holders = Arc::new(Mutex::new(Vec::new()));
         let leases: Api<Lease> = Api::namespaced(env.admin.clone(), MLSCHED_NAMESPACE);
         let log = seen.clone();
@@ -147,7 +153,7 @@ impl HolderLog {
                         log.push((Instant::now(), holder));
                     }
                 }
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                tokio::time::sleep(period).await;
             }
         });
         HolderLog { seen, task }
@@ -157,6 +163,13 @@ impl HolderLog {
     pub fn held_by(&self, identity: &str, after: Instant) -> Option<Instant> {
         let seen = self.seen.lock().unwrap();
         seen.iter().find(|(t, h)| *t >= after && h.as_deref() == Some(identity)).map(|(t, _)| *t)
+    }
+
+    /// When a holder other than `identity` was first seen after `after`, and who.
+    pub fn held_by_other(&self, identity: &str, after: Instant) -> Option<(Instant, String)> {
+        let seen = self.seen.lock().unwrap();
+        let (t, h) = seen.iter().find(|(t, h)| *t >= after && h.as_deref().is_some_and(|h| h != identity))?;
+        Some((*t, h.clone()?))
     }
 
     pub async fn until_held_by(&self, identity: &str, after: Instant, within: Duration) -> Instant {
@@ -178,24 +191,31 @@ pub async fn assert_bound_once(env: &Env, pods: &[String], instances: &[&Instanc
     let bound = env.bound().await;
     let lost: Vec<&String> = pods.iter().filter(|p| !bound.contains_key(*p)).collect();
     assert!(lost.is_empty(), "pods not bound: {lost:?}");
-    let mut binders: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for i in instances {
         let refused = i.binds_refused_as_bound();
         assert!(refused.is_empty(), "{} bound pods already bound:\n{}", i.process.name, refused.join("\n"));
-        for pod in i.bound_pods() {
-            binders.entry(pod).or_default().push(i.process.name.clone());
-        }
     }
-    let twice: Vec<_> = binders.iter().filter(|(_, by)| by.len() > 1).collect();
+    let twice = bound_by_two(instances);
     assert!(twice.is_empty(), "bound more than once: {twice:?}");
     env.assert_no_overcommit().await;
 }
 
-/// Creates pods `p0..p<total>` 100 ms apart, calling `at_third` after the first third.
-async fn stream_pods(env: &Env, total: usize, mut at_third: impl FnMut()) -> Vec<String> {
+/// Pods that more than one instance logged as bound, each with the instances.
+pub fn bound_by_two(instances: &[&Instance]) -> Vec<String> {
+    let mut binders: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for i in instances {
+        for pod in i.bound_pods() {
+            binders.entry(pod).or_default().push(i.process.name.clone());
+        }
+    }
+    binders.into_iter().filter(|(_, by)| by.len() > 1).map(|(pod, by)| format!("{pod}: {}", by.join(", "))).collect()
+}
+
+/// Creates pods `<prefix>0..<prefix><total>` 100 ms apart, calling `at_third` after the first third.
+async fn stream_pods(env: &Env, prefix: &str, total: usize, mut at_third: impl FnMut()) -> Vec<String> {
     let mut pods = Vec::new();
     for i in 0..total {
-        let name = format!("p{i}");
+        let name = format!("{prefix}{i}");
         env.pod(&name, 1, None).await;
         pods.push(name);
         if i == total / 3 {
@@ -218,7 +238,7 @@ async fn the_standby_takes_over_from_a_killed_leader_while_pods_stream_in() {
     b.until_ready().await;
     let holders = HolderLog::start(&env);
     let mut killed_at = None;
-    let pods = stream_pods(&env, 48, || {
+    let pods = stream_pods(&env, "p", 48, || {
         a.process.kill();
         killed_at = Some(Instant::now());
     })
@@ -251,7 +271,7 @@ async fn a_leader_stopped_with_sigterm_hands_over_within_a_second_and_a_half() {
     b.until_ready().await;
     let holders = HolderLog::start(&env);
     let mut signalled_at = None;
-    let pods = stream_pods(&env, 30, || {
+    let pods = stream_pods(&env, "p", 30, || {
         a.process.signal(libc::SIGTERM);
         signalled_at = Some(Instant::now());
     })
@@ -271,6 +291,67 @@ async fn a_leader_stopped_with_sigterm_hands_over_within_a_second_and_a_half() {
     assert_bound_once(&env, &pods, &[&a, &b]).await;
     assert!(!b.bound_pods().is_empty(), "the standby bound the pods created after the handover");
     assert!(takeover <= Duration::from_millis(1500), "takeover after SIGTERM took {takeover:?}");
+    b.process.stop(Duration::from_secs(10));
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_frozen_with_sigstop_is_taken_over_and_binds_nothing_once_it_resumes() {
+    let env = Env::new("freeze").await;
+    for n in 0..8 {
+        env.node(&format!("fz-n{n}"), 8).await;
+    }
+    let mut a = Instance::start(&env, "freeze-a", None);
+    until("a leads", Duration::from_secs(30), || async { holder(&env).await.as_deref() == Some("freeze-a") }).await;
+    let mut b = Instance::start(&env, "freeze-b", None);
+    b.until_ready().await;
+    let holders = HolderLog::start(&env);
+    let mut stopped_at = None;
+    let mut pods = stream_pods(&env, "p", 30, || {
+        a.process.signal(libc::SIGSTOP);
+        stopped_at = Some(Instant::now());
+    })
+    .await;
+    let stopped_at = stopped_at.unwrap();
+    let took_over = holders.until_held_by("freeze-b", stopped_at, Duration::from_secs(3 * LEASE_SECONDS)).await;
+    let takeover = took_over - stopped_at;
+    eprintln!("takeover after SIGSTOP: {:.2} s (lease {LEASE_SECONDS} s)", takeover.as_secs_f64());
+    until("every pod bound while a is frozen", Duration::from_secs(60), || async {
+        env.bound().await.len() == pods.len()
+    })
+    .await;
+    // A bind a sent before it froze landed long ago (the takeover waited out the lease): a pod bound by now
+    // that a logs bound after it resumes is such a bind's answer; any other went out after the SIGCONT.
+    let bound_while_frozen = env.bound().await;
+    a.process.signal(libc::SIGCONT);
+    until("a says it stopped leading", Duration::from_secs(10), || async {
+        !a.log_lines_with("stopped leading").is_empty()
+    })
+    .await;
+    until("a's mlsched_leader is 0", Duration::from_secs(10), || async { a.leader_gauge().await == Some(0) }).await;
+    pods.extend(stream_pods(&env, "q", 10, || {}).await);
+    until("the pods created after a resumed bound", Duration::from_secs(60), || async {
+        env.bound().await.len() == pods.len()
+    })
+    .await;
+    let resumed = a.log_lines_with("stopped leading");
+    eprintln!("the frozen leader on resuming: {}", resumed.join(" | "));
+    let after_cont: Vec<String> = a
+        .bound_pods()
+        .into_iter()
+        .filter(|p| !bound_while_frozen.contains_key(p.rsplit('/').next().unwrap_or(p)))
+        .collect();
+    assert!(after_cont.is_empty(), "a bound {after_cont:?} after it resumed:\n{}", a.process.log_tail(30));
+    assert_eq!(resumed.len(), 1, "one line says a stopped leading:\n{}", a.process.log_tail(30));
+    assert_eq!(a.leader_gauge().await, Some(0), "a still reports itself not leading");
+    assert_eq!(holder(&env).await.as_deref(), Some("freeze-b"));
+    assert_bound_once(&env, &pods, &[&a, &b]).await;
+    assert!(
+        takeover <= Duration::from_secs(LEASE_SECONDS + 2),
+        "takeover after SIGSTOP took {takeover:?}, more than the lease ({LEASE_SECONDS} s) and 2 s"
+    );
+    assert!(a.process.exited().is_none() && b.process.exited().is_none(), "both kept running");
+    a.process.stop(Duration::from_secs(10));
     b.process.stop(Duration::from_secs(10));
     env.finish().await;
 }

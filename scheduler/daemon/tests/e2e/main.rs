@@ -10,6 +10,7 @@ mod manifests;
 mod placement_api;
 mod recovery;
 mod scheduler;
+mod soak;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -447,11 +447,12 @@ fn check_lease_role(role: &Role, namespace: &str, lease_name: &str) {
                 assert_eq!(names, [lease_name], "resourceNames");
                 by_name.extend(rule.verbs.iter().cloned());
             }
-            // kube-lease-manager creates the Lease when it is missing; create cannot name it.
+            // Both electors create the Lease when it is missing; create cannot name it.
             None => assert_eq!(rule.verbs, ["create"], "only create may go without resourceNames"),
         }
     }
-    // kube-lease-manager: GET, then strategic-merge and server-side-apply PATCHes.
+    // The scheduler's elector GETs and merge-PATCHes; the autoscaler's (kube-lease-manager) GETs, then
+    // strategic-merge and server-side-apply PATCHes.
     assert_eq!(by_name, set(&["get", "patch"]));
 }
 

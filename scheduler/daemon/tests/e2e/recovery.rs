@@ -16,16 +16,16 @@ use crate::leader::{HolderLog, Instance, LEASE_SECONDS, assert_bound_once, holde
 
 /// The shared API server, killed. Restarted when dropped if the test did not restart it (it failed half
 /// way), so later tests find it ready.
-struct ApiServerDown(Option<&'static ControlPlane>);
+pub(crate) struct ApiServerDown(Option<&'static ControlPlane>);
 
 impl ApiServerDown {
-    async fn kill(cp: &'static ControlPlane) -> ApiServerDown {
+    pub(crate) async fn kill(cp: &'static ControlPlane) -> ApiServerDown {
         tokio::task::spawn_blocking(move || cp.kill_apiserver()).await.unwrap();
         ApiServerDown(Some(cp))
     }
 
     /// Returns when the API server answers `/readyz` again.
-    async fn restart(mut self) -> Instant {
+    pub(crate) async fn restart(mut self) -> Instant {
         let cp = self.0.take().expect("down");
         tokio::task::spawn_blocking(move || cp.restart_apiserver()).await.unwrap().expect("kube-apiserver back");
         Instant::now()
@@ -108,6 +108,9 @@ async fn after_an_api_server_restart_new_pods_are_bound_within_five_seconds() {
     );
     // The watches and the Lease failed several times a second; each cause is logged once per 10 s.
     assert!(warnings <= 40, "{warnings} warnings:\n{}", a.process.log_tail(40));
+    // Nor is every failed request logged again by the client library (its ERROR line per request).
+    let client_lines = a.log_lines_with("kube_client::client::builder");
+    assert!(client_lines.is_empty(), "{} lines from the kube client: {:?}", client_lines.len(), client_lines.first());
     assert!(service_after <= Duration::from_secs(5), "full service {service_after:?} after the API server's return");
     a.process.stop(Duration::from_secs(10));
     env.finish().await;
