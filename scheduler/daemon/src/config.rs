@@ -27,6 +27,30 @@ use serde::Deserialize;
 
 use crate::keys::DEFAULT_SCHEDULER_NAME;
 
+/// A config that cannot be used; the message names the field at fault (`config: bindConcurrency: ...`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl From<String> for ConfigError {
+    fn from(message: String) -> Self {
+        ConfigError(message)
+    }
+}
+
+impl From<&str> for ConfigError {
+    fn from(message: &str) -> Self {
+        ConfigError(message.to_string())
+    }
+}
+
+/// `ConfigError(format!(...))`.
+macro_rules! config_error {
+    ($($arg:tt)*) => {
+        ConfigError(format!($($arg)*))
+    };
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Config {
@@ -66,17 +90,17 @@ pub enum PlacementApiAddr {
 }
 
 impl PlacementApiAddr {
-    pub fn parse(text: &str) -> Result<PlacementApiAddr, String> {
+    pub fn parse(text: &str) -> Result<PlacementApiAddr, ConfigError> {
         if let Some(path) = text.strip_prefix("unix:") {
             let path = std::path::PathBuf::from(path);
             if !path.is_absolute() {
-                return Err(format!("{text:?}: the Unix socket path must be absolute"));
+                return Err(config_error!("{text:?}: the Unix socket path must be absolute"));
             }
             return Ok(PlacementApiAddr::Unix(path));
         }
         let addr: SocketAddr = text.parse().map_err(|e| format!("{text:?}: {e} (host:port or unix:/path)"))?;
         if !addr.ip().is_loopback() {
-            return Err(format!("{text:?}: must be a loopback address (the API is unauthenticated)"));
+            return Err(config_error!("{text:?}: must be a loopback address (the API is unauthenticated)"));
         }
         Ok(PlacementApiAddr::Tcp(addr))
     }
@@ -193,7 +217,7 @@ impl Default for Config {
 
 impl Config {
     /// Parses and validates; every error names the field it is about.
-    pub fn from_yaml(text: &str) -> Result<Config, String> {
+    pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
         let config: Config = if text.trim().is_empty() {
             Config::default()
         } else {
@@ -203,43 +227,43 @@ impl Config {
         Ok(config)
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.profiles.is_empty() {
             return Err("config: profiles: at least one profile is needed".into());
         }
         for (i, p) in self.profiles.iter().enumerate() {
             let at = format!("config: profiles[{i}]");
             if p.scheduler_name.trim().is_empty() {
-                return Err(format!("{at}.schedulerName: must not be empty"));
+                return Err(config_error!("{at}.schedulerName: must not be empty"));
             }
             if self.profiles[..i].iter().any(|q| q.scheduler_name == p.scheduler_name) {
-                return Err(format!("{at}.schedulerName: {:?} is used by an earlier profile", p.scheduler_name));
+                return Err(config_error!("{at}.schedulerName: {:?} is used by an earlier profile", p.scheduler_name));
             }
             p.policy.parse::<Policy>().map_err(|e| format!("{at}.policy: {e}"))?;
             if !(1..=1_000_000).contains(&p.score_weight) {
-                return Err(format!("{at}.scoreWeight: {} is outside 1..=1000000", p.score_weight));
+                return Err(config_error!("{at}.scoreWeight: {} is outside 1..=1000000", p.score_weight));
             }
         }
         let levels: Vec<&str> = self.topology_levels.iter().map(String::as_str).collect();
         mlsched::topology::Topology::from_labels(&levels, &[]).map_err(|e| format!("config: topologyLevels: {e}"))?;
         if !(self.client.qps.is_finite() && self.client.qps > 0.0) {
-            return Err(format!("config: client.qps: {} must be positive", self.client.qps));
+            return Err(config_error!("config: client.qps: {} must be positive", self.client.qps));
         }
         if self.client.burst == 0 {
             return Err("config: client.burst: must be at least 1".into());
         }
         if !(1..=1024).contains(&self.bind_concurrency) {
-            return Err(format!("config: bindConcurrency: {} is outside 1..=1024", self.bind_concurrency));
+            return Err(config_error!("config: bindConcurrency: {} is outside 1..=1024", self.bind_concurrency));
         }
         if self.bind_retries > 20 {
-            return Err(format!("config: bindRetries: {} is more than 20", self.bind_retries));
+            return Err(config_error!("config: bindRetries: {} is more than 20", self.bind_retries));
         }
         let b = &self.backoff;
         if !(b.initial_seconds.is_finite() && b.initial_seconds > 0.0) {
-            return Err(format!("config: backoff.initialSeconds: {} must be positive", b.initial_seconds));
+            return Err(config_error!("config: backoff.initialSeconds: {} must be positive", b.initial_seconds));
         }
         if !(b.max_seconds.is_finite() && b.max_seconds >= b.initial_seconds) {
-            return Err(format!("config: backoff.maxSeconds: {} must be at least initialSeconds", b.max_seconds));
+            return Err(config_error!("config: backoff.maxSeconds: {} must be at least initialSeconds", b.max_seconds));
         }
         let le = &self.leader_election;
         if le.enabled {
@@ -247,9 +271,10 @@ impl Config {
                 return Err("config: leaderElection: leaseName and namespace must not be empty".into());
             }
             if le.renew_grace_seconds == 0 || le.renew_grace_seconds >= le.lease_duration_seconds {
-                return Err(format!(
+                return Err(config_error!(
                     "config: leaderElection: renewGraceSeconds ({}) must be in 1..leaseDurationSeconds ({})",
-                    le.renew_grace_seconds, le.lease_duration_seconds
+                    le.renew_grace_seconds,
+                    le.lease_duration_seconds
                 ));
             }
         }
@@ -275,7 +300,7 @@ impl Config {
 
 impl ProfileConfig {
     /// The core profile; `validate` has checked the policy name.
-    pub fn build(&self) -> Result<Profile, String> {
+    pub fn build(&self) -> Result<Profile, ConfigError> {
         let policy: Policy = self.policy.parse()?;
         let mut profile = profile_for(policy, PolicyInputs { seed: self.seed, ..PolicyInputs::default() });
         for score in &mut profile.scores {
@@ -289,7 +314,7 @@ impl ProfileConfig {
     /// (`scoreWeight / NEAR_WORKLOAD_WEIGHT_DIVISOR`): it scores 0 everywhere for pods without
     /// `near_nodes` (no `mlsched.io/near-workload` annotation), so only those pods feel it, and for them it
     /// breaks near-ties of the policy towards the workload's nodes rather than overriding the policy.
-    pub fn build_with_topology(&self, levels: &[String]) -> Result<Profile, String> {
+    pub fn build_with_topology(&self, levels: &[String]) -> Result<Profile, ConfigError> {
         let labels: Vec<&str> = levels.iter().map(String::as_str).collect();
         let proximity = mlsched::plugins::NetworkProximityScore::from_labels(&labels)
             .map_err(|e| format!("config: topologyLevels: {e}"))?;
@@ -340,7 +365,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let err = |y: &str| Config::from_yaml(y).unwrap_err();
+        let err = |y: &str| Config::from_yaml(y).unwrap_err().0;
         assert!(err("profiles:\n  - policy: nope\n").contains("profiles[0].policy"));
         assert!(err("profiles: []\n").contains("profiles"));
         assert!(err("profiles:\n  - {}\n  - {}\n").contains("profiles[1].schedulerName"));

@@ -24,6 +24,7 @@ use tracing::{debug, info, warn};
 
 use crate::crd::PodGroup;
 use crate::dedupe::{ChangeLog, EventAction, EventLog};
+use crate::error::{BindError, ErrorKind, ReportError};
 use crate::keys::*;
 use crate::leader::Fence;
 use crate::queue::UnitKey;
@@ -39,7 +40,7 @@ const REPORT_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis
 
 /// POSTs the pod's `binding` subresource. The GPU indices ride along as a Binding annotation, which the
 /// API server copies onto the pod (`mlsched.io/gpu-index`). The caller has taken the limiter's token.
-pub async fn bind(client: &Client, m: &MemberBind) -> Result<(), String> {
+pub async fn bind(client: &Client, m: &MemberBind) -> Result<(), BindError> {
     let api: Api<Pod> = Api::namespaced(client.clone(), &m.pod.namespace);
     let mut annotations = std::collections::BTreeMap::new();
     if !m.gpus.is_empty() {
@@ -63,7 +64,7 @@ pub async fn bind(client: &Client, m: &MemberBind) -> Result<(), String> {
     api.create_subresource::<_, serde_json::Value>("binding", &m.pod.name, &PostParams::default(), &binding)
         .await
         .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(BindError::Request)
 }
 
 /// One member's bind, handed to the [`Binder`].
@@ -77,7 +78,7 @@ pub struct BindJob {
 #[derive(Debug)]
 pub struct BindOutcome {
     pub job: BindJob,
-    pub result: Result<(), String>,
+    pub result: Result<(), BindError>,
     /// The POST alone, from the moment it was sent.
     pub elapsed: Duration,
     /// `false`: not sent, because this instance did not lead any more when its turn came ([`Fence`]).
@@ -107,7 +108,7 @@ impl Binder {
         fence: Fence,
         done: impl Fn(BindOutcome) + Send + Sync + 'static,
     ) -> Binder {
-        let send = move |member: MemberBind| -> BoxFuture<'static, Result<(), String>> {
+        let send = move |member: MemberBind| -> BoxFuture<'static, Result<(), BindError>> {
             let client = client.clone();
             Box::pin(async move { bind(&client, &member).await })
         };
@@ -119,7 +120,7 @@ impl Binder {
         limiter: Arc<Limiter>,
         concurrency: usize,
         fence: Fence,
-        send: impl Fn(MemberBind) -> BoxFuture<'static, Result<(), String>> + Send + Sync + 'static,
+        send: impl Fn(MemberBind) -> BoxFuture<'static, Result<(), BindError>> + Send + Sync + 'static,
         done: impl Fn(BindOutcome) + Send + Sync + 'static,
     ) -> Binder {
         let (queue, mut jobs) = mpsc::unbounded_channel::<BindJob>();
@@ -131,7 +132,7 @@ impl Binder {
         let task = tokio::spawn(async move {
             let unsent = |job: BindJob| BindOutcome {
                 job,
-                result: Err("not sent: this instance does not lead".into()),
+                result: Err(BindError::NotSent),
                 elapsed: Duration::ZERO,
                 sent: false,
             };
@@ -355,12 +356,17 @@ impl Reporter {
     /// Writes one report. A failed write (a 409, a 500, a dropped connection) is retried a few times with
     /// a short backoff, in order (a later report never overtakes an earlier one); every failed write first
     /// un-records its de-duplication entry, so a retry, or the next report with the same content, writes it
-    /// again instead of being skipped as "unchanged" and losing the reason for good.
+    /// again instead of being skipped as "unchanged" and losing the reason for good. A write about an object
+    /// that is gone (404: the pod or PodGroup was deleted) is not retried.
     pub async fn handle(&mut self, report: Report) {
         let mut attempt = 0u32;
         loop {
             match self.handle_once(&report).await {
                 Ok(()) => return,
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    debug!(error = %e, "reporting on an object that is gone; not retried");
+                    return;
+                }
                 Err(e) if attempt < REPORT_RETRIES => {
                     debug!(error = %e, attempt, "reporting failed; retrying");
                     tokio::time::sleep(REPORT_RETRY_DELAY * 2u32.pow(attempt)).await;
@@ -374,7 +380,7 @@ impl Reporter {
         }
     }
 
-    async fn handle_once(&mut self, report: &Report) -> Result<(), String> {
+    async fn handle_once(&mut self, report: &Report) -> Result<(), ReportError> {
         match report {
             Report::Unschedulable { pod, reason, message } => self.unschedulable(pod, reason, message).await,
             Report::Scheduled { pod, node } => {
@@ -405,7 +411,7 @@ impl Reporter {
         }
     }
 
-    async fn unschedulable(&mut self, pod: &PodRef, reason: &str, message: &str) -> Result<(), String> {
+    async fn unschedulable(&mut self, pod: &PodRef, reason: &str, message: &str) -> Result<(), ReportError> {
         let condition_reason = if reason == REASON_UNSCHEDULABLE { REASON_UNSCHEDULABLE } else { reason };
         if self.conditions.changed(&pod.key(), &format!("{condition_reason}\n{message}")) {
             self.limiter.acquire().await;
@@ -416,12 +422,18 @@ impl Reporter {
             });
             let body = json!({"status": {"conditions": [condition]}});
             let strategic = api.patch_status(&pod.name, &PatchParams::default(), &Patch::Strategic(&body)).await;
-            if let Err(e) = strategic {
-                debug!(error = %e, "strategic merge patch refused; falling back to a merge patch");
-                if let Err(e) = api.patch_status(&pod.name, &PatchParams::default(), &Patch::Merge(&body)).await {
-                    self.conditions.forget(&pod.key());
-                    return Err(format!("patching {} status: {e}", pod.key()));
+            let patched = match strategic {
+                // The pod is gone: a merge patch would not find it either.
+                Err(e) if ErrorKind::of(&e) == ErrorKind::NotFound => Err(e),
+                Err(e) => {
+                    debug!(error = %e, "strategic merge patch refused; falling back to a merge patch");
+                    api.patch_status(&pod.name, &PatchParams::default(), &Patch::Merge(&body)).await
                 }
+                Ok(p) => Ok(p),
+            };
+            if let Err(source) = patched {
+                self.conditions.forget(&pod.key());
+                return Err(ReportError::PodStatus { pod: pod.key(), source: source.into() });
             }
         }
         self.event(&pod_object(pod), "Warning", REASON_FAILED_SCHEDULING, message).await
@@ -433,7 +445,7 @@ impl Reporter {
         type_: &str,
         reason: &str,
         message: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), ReportError> {
         let namespace = object.namespace.clone().unwrap_or_else(|| "default".into());
         let name = object.name.clone().unwrap_or_default();
         let key = format!("{}/{namespace}/{name}", object.kind.as_deref().unwrap_or(""));
@@ -446,17 +458,17 @@ impl Reporter {
                 let event = self.new_event(object, event_name, type_, reason, message, ts);
                 api.create(&PostParams::default(), &event).await.map(|_| ()).map_err(|e| {
                     self.events.unrecord(&key, reason);
-                    format!("creating Event: {e}")
+                    ReportError::CreateEvent(e.into())
                 })
             }
             EventAction::Bump { name: event_name, count } => {
                 let body = json!({"count": count, "lastTimestamp": ts.to_string()});
                 api.patch(&event_name, &PatchParams::default(), &Patch::Merge(&body)).await.map(|_| ()).map_err(|e| {
-                    if matches!(&e, kube::Error::Api(s) if s.code == 404) {
+                    if ErrorKind::of(&e) == ErrorKind::NotFound {
                         // The Event is gone (expired or deleted): the retry creates a new one.
                         self.events.unrecord(&key, reason);
                     }
-                    format!("bumping Event {event_name}: {e}")
+                    ReportError::BumpEvent { event: event_name, source: e.into() }
                 })
             }
         }
@@ -496,19 +508,19 @@ impl Reporter {
     /// The pod's one `Scheduled` Event, under the name [`scheduled_event_name`] gives it: when it exists
     /// already (written by the leader that bound the pod, or by an earlier attempt of this write), the
     /// create is refused and there is nothing left to do.
-    async fn scheduled_event(&mut self, pod: &PodRef, name: String, message: &str) -> Result<(), String> {
+    async fn scheduled_event(&mut self, pod: &PodRef, name: String, message: &str) -> Result<(), ReportError> {
         let object = pod_object(pod);
         let event = self.new_event(&object, name, "Normal", REASON_SCHEDULED, message, now());
         self.event_limiter.acquire().await;
         let api: Api<Event> = Api::namespaced(self.client.clone(), &pod.namespace);
         match api.create(&PostParams::default(), &event).await {
             Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-            Err(e) => Err(format!("creating the Scheduled Event of {}: {e}", pod.key())),
+            Err(e) if ErrorKind::of(&e) == ErrorKind::Conflict => Ok(()),
+            Err(source) => Err(ReportError::ScheduledEvent { pod: pod.key(), source: source.into() }),
         }
     }
 
-    async fn gang(&mut self, g: &GangReport) -> Result<(), String> {
+    async fn gang(&mut self, g: &GangReport) -> Result<(), ReportError> {
         if !g.pod_group
             || !self.conditions.changed(
                 &format!("podgroup/{}", g.gang),
@@ -526,9 +538,9 @@ impl Reporter {
         });
         let body = json!({"status": {"phase": g.phase, "scheduled": g.scheduled, "conditions": [condition]}});
         self.limiter.acquire().await;
-        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body)).await.map(|_| ()).map_err(|e| {
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body)).await.map(|_| ()).map_err(|source| {
             self.conditions.forget(&format!("podgroup/{}", g.gang));
-            format!("patching PodGroup {} status: {e}", g.gang)
+            ReportError::PodGroupStatus { gang: g.gang.clone(), source: source.into() }
         })
     }
 }
@@ -568,8 +580,8 @@ mod tests {
     fn recorder(
         log: Arc<Mutex<(Vec<String>, usize, usize)>>,
         hold: Duration,
-    ) -> impl Fn(MemberBind) -> BoxFuture<'static, Result<(), String>> + Send + Sync + 'static {
-        move |m: MemberBind| -> BoxFuture<'static, Result<(), String>> {
+    ) -> impl Fn(MemberBind) -> BoxFuture<'static, Result<(), BindError>> + Send + Sync + 'static {
+        move |m: MemberBind| -> BoxFuture<'static, Result<(), BindError>> {
             let log = log.clone();
             Box::pin(async move {
                 {
@@ -580,7 +592,7 @@ mod tests {
                 }
                 tokio::time::sleep(hold).await;
                 log.lock().unwrap().1 -= 1;
-                if m.pod.name == "p3" { Err("conflict".into()) } else { Ok(()) }
+                if m.pod.name == "p3" { Err(crate::error::api_error(409).into()) } else { Ok(()) }
             })
         }
     }

@@ -29,6 +29,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use crate::error::ErrorKind;
 use crate::throttle::{LogThrottle, cause_of};
 
 /// How often a standby reads the Lease: a released Lease is taken over within this.
@@ -479,7 +480,9 @@ impl Driver {
                 self.reachable = true;
             }
             // Someone else wrote first (or created it), or it was deleted: read again.
-            Err(RoundError::Api(e)) if e.code == 409 || e.code == 404 => {
+            Err(RoundError::Api(e))
+                if matches!(ErrorKind::of_status(e.code), ErrorKind::Conflict | ErrorKind::NotFound) =>
+            {
                 self.elector.conflicted();
                 self.reachable = true;
             }
@@ -496,16 +499,15 @@ impl Driver {
         match tokio::time::timeout(limit, request).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(kube::Error::Api(s))) => Err(RoundError::Api(s)),
-            Ok(Err(e)) => Err(RoundError::Other(e.to_string())),
-            Err(_) => Err(RoundError::Other(format!("no answer within {limit:?}"))),
+            Ok(Err(e)) => Err(RoundError::Client(e)),
+            Err(_) => Err(RoundError::Timeout(limit)),
         }
     }
 
     fn failed(&mut self, doing: &str, e: RoundError) {
         self.reachable = false;
-        let message = e.to_string();
-        if let Some(count) = self.errors.note(&format!("{doing} {}", cause_of(&message)), Instant::now()) {
-            warn!(lease = %self.name, error = %message, count, "{doing} the Lease failed");
+        if let Some(count) = self.errors.note(&format!("{doing} {}", e.cause()), Instant::now()) {
+            warn!(lease = %self.name, error = %e, count, "{doing} the Lease failed");
         }
     }
 
@@ -520,14 +522,16 @@ impl Driver {
                     info!(lease = %self.name, "lease released");
                     return;
                 }
-                Err(RoundError::Api(e)) if e.code == 409 => match self.timed(self.api.get_opt(&self.name)).await {
-                    Ok(lease) => {
-                        let record = lease.map(|l| LeaseRecord::of(&l, self.elector.timing().lease));
-                        self.elector.observe(record, Instant::now());
-                        continue;
+                Err(RoundError::Api(e)) if ErrorKind::of_status(e.code) == ErrorKind::Conflict => {
+                    match self.timed(self.api.get_opt(&self.name)).await {
+                        Ok(lease) => {
+                            let record = lease.map(|l| LeaseRecord::of(&l, self.elector.timing().lease));
+                            self.elector.observe(record, Instant::now());
+                            continue;
+                        }
+                        Err(e) => e,
                     }
-                    Err(e) => e,
-                },
+                }
                 Err(e) => e,
             };
             warn!(lease = %self.name, error = %error, "releasing the Lease failed; it is left to expire");
@@ -536,18 +540,24 @@ impl Driver {
     }
 }
 
-#[derive(Debug)]
+/// A Lease request that failed: answered with a failure, not answered by the client, or not in time.
+#[derive(Debug, thiserror::Error)]
 enum RoundError {
+    #[error("ApiError: {0} (code: {code})", code = .0.code)]
     Api(Box<kube::core::Status>),
-    Other(String),
+    #[error(transparent)]
+    Client(kube::Error),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
 }
 
-impl std::fmt::Display for RoundError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl RoundError {
+    /// What repeated failures are counted under in the log throttle.
+    fn cause(&self) -> std::borrow::Cow<'static, str> {
         match self {
-            // `cause_of` reads the code from this shape, as from a bind's `kube::Error`.
-            RoundError::Api(s) => write!(f, "ApiError: {s} (code: {})", s.code),
-            RoundError::Other(e) => f.write_str(e),
+            RoundError::Api(s) => format!("HTTP {}", s.code).into(),
+            RoundError::Client(e) => cause_of(e),
+            RoundError::Timeout(_) => "timeout".into(),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - `state`: the cluster picture kept from watch events, and the scheduling pass on it (pure).
 //! - `dedupe`: Event and condition de-duplication (pure).
 //! - `crd`: the coscheduling `PodGroup`.
+//! - `error`: typed API errors (conflict, not found, retryable, other), from the answer's status code.
 //! - `kube_io`: binding, status, Events; `leader`: leader election on a Lease; `run`: watchers + decision
 //!   loop; `throttle`: repeated failures logged once per interval; `metrics`
 //!   (served with `/healthz` and `/readyz` by the `mlsched-edge` crate, shared with the autoscaler).
@@ -16,6 +17,7 @@
 pub mod config;
 pub mod crd;
 pub mod dedupe;
+pub mod error;
 pub mod keys;
 pub mod kube_io;
 pub mod leader;

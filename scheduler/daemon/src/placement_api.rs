@@ -38,7 +38,7 @@ use tokio::sync::oneshot;
 use tonic::{Request, Response, Status};
 use tracing::{error, info};
 
-use crate::config::{Config, PlacementApiAddr};
+use crate::config::{Config, ConfigError, PlacementApiAddr};
 use crate::state::ClusterState;
 use crate::translate::selector_matches;
 
@@ -65,10 +65,10 @@ pub struct PlacementService {
 }
 
 impl PlacementService {
-    pub fn new(submit: Submit, topology_levels: &[String]) -> Result<Self, String> {
+    pub fn new(submit: Submit, topology_levels: &[String]) -> Result<Self, ConfigError> {
         let labels: Vec<&str> = topology_levels.iter().map(String::as_str).collect();
-        let proximity =
-            NetworkProximityScore::from_labels(&labels).map_err(|e| format!("config: topologyLevels: {e}"))?;
+        let proximity = NetworkProximityScore::from_labels(&labels)
+            .map_err(|e| ConfigError(format!("config: topologyLevels: {e}")))?;
         Ok(PlacementService { submit, proximity: Arc::new(proximity) })
     }
 
@@ -343,9 +343,8 @@ pub async fn start(config: &Config, submit: Submit) -> Option<Running> {
 }
 
 async fn try_start(config: &Config, submit: Submit) -> anyhow::Result<Running> {
-    let addr = PlacementApiAddr::parse(&config.placement_api).map_err(anyhow::Error::msg)?;
-    let service =
-        PlacementServer::new(PlacementService::new(submit, &config.topology_levels).map_err(anyhow::Error::msg)?);
+    let addr = PlacementApiAddr::parse(&config.placement_api)?;
+    let service = PlacementServer::new(PlacementService::new(submit, &config.topology_levels)?);
     let (stop, stopped) = oneshot::channel::<()>();
     let signal = async move {
         let _ = stopped.await;

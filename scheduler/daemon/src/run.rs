@@ -19,6 +19,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::crd::PodGroup;
+use crate::error::{BindError, ErrorKind};
 use crate::kube_io::{BindJob, BindOutcome, Binder, Report, Reporters};
 use crate::leader::{self, Elector, Fence, LeaseStatus, Timing};
 use crate::metrics::Metrics;
@@ -26,7 +27,7 @@ use crate::placement_api;
 use crate::queue::{Backoff, SchedulingQueue, UnitKey};
 use crate::ratelimit::Limiter;
 use crate::state::{BindFollowUp, BindPlan, ClusterState, MemberBind, PodGroupInfo};
-use crate::throttle::{LogThrottle, cause_of};
+use crate::throttle::{LogThrottle, watch_cause};
 use crate::translate::{PodRef, topology_requirement, translate_bound_pod, translate_node, translate_pod};
 
 /// `/readyz` until nodes and pods are listed (caches synced), while a watch that failed has not listed again
@@ -43,7 +44,7 @@ enum Input {
     BindDone(Box<BindOutcome>),
     Lease(LeaseStatus),
     /// A watch failed: it lists again shortly, and its cache is stale until then.
-    WatchError(&'static str, String),
+    WatchError(&'static str, Box<watcher::Error>),
     Query(placement_api::Query), // a Placement API request, answered on the loop's state
 }
 
@@ -97,7 +98,7 @@ where
                         }
                         (wrap(Box::new(event)), false)
                     }
-                    Err(e) => (Input::WatchError(what, e.to_string()), true),
+                    Err(e) => (Input::WatchError(what, Box::new(e)), true),
                 };
                 if tx.send(input).is_err() {
                     return;
@@ -134,13 +135,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
     listening: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
 ) -> anyhow::Result<()> {
-    config.validate().map_err(anyhow::Error::msg)?;
-    let profiles: Vec<Profile> = config
-        .profiles
-        .iter()
-        .map(|p| p.build_with_topology(&config.topology_levels))
-        .collect::<Result<_, _>>()
-        .map_err(anyhow::Error::msg)?;
+    config.validate()?;
+    let profiles: Vec<Profile> =
+        config.profiles.iter().map(|p| p.build_with_topology(&config.topology_levels)).collect::<Result<_, _>>()?;
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
     let identity = config.leader_election.identity.clone().unwrap_or_else(default_identity);
@@ -368,10 +365,8 @@ impl Loop {
     fn bind_not_sent(&mut self, unit: UnitKey, member: MemberBind) {
         let now = self.now();
         let key = member.pod.key();
-        // A gang member's retries are used up at once: none of them could be sent either.
-        while let BindFollowUp::Retry(..) =
-            self.state.bind_result(&mut self.queue, &unit, &key, Err("not sent".into()), now)
-        {}
+        // Given up at once, a gang member's retries too: none of them could be sent either.
+        self.state.bind_result(&mut self.queue, &unit, &key, Err(BindError::NotSent), now);
         self.drop_if_finished(Some(unit));
     }
 
@@ -402,7 +397,7 @@ impl Loop {
                 if listed {
                     self.stale.insert(what);
                 }
-                let cause = format!("watch {what}: {}", cause_of(&e));
+                let cause = format!("watch {what}: {}", watch_cause(&e));
                 if let Some(count) = self.failure_logs.note(&cause, Instant::now()) {
                     warn!(watch = what, error = %e, count, "watch failed, listing again");
                 }
@@ -523,7 +518,8 @@ impl Loop {
                     self.drop_if_finished(was_pending);
                 }
             }
-            Err(message) if ours && !bound => {
+            Err(invalid) if ours && !bound => {
+                let message = invalid.to_string();
                 let pod = PodRef::of(p);
                 let unit = self.pending_unit(&pod.key());
                 self.state.delete_pod(&pod.key());
@@ -535,7 +531,7 @@ impl Loop {
                     self.report(Report::Unschedulable { pod, reason: crate::keys::REASON_INVALID, message });
                 }
             }
-            Err(message) => debug!(pod = %PodRef::of(p).key(), error = %message, "pod not accounted"),
+            Err(invalid) => debug!(pod = %PodRef::of(p).key(), error = %invalid, "pod not accounted"),
         }
     }
 
@@ -654,11 +650,11 @@ impl Loop {
         self.binder.submit_after(BindJob { unit, member }, delay);
     }
 
-    fn bind_done(&mut self, unit: UnitKey, member: MemberBind, result: Result<(), String>, elapsed: Duration) {
+    fn bind_done(&mut self, unit: UnitKey, member: MemberBind, result: Result<(), BindError>, elapsed: Duration) {
         self.metrics.bind_duration.observe(elapsed.as_secs_f64());
         self.metrics.bind(if result.is_ok() { "ok" } else { "error" });
         if let Err(e) = &result
-            && let Some(count) = self.failure_logs.note(&format!("bind: {}", cause_of(e)), Instant::now())
+            && let Some(count) = self.failure_logs.note(&format!("bind: {}", e.cause()), Instant::now())
         {
             warn!(pod = %member.pod.key(), node = %member.node, error = %e, count, "bind failed");
         }
@@ -680,6 +676,11 @@ impl Loop {
             }
             BindFollowUp::Retry(member, attempt) => {
                 self.spawn_bind(unit, member, Duration::from_millis(200) * attempt);
+            }
+            BindFollowUp::Dropped { pod, kind } => {
+                let why = if kind == ErrorKind::NotFound { "the pod is gone" } else { "the pod is bound already" };
+                debug!(pod = %pod.key(), node = %member.node, "bind refused: {why}; not retried");
+                self.drop_if_finished(Some(unit));
             }
             BindFollowUp::GaveUp { pods, message, gang } => {
                 // The pod may be gone by now (a delete while its bind was out).

@@ -18,9 +18,10 @@ use mlsched::gang::{Gang, GangQueue, QueueConfig, TopologyRequirement};
 use mlsched::topology::Topology;
 use tracing::{debug, warn};
 
+use crate::error::{BindError, ErrorKind};
 use crate::keys::{POD_GROUP_LABEL, TOPOLOGY_PREFERRED_ANNOTATION, TOPOLOGY_REQUIRED_ANNOTATION};
 use crate::queue::{SchedulingQueue, UnitKey};
-use crate::translate::{PodInfo, PodRef};
+use crate::translate::{Invalid, PodInfo, PodRef};
 
 /// What the scheduler knows of a PodGroup.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +81,14 @@ pub struct BindPlan {
 enum BindState {
     InFlight,
     Bound,
+    /// Refused because the pod is bound already (409) or gone (404): not ours to bind any more.
+    Dropped,
 }
+
+/// A gang whose `PodGroup` is named by its members but does not exist (yet): the gang waits for it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("PodGroup {0} does not exist (named by label {label}); waiting until it is created", label = POD_GROUP_LABEL)]
+pub struct PodGroupMissing(pub String);
 
 #[derive(Debug, Clone)]
 struct InFlightUnit {
@@ -133,6 +141,10 @@ pub enum BindFollowUp {
     },
     /// Try this member again on the same node.
     Retry(MemberBind, u32),
+    /// The API server refused the bind because the pod is bound already (409: by an earlier attempt whose
+    /// answer was lost, or by someone else) or gone (404). Its assumption was released; the bind is not
+    /// retried and nothing is reported: the watch shows where the pod runs, or that it is gone.
+    Dropped { pod: PodRef, kind: ErrorKind },
     /// Given up: the assumptions were released and the unit requeued.
     GaveUp { pods: Vec<PodRef>, message: String, gang: Option<GangReport> },
 }
@@ -491,15 +503,13 @@ impl ClusterState {
         &self,
         unit: &UnitKey,
         members: &[&PendingPod],
-    ) -> Result<(usize, Option<Duration>, Option<TopologyRequirement>), String> {
+    ) -> Result<(usize, Option<Duration>, Option<TopologyRequirement>), PodGroupMissing> {
         let UnitKey::Gang(key) = unit else { return Ok((1, None, None)) };
         let first = members.first().and_then(|m| m.info.gang.as_ref());
         let topology_from_pods = members.iter().find_map(|m| m.info.topology.clone());
         let timeout_from_pods = members.iter().find_map(|m| m.info.gang.as_ref()?.timeout);
         if first.is_some_and(|g| g.pod_group) {
-            let pg = self.pod_groups.get(key).ok_or_else(|| {
-                format!("PodGroup {key} does not exist (named by label {POD_GROUP_LABEL}); waiting until it is created")
-            })?;
+            let pg = self.pod_groups.get(key).ok_or_else(|| PodGroupMissing(key.clone()))?;
             Ok((pg.min_member, pg.timeout.or(timeout_from_pods), pg.topology.clone().or(topology_from_pods)))
         } else {
             let size = members.iter().filter_map(|m| m.info.gang.as_ref()?.size).max().unwrap_or(1);
@@ -570,8 +580,8 @@ impl ClusterState {
             let entry = queue.get(unit).cloned().expect("ready units are queued");
             let (min_member, timeout, topology) = match self.gang_params(unit, &pods) {
                 Ok(p) => p,
-                Err(reason) => {
-                    waiting_for_members.push((unit.clone(), None, WaitingFor::PodGroup, reason, refs));
+                Err(missing) => {
+                    waiting_for_members.push((unit.clone(), None, WaitingFor::PodGroup, missing.to_string(), refs));
                     continue;
                 }
             };
@@ -743,13 +753,13 @@ impl ClusterState {
     /// A pod outside any gang naming a topology level that is not configured: honouring the annotation is
     /// impossible, and ignoring it would bind the pod as if it were absent. (A gang's level is checked with
     /// the gang, in the pass; a known level on a single pod is met by any node.)
-    pub fn check_topology_level(&self, info: &PodInfo) -> Result<(), String> {
+    pub fn check_topology_level(&self, info: &PodInfo) -> Result<(), Invalid> {
         let Some(req) = info.topology.as_ref() else { return Ok(()) };
         if info.gang.is_some() || !self.is_ours(&info.scheduler_name) {
             return Ok(());
         }
         let annotation = if req.required { TOPOLOGY_REQUIRED_ANNOTATION } else { TOPOLOGY_PREFERRED_ANNOTATION };
-        self.topology.level_index(&req.level).map(|_| ()).map_err(|e| format!("annotation {annotation}: {e}"))
+        self.topology.level_index(&req.level).map(|_| ()).map_err(|e| Invalid(format!("annotation {annotation}: {e}")))
     }
 
     /// The core pod to schedule, with `near_nodes` filled from `mlsched.io/near-workload`: the nodes of the
@@ -807,96 +817,139 @@ impl ClusterState {
 
     // ----- bind results -----
 
+    /// What follows from the outcome of one member's bind (see [`BindFollowUp`]), by the kind of failure:
+    /// - retryable (429, 5xx, no answer): a gang member is retried on its reserved node up to `bindRetries`
+    ///   times, then its gang is given up; a single pod is given up (and decided again after its backoff);
+    /// - conflict (409: bound already) or not found (404: gone): the member's assumption is released and
+    ///   nothing is retried or reported; a pod that is gone leaves the pending pods at once;
+    /// - anything else (403, 422, not sent): given up at once, with a report.
+    ///
+    /// A unit whose binds have all ended with some dropped backs off, so that the watch shows what became of
+    /// the dropped members before any still pending is decided again.
     pub fn bind_result(
         &mut self,
         queue: &mut SchedulingQueue,
         unit: &UnitKey,
         pod_key: &str,
-        result: Result<(), String>,
+        result: Result<(), BindError>,
         now: Duration,
     ) -> BindFollowUp {
+        let kind = result.as_ref().err().map(BindError::kind);
+        let is_gang = matches!(unit, UnitKey::Gang(_));
+        let bind_retries = self.bind_retries;
         let Some(flight) = self.in_flight.get_mut(unit) else { return BindFollowUp::None };
         let Some((member, state, attempts)) = flight.members.get_mut(pod_key) else { return BindFollowUp::None };
-        match result {
-            Ok(()) => {
-                *state = BindState::Bound;
-                let member = member.clone();
-                let done = flight.members.values().all(|(_, s, _)| *s == BindState::Bound);
-                let count = flight.members.len();
-                let mut gang_done = None;
-                let mut bound_earlier = Vec::new();
-                if done {
-                    let flight = self.in_flight.remove(unit).expect("checked above");
-                    // A single pod has nothing left to try: its unit stays out of the passes until the watch
-                    // shows the pod bound and drops it. A gang may still have members beyond its quorum.
-                    if matches!(unit, UnitKey::Gang(_)) {
-                        queue.set_in_flight(unit, false);
-                    }
-                    if let UnitKey::Gang(g) = unit {
-                        // Members bound before (seen by the watch) plus this flight's, whose bound state the
-                        // watch may not have shown yet (after a give-up, earlier members are already bound).
-                        let before: Vec<&BoundPod> = self
-                            .bound
-                            .iter()
-                            .filter(|(k, b)| b.gang.as_deref() == Some(g.as_str()) && !flight.members.contains_key(*k))
-                            .map(|(_, b)| b)
-                            .collect();
-                        bound_earlier = before
-                            .iter()
-                            .filter(|b| b.bound_by_another_instance)
-                            .map(|b| (b.pod_ref.clone(), b.node.clone()))
-                            .collect();
-                        bound_earlier.sort();
-                        let bound_now = before.len() + count;
-                        let message = if before.is_empty() {
-                            format!("{bound_now} members bound")
-                        } else {
-                            format!("{bound_now} members bound ({count} now, {} earlier)", before.len())
-                        };
-                        let mut report = self.gang_report(g, "Scheduled", "Scheduled", message);
-                        report.scheduled = bound_now;
-                        gang_done = Some(report);
-                    }
-                }
-                BindFollowUp::Bound { pod: member.pod, node: member.node, gang_done, bound_earlier }
+        match kind {
+            None => *state = BindState::Bound,
+            Some(ErrorKind::Conflict | ErrorKind::NotFound) => *state = BindState::Dropped,
+            Some(ErrorKind::Retryable) if is_gang && *attempts < bind_retries => {
+                *attempts += 1;
+                return BindFollowUp::Retry(member.clone(), *attempts);
             }
-            Err(error) => {
-                let is_gang = matches!(unit, UnitKey::Gang(_));
-                if is_gang && *attempts < self.bind_retries {
-                    *attempts += 1;
-                    return BindFollowUp::Retry(member.clone(), *attempts);
-                }
-                let flight = self.in_flight.remove(unit).expect("checked above");
-                let mut pods = Vec::new();
-                for (key, (m, s, _)) in flight.members {
-                    if s == BindState::Bound {
-                        continue;
-                    }
-                    if self.assumed.remove(&key).is_some() {
-                        let _ = self.snapshot.forget(&key);
-                    }
-                    self.waiting_told.remove(&key);
-                    pods.push(m.pod);
-                }
-                pods.sort();
-                queue.set_in_flight(unit, false);
-                queue.failed(unit, now);
-                let message = format!("binding {pod_key} failed: {error}");
-                let gang = match unit {
-                    UnitKey::Gang(g) => Some(self.gang_report(
-                        g,
-                        "Pending",
-                        crate::keys::REASON_GANG_FAILED,
-                        format!(
-                            "gang given up after {} bind retries, assumptions released: {message}",
-                            self.bind_retries
-                        ),
-                    )),
-                    UnitKey::Pod(_) => None,
-                };
-                BindFollowUp::GaveUp { pods, message, gang }
+            Some(_) => {
+                let error = result.err().map(|e| e.to_string()).unwrap_or_default();
+                return self.give_up(queue, unit, pod_key, &error, now);
             }
         }
+        let member = member.clone();
+        if let Some(kind @ (ErrorKind::Conflict | ErrorKind::NotFound)) = kind {
+            // Bound already: if the watch has shown it, the assumption was turned into the bound pod then.
+            if self.assumed.remove(pod_key).is_some() {
+                let _ = self.snapshot.forget(pod_key);
+            }
+            // Gone: dropped now, unless the watch already shows a new pod of the same name.
+            if kind == ErrorKind::NotFound && self.pending.get(pod_key).is_some_and(|p| p.info.pod_ref == member.pod) {
+                self.remove_pending(pod_key);
+            }
+        }
+        let flight = self.in_flight.get(unit).expect("checked above");
+        let finished = flight.members.values().all(|(_, s, _)| *s != BindState::InFlight);
+        let all_bound = finished && flight.members.values().all(|(_, s, _)| *s == BindState::Bound);
+        let count = flight.members.len();
+        let mut gang_done = None;
+        let mut bound_earlier = Vec::new();
+        if all_bound {
+            let flight = self.in_flight.remove(unit).expect("checked above");
+            // A single pod has nothing left to try: its unit stays out of the passes until the watch
+            // shows the pod bound and drops it. A gang may still have members beyond its quorum.
+            if is_gang {
+                queue.set_in_flight(unit, false);
+            }
+            if let UnitKey::Gang(g) = unit {
+                // Members bound before (seen by the watch) plus this flight's, whose bound state the
+                // watch may not have shown yet (after a give-up, earlier members are already bound).
+                let before: Vec<&BoundPod> = self
+                    .bound
+                    .iter()
+                    .filter(|(k, b)| b.gang.as_deref() == Some(g.as_str()) && !flight.members.contains_key(*k))
+                    .map(|(_, b)| b)
+                    .collect();
+                bound_earlier = before
+                    .iter()
+                    .filter(|b| b.bound_by_another_instance)
+                    .map(|b| (b.pod_ref.clone(), b.node.clone()))
+                    .collect();
+                bound_earlier.sort();
+                let bound_now = before.len() + count;
+                let message = if before.is_empty() {
+                    format!("{bound_now} members bound")
+                } else {
+                    format!("{bound_now} members bound ({count} now, {} earlier)", before.len())
+                };
+                let mut report = self.gang_report(g, "Scheduled", "Scheduled", message);
+                report.scheduled = bound_now;
+                gang_done = Some(report);
+            }
+        } else if finished {
+            // Some member was dropped: no gang report (not every member was bound by this flight), and a
+            // backoff before the unit's members still pending, if any, are decided again.
+            self.in_flight.remove(unit);
+            queue.set_in_flight(unit, false);
+            queue.failed(unit, now);
+        }
+        match kind {
+            None => BindFollowUp::Bound { pod: member.pod, node: member.node, gang_done, bound_earlier },
+            Some(kind) => BindFollowUp::Dropped { pod: member.pod, kind },
+        }
+    }
+
+    /// Gives the unit up after a failed bind of `pod_key`: the assumptions of its members not bound (or
+    /// dropped) are released and the unit backs off.
+    fn give_up(
+        &mut self,
+        queue: &mut SchedulingQueue,
+        unit: &UnitKey,
+        pod_key: &str,
+        error: &str,
+        now: Duration,
+    ) -> BindFollowUp {
+        let flight = self.in_flight.remove(unit).expect("checked by the caller");
+        let retries = flight.members.get(pod_key).map_or(0, |(_, _, attempts)| *attempts);
+        let mut pods = Vec::new();
+        for (key, (m, s, _)) in flight.members {
+            if s != BindState::InFlight {
+                continue;
+            }
+            if self.assumed.remove(&key).is_some() {
+                let _ = self.snapshot.forget(&key);
+            }
+            self.waiting_told.remove(&key);
+            pods.push(m.pod);
+        }
+        pods.sort();
+        queue.set_in_flight(unit, false);
+        queue.failed(unit, now);
+        let message = format!("binding {pod_key} failed: {error}");
+        let gang = match unit {
+            UnitKey::Gang(g) => Some(self.gang_report(
+                g,
+                "Pending",
+                crate::keys::REASON_GANG_FAILED,
+                format!("gang given up after {retries} bind retries, assumptions released: {message}"),
+            )),
+            UnitKey::Pod(_) => None,
+        };
+        BindFollowUp::GaveUp { pods, message, gang }
     }
 
     /// GPU allocation figures for the metrics: (allocated milli, capacity milli, partly used GPUs).

@@ -15,6 +15,11 @@ fn s(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
+/// A bind the API server answered with `code`.
+fn failed(code: u16) -> Result<(), BindError> {
+    Err(crate::error::api_error(code).into())
+}
+
 fn gpu_node(name: &str, gpus: usize) -> Node {
     Node::new(name, Resources::new(64_000, 256 * 1024 * MIB, 110))
         .with_gpus(gpus, "A100")
@@ -162,7 +167,7 @@ fn a_failed_single_bind_forgets_and_backs_off() {
     let r = w.pass(s(0));
     let unit = r.binds[0].unit.clone();
     assert_eq!(w.gpus_used(), 2);
-    let follow = w.state.bind_result(&mut w.queue, &unit, "ml/p", Err("conflict".into()), s(0));
+    let follow = w.state.bind_result(&mut w.queue, &unit, "ml/p", failed(500), s(0));
     assert!(matches!(follow, BindFollowUp::GaveUp { ref pods, .. } if pods.len() == 1));
     assert_eq!(w.gpus_used(), 0);
     assert!(w.queue.ready(s(0)).is_empty());
@@ -180,14 +185,14 @@ fn a_gang_member_bind_is_retried_then_the_gang_is_given_up() {
     assert_eq!(w.gpus_used(), 3);
     assert!(matches!(w.state.bind_result(&mut w.queue, &unit, "ml/w0", Ok(()), s(0)), BindFollowUp::Bound { .. }));
     for attempt in 1..=2 {
-        match w.state.bind_result(&mut w.queue, &unit, "ml/w1", Err("boom".into()), s(0)) {
+        match w.state.bind_result(&mut w.queue, &unit, "ml/w1", failed(500), s(0)) {
             BindFollowUp::Retry(m, n) => {
                 assert_eq!((m.node.as_str(), n), ("a", attempt), "retried on its reserved node")
             }
             other => panic!("{other:?}"),
         }
     }
-    match w.state.bind_result(&mut w.queue, &unit, "ml/w1", Err("boom".into()), s(0)) {
+    match w.state.bind_result(&mut w.queue, &unit, "ml/w1", failed(500), s(0)) {
         BindFollowUp::GaveUp { pods, gang, .. } => {
             assert_eq!(pods.iter().map(PodRef::key).collect::<Vec<_>>(), vec!["ml/w1", "ml/w2"]);
             assert_eq!(gang.unwrap().reason, "GangBindFailed");
@@ -360,11 +365,11 @@ fn a_single_pod_naming_an_unknown_topology_level_is_refused_with_the_known_level
     let w = World::new(vec![gpu_node("a", 8)]);
     let required =
         |level: &str| pod("p", 1, json!({"metadata": {"annotations": {"mlsched.io/topology-required-level": level}}}));
-    let err = w.state.check_topology_level(&required("network.mlsched.io/rak")).unwrap_err();
+    let err = w.state.check_topology_level(&required("network.mlsched.io/rak")).unwrap_err().0;
     assert!(err.contains("mlsched.io/topology-required-level"), "{err}");
     assert!(err.contains("\"network.mlsched.io/rak\"") && err.contains("(levels: kubernetes.io/hostname)"), "{err}");
     let preferred = pod("p", 1, json!({"metadata": {"annotations": {"mlsched.io/topology-preferred-level": "zone"}}}));
-    assert!(w.state.check_topology_level(&preferred).unwrap_err().contains("mlsched.io/topology-preferred-level"));
+    assert!(w.state.check_topology_level(&preferred).unwrap_err().0.contains("mlsched.io/topology-preferred-level"));
     // A known level is met by whichever node the pod lands on.
     assert_eq!(w.state.check_topology_level(&required("kubernetes.io/hostname")), Ok(()));
     assert_eq!(w.state.check_topology_level(&pod("plain", 1, json!({}))), Ok(()));
@@ -508,7 +513,7 @@ fn members_this_scheduler_bound_are_not_named_again_when_their_gang_completes_la
     bound.node_name = Some(w0_node);
     w.state.apply_pod(bound);
     for _ in 0..3 {
-        w.state.bind_result(&mut w.queue, &unit, "ml/w1", Err("boom".into()), s(0));
+        w.state.bind_result(&mut w.queue, &unit, "ml/w1", failed(500), s(0));
     }
     let r = w.pass(s(10));
     assert_eq!(r.binds[0].members.len(), 2);
@@ -541,4 +546,148 @@ fn a_member_bound_by_another_scheduler_is_counted_but_not_given_a_scheduled_even
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn a_single_bind_refused_as_bound_already_is_dropped_and_not_decided_again_once_the_watch_shows_it() {
+    let mut w = World::new(vec![gpu_node("a", 4), gpu_node("b", 4)]);
+    w.add(pod("p", 2, json!({})), s(0));
+    let r = w.pass(s(0));
+    let unit = r.binds[0].unit.clone();
+    match w.state.bind_result(&mut w.queue, &unit, "ml/p", failed(409), s(0)) {
+        BindFollowUp::Dropped { pod, kind } => assert_eq!((pod.key(), kind), ("ml/p".into(), ErrorKind::Conflict)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(w.gpus_used(), 0, "the assumption is released");
+    assert!(w.pass(s(0)).binds.is_empty(), "not decided again at once: it backs off while the watch catches up");
+    // The watch shows it bound by someone else: it is accounted there, and its unit is finished.
+    w.state.apply_pod(pod("p", 2, json!({"spec": {"nodeName": "b"}})));
+    assert_eq!(w.gpus_used(), 2);
+    assert_eq!(w.state.finished_units(std::iter::once(&unit)), vec![unit]);
+    assert!(w.pass(s(10)).binds.is_empty(), "never bound again");
+}
+
+#[test]
+fn a_conflict_seen_after_the_watch_showed_the_pod_bound_where_we_asked_keeps_its_accounting() {
+    let mut w = World::new(vec![gpu_node("a", 4)]);
+    w.add(pod("p", 2, json!({})), s(0));
+    let r = w.pass(s(0));
+    let unit = r.binds[0].unit.clone();
+    // An earlier attempt bound it (its answer was lost); the watch shows that before the conflict comes.
+    w.state.apply_pod(pod("p", 2, json!({"spec": {"nodeName": "a"}})));
+    assert!(matches!(
+        w.state.bind_result(&mut w.queue, &unit, "ml/p", failed(409), s(0)),
+        BindFollowUp::Dropped { kind: ErrorKind::Conflict, .. }
+    ));
+    assert_eq!(w.gpus_used(), 2, "booked once, as the bound pod");
+    assert_eq!(w.state.finished_units(std::iter::once(&unit)), vec![unit]);
+}
+
+#[test]
+fn a_single_bind_refused_because_the_pod_is_gone_drops_the_pod_at_once() {
+    let mut w = World::new(vec![gpu_node("a", 4)]);
+    w.add(pod("p", 2, json!({})), s(0));
+    let r = w.pass(s(0));
+    let unit = r.binds[0].unit.clone();
+    assert!(matches!(
+        w.state.bind_result(&mut w.queue, &unit, "ml/p", failed(404), s(0)),
+        BindFollowUp::Dropped { kind: ErrorKind::NotFound, .. }
+    ));
+    assert_eq!(w.gpus_used(), 0);
+    assert_eq!(w.state.pending_pods(), 0, "dropped before the watch says it was deleted");
+    assert_eq!(w.state.finished_units(std::iter::once(&unit)), vec![unit]);
+    assert!(w.pass(s(10)).binds.is_empty());
+}
+
+#[test]
+fn a_404_does_not_drop_a_new_pod_of_the_same_name() {
+    let mut w = World::new(vec![gpu_node("a", 4)]);
+    w.add(pod("p", 2, json!({})), s(0));
+    let r = w.pass(s(0));
+    let unit = r.binds[0].unit.clone();
+    // Deleted and created again (a new uid) while the bind was out; the watch has shown the new pod.
+    w.add(pod("p", 2, json!({"metadata": {"uid": "uid-p-2"}})), s(0));
+    w.state.bind_result(&mut w.queue, &unit, "ml/p", failed(404), s(0));
+    assert_eq!(w.state.pending_pods(), 1);
+    assert_eq!(w.pass(s(10)).binds.len(), 1, "the new pod is scheduled after the backoff");
+}
+
+#[test]
+fn a_gang_member_refused_as_bound_already_is_not_retried_and_the_rest_of_the_gang_binds() {
+    let mut w = World::new(vec![gpu_node("a", 4)]);
+    for i in 0..3 {
+        w.add(gang_member(&format!("w{i}"), 1, "job", 3), s(0));
+    }
+    let r = w.pass(s(0));
+    let unit = r.binds[0].unit.clone();
+    assert!(matches!(
+        w.state.bind_result(&mut w.queue, &unit, "ml/w1", failed(409), s(0)),
+        BindFollowUp::Dropped { kind: ErrorKind::Conflict, .. }
+    ));
+    assert_eq!(w.gpus_used(), 2, "only w1's assumption is released");
+    assert!(matches!(
+        w.state.bind_result(&mut w.queue, &unit, "ml/w0", Ok(()), s(0)),
+        BindFollowUp::Bound { gang_done: None, .. }
+    ));
+    match w.state.bind_result(&mut w.queue, &unit, "ml/w2", Ok(()), s(0)) {
+        BindFollowUp::Bound { gang_done: None, .. } => {}
+        other => panic!("not every member bound by this flight, so no gang report: {other:?}"),
+    }
+    assert!(w.pass(s(0)).binds.is_empty(), "the gang backs off while the watch catches up");
+    // The conflict was a false one: w1 is still pending after the backoff, and is placed alone (its two
+    // gang mates count as bound).
+    for name in ["w0", "w2"] {
+        let mut bound = gang_member(name, 1, "job", 3);
+        bound.node_name = Some("a".into());
+        w.state.apply_pod(bound);
+    }
+    let r = w.pass(s(10));
+    assert_eq!(r.binds.len(), 1);
+    assert_eq!(r.binds[0].members.iter().map(|m| m.pod.name.as_str()).collect::<Vec<_>>(), ["w1"]);
+    match w.state.bind_result(&mut w.queue, &unit, "ml/w1", Ok(()), s(10)) {
+        BindFollowUp::Bound { gang_done: Some(g), .. } => assert_eq!(g.scheduled, 3),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_gang_member_refused_for_good_gives_the_gang_up_at_once_and_a_throttled_one_is_retried() {
+    let mut w = World::new(vec![gpu_node("a", 4)]);
+    for i in 0..3 {
+        w.add(gang_member(&format!("w{i}"), 1, "job", 3), s(0));
+    }
+    let r = w.pass(s(0));
+    let unit = r.binds[0].unit.clone();
+    assert!(matches!(w.state.bind_result(&mut w.queue, &unit, "ml/w0", failed(429), s(0)), BindFollowUp::Retry(_, 1)));
+    assert!(matches!(
+        w.state.bind_result(&mut w.queue, &unit, "ml/w2", failed(404), s(0)),
+        BindFollowUp::Dropped { kind: ErrorKind::NotFound, .. }
+    ));
+    match w.state.bind_result(&mut w.queue, &unit, "ml/w1", failed(403), s(0)) {
+        BindFollowUp::GaveUp { pods, message, gang } => {
+            // w2 is gone: it is not told anything.
+            assert_eq!(pods.iter().map(PodRef::key).collect::<Vec<_>>(), vec!["ml/w0", "ml/w1"]);
+            assert!(message.starts_with("binding ml/w1 failed: ApiError: "), "{message}");
+            let gang = gang.unwrap();
+            assert_eq!(gang.reason, "GangBindFailed");
+            assert!(gang.message.starts_with("gang given up after 0 bind retries"), "{}", gang.message);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(w.gpus_used(), 0);
+}
+
+#[test]
+fn a_bind_not_sent_is_given_up_at_once() {
+    let mut w = World::new(vec![gpu_node("a", 4)]);
+    for i in 0..2 {
+        w.add(gang_member(&format!("w{i}"), 1, "job", 2), s(0));
+    }
+    let r = w.pass(s(0));
+    let unit = r.binds[0].unit.clone();
+    assert!(matches!(
+        w.state.bind_result(&mut w.queue, &unit, "ml/w0", Err(BindError::NotSent), s(0)),
+        BindFollowUp::GaveUp { .. }
+    ));
+    assert_eq!(w.gpus_used(), 0);
 }

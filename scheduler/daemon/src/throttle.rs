@@ -43,17 +43,8 @@ impl LogThrottle {
     }
 }
 
-/// The kind of a `kube::Error`'s message, without what names an object: `HTTP 409` for an answer of the
-/// API server (`ApiError: ... code: 409 ...`), else the error's kind (`HyperError`, `ServiceError`, ...).
-pub fn cause_of(error: &str) -> String {
-    if let Some(rest) = error.strip_prefix("ApiError:") {
-        let code = rest.rsplit("code: ").next().filter(|_| rest.contains("code: "));
-        let digits: String = code.unwrap_or("").chars().take_while(char::is_ascii_digit).collect();
-        return if digits.is_empty() { "API error".into() } else { format!("HTTP {digits}") };
-    }
-    let kind = error.split(':').next().unwrap_or("").trim();
-    if kind.is_empty() || kind.contains(' ') { "other".into() } else { kind.to_string() }
-}
+/// What a failure is counted under: its HTTP code or client error kind (see [`crate::error`]).
+pub use crate::error::{cause_of, watch_cause};
 
 #[cfg(test)]
 mod tests {
@@ -70,16 +61,5 @@ mod tests {
         assert_eq!(t.note("HTTP 500", t0 + s(9)), None);
         assert_eq!(t.note("HTTP 500", t0 + s(10)), Some(3));
         assert_eq!(t.note("HTTP 500", t0 + s(30)), Some(1));
-    }
-
-    #[test]
-    fn causes_leave_out_what_names_the_object() {
-        let conflict = "ApiError: Operation cannot be fulfilled on pods/binding \"p1\": pod p1 is already \
-                        assigned to node \"n\": Conflict (Status { status: Some(Failure), code: 409, message: \"x\" })";
-        assert_eq!(cause_of(conflict), "HTTP 409");
-        assert_eq!(cause_of("ApiError: weird"), "API error");
-        assert_eq!(cause_of("HyperError: client error (Connect): tcp connect error"), "HyperError");
-        assert_eq!(cause_of("ServiceError: error trying to connect: Connection refused"), "ServiceError");
-        assert_eq!(cause_of("no answer within 1s"), "other");
     }
 }

@@ -1,5 +1,5 @@
 //! Kubernetes objects → the core's `Node` and `Pod`. Pure: no I/O, every malformed input is an `Err`
-//! with a message fit for an Event, never a panic.
+//! ([`Invalid`]) with a message fit for an Event, never a panic.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,6 +15,31 @@ use mlsched::gang::TopologyRequirement;
 
 use crate::keys::*;
 use mlsched::quantity::{parse_milli_i64, parse_units};
+
+/// Why an object cannot be understood as written. Its message names the field and what is wrong with it,
+/// and is what the pod's `InvalidSchedulingRequest` condition and Event say.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+impl From<String> for Invalid {
+    fn from(message: String) -> Self {
+        Invalid(message)
+    }
+}
+
+impl From<&str> for Invalid {
+    fn from(message: &str) -> Self {
+        Invalid(message.to_string())
+    }
+}
+
+/// `Invalid(format!(...))`.
+macro_rules! invalid {
+    ($($arg:tt)*) => {
+        Invalid(format!($($arg)*))
+    };
+}
 
 /// The name and namespace of any pod, readable even when the rest of it is malformed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -89,20 +114,20 @@ fn to_resources(list: &BTreeMap<String, i64>, cpu_milli: i64) -> Resources {
 }
 
 /// Parses a resource list into milli-units (cpu) and units (everything else).
-fn parse_list(map: Option<&BTreeMap<String, Quantity>>, what: &str) -> Result<BTreeMap<String, i64>, String> {
+fn parse_list(map: Option<&BTreeMap<String, Quantity>>, what: &str) -> Result<BTreeMap<String, i64>, Invalid> {
     let mut out = BTreeMap::new();
     for (name, q) in quantity_map(map) {
         let value = if name == "cpu" { parse_milli_i64(&q.0) } else { parse_units(&q.0) }
             .map_err(|e| format!("{what} {name}: {e}"))?;
         if value < 0 {
-            return Err(format!("{what} {name}: negative quantity {:?}", q.0));
+            return Err(invalid!("{what} {name}: negative quantity {:?}", q.0));
         }
         out.insert(name.clone(), value);
     }
     Ok(out)
 }
 
-pub fn translate_node(node: &k8s::Node) -> Result<Node, String> {
+pub fn translate_node(node: &k8s::Node) -> Result<Node, Invalid> {
     let name = node.metadata.name.clone().ok_or("node without a name")?;
     let allocatable = parse_list(node.status.as_ref().and_then(|s| s.allocatable.as_ref()), "allocatable")
         .map_err(|e| format!("node {name}: {e}"))?;
@@ -122,24 +147,24 @@ pub fn translate_node(node: &k8s::Node) -> Result<Node, String> {
     Ok(core)
 }
 
-fn taint_effect(s: &str) -> Result<TaintEffect, String> {
+fn taint_effect(s: &str) -> Result<TaintEffect, Invalid> {
     match s {
         "NoSchedule" => Ok(TaintEffect::NoSchedule),
         "PreferNoSchedule" => Ok(TaintEffect::PreferNoSchedule),
         "NoExecute" => Ok(TaintEffect::NoExecute),
-        other => Err(format!("unknown taint effect {other:?}")),
+        other => Err(invalid!("unknown taint effect {other:?}")),
     }
 }
 
 /// A container's requests, with limits standing in for absent requests (as API defaulting does).
-fn container_requests(c: &k8s::Container) -> Result<BTreeMap<String, i64>, String> {
+fn container_requests(c: &k8s::Container) -> Result<BTreeMap<String, i64>, Invalid> {
     let res = c.resources.as_ref();
     let mut out = parse_list(res.and_then(|r| r.limits.as_ref()), &format!("container {} limit", c.name))?;
     out.extend(parse_list(res.and_then(|r| r.requests.as_ref()), &format!("container {} request", c.name))?);
     Ok(out)
 }
 
-fn add_into(acc: &mut BTreeMap<String, i64>, other: &BTreeMap<String, i64>) -> Result<(), String> {
+fn add_into(acc: &mut BTreeMap<String, i64>, other: &BTreeMap<String, i64>) -> Result<(), Invalid> {
     for (k, v) in other {
         let e = acc.entry(k.clone()).or_insert(0);
         *e = e.checked_add(*v).ok_or_else(|| format!("resource {k} overflows"))?;
@@ -157,7 +182,7 @@ fn max_into(acc: &mut BTreeMap<String, i64>, other: &BTreeMap<String, i64>) {
 /// The pod's effective request as kube-scheduler computes it: the sum over app containers plus sidecars
 /// (restartable init containers), at least the peak of any init container (plus the sidecars started
 /// before it), plus pod overhead. Pod-level `spec.resources.requests` replace the container sum.
-pub fn effective_requests(spec: &k8s::PodSpec) -> Result<BTreeMap<String, i64>, String> {
+pub fn effective_requests(spec: &k8s::PodSpec) -> Result<BTreeMap<String, i64>, Invalid> {
     let mut sum = BTreeMap::new();
     for c in &spec.containers {
         add_into(&mut sum, &container_requests(c)?)?;
@@ -188,12 +213,12 @@ fn annotation<'a>(pod: &'a k8s::Pod, key: &str) -> Option<&'a str> {
     pod.metadata.annotations.as_ref()?.get(key).map(|s| s.trim())
 }
 
-fn gpu_request(pod: &k8s::Pod, whole: i64) -> Result<GpuRequest, String> {
+fn gpu_request(pod: &k8s::Pod, whole: i64) -> Result<GpuRequest, Invalid> {
     let whole = u32::try_from(whole).map_err(|_| format!("{GPU_RESOURCE}: count {whole} out of range"))?;
     let mut request = match annotation(pod, GPU_MILLI_ANNOTATION) {
         None => GpuRequest::whole(whole),
         Some(_) if whole > 0 => {
-            return Err(format!(
+            return Err(invalid!(
                 "annotation {GPU_MILLI_ANNOTATION} asks for a GPU share but the pod also requests {whole} {GPU_RESOURCE}"
             ));
         }
@@ -201,7 +226,7 @@ fn gpu_request(pod: &k8s::Pod, whole: i64) -> Result<GpuRequest, String> {
             let milli: i64 =
                 text.parse().map_err(|_| format!("annotation {GPU_MILLI_ANNOTATION}={text:?} is not an integer"))?;
             if !(1..=GPU_MILLI).contains(&milli) {
-                return Err(format!("annotation {GPU_MILLI_ANNOTATION}={milli} must be in 1..={GPU_MILLI}"));
+                return Err(invalid!("annotation {GPU_MILLI_ANNOTATION}={milli} must be in 1..={GPU_MILLI}"));
             }
             GpuRequest::shared(milli)
         }
@@ -212,7 +237,7 @@ fn gpu_request(pod: &k8s::Pod, whole: i64) -> Result<GpuRequest, String> {
     if let Some(text) = annotation(pod, GPU_MODELS_ANNOTATION) {
         let models: Vec<Arc<str>> = text.split('|').map(str::trim).filter(|m| !m.is_empty()).map(Arc::from).collect();
         if models.is_empty() {
-            return Err(format!("annotation {GPU_MODELS_ANNOTATION}={text:?} names no GPU model"));
+            return Err(invalid!("annotation {GPU_MODELS_ANNOTATION}={text:?} names no GPU model"));
         }
         request = request.with_models(models);
     }
@@ -220,11 +245,11 @@ fn gpu_request(pod: &k8s::Pod, whole: i64) -> Result<GpuRequest, String> {
     Ok(request)
 }
 
-fn selector_op(op: &str) -> Result<SelectorOp, String> {
-    op.parse()
+fn selector_op(op: &str) -> Result<SelectorOp, Invalid> {
+    op.parse().map_err(Invalid)
 }
 
-fn node_affinity(spec: &k8s::PodSpec) -> Result<NodeAffinity, String> {
+fn node_affinity(spec: &k8s::PodSpec) -> Result<NodeAffinity, Invalid> {
     let Some(required) = spec
         .affinity
         .as_ref()
@@ -244,10 +269,10 @@ fn node_affinity(spec: &k8s::PodSpec) -> Result<NodeAffinity, String> {
             let values = e.values.clone().unwrap_or_default();
             match op {
                 SelectorOp::In | SelectorOp::NotIn if values.is_empty() => {
-                    return Err(format!("required node affinity on {:?}: {} needs values", e.key, e.operator));
+                    return Err(invalid!("required node affinity on {:?}: {} needs values", e.key, e.operator));
                 }
                 SelectorOp::Exists | SelectorOp::DoesNotExist if !values.is_empty() => {
-                    return Err(format!("required node affinity on {:?}: {} takes no values", e.key, e.operator));
+                    return Err(invalid!("required node affinity on {:?}: {} takes no values", e.key, e.operator));
                 }
                 _ => {}
             }
@@ -258,13 +283,13 @@ fn node_affinity(spec: &k8s::PodSpec) -> Result<NodeAffinity, String> {
     Ok(NodeAffinity { terms })
 }
 
-fn tolerations(spec: &k8s::PodSpec) -> Result<Vec<Toleration>, String> {
+fn tolerations(spec: &k8s::PodSpec) -> Result<Vec<Toleration>, Invalid> {
     let mut out = Vec::new();
     for t in spec.tolerations.iter().flatten() {
         let exists = match t.operator.as_deref() {
             None | Some("Equal") => false,
             Some("Exists") => true,
-            Some(other) => return Err(format!("toleration operator {other:?} (Equal, Exists)")),
+            Some(other) => return Err(invalid!("toleration operator {other:?} (Equal, Exists)")),
         };
         let effect = match t.effect.as_deref() {
             None | Some("") => None,
@@ -280,7 +305,7 @@ fn tolerations(spec: &k8s::PodSpec) -> Result<Vec<Toleration>, String> {
     Ok(out)
 }
 
-fn gang_ref(pod: &k8s::Pod, namespace: &str) -> Result<Option<GangRef>, String> {
+fn gang_ref(pod: &k8s::Pod, namespace: &str) -> Result<Option<GangRef>, Invalid> {
     let label = pod.metadata.labels.as_ref().and_then(|l| l.get(POD_GROUP_LABEL)).map(|s| s.trim().to_string());
     let annotated = annotation(pod, GANG_NAME_ANNOTATION).map(str::to_string);
     let (name, pod_group) = match (label, annotated) {
@@ -293,11 +318,11 @@ fn gang_ref(pod: &k8s::Pod, namespace: &str) -> Result<Option<GangRef>, String> 
         None => None,
         Some(text) => match text.parse::<usize>() {
             Ok(n) if n >= 1 => Some(n),
-            _ => return Err(format!("annotation {GANG_SIZE_ANNOTATION}={text:?} must be a positive integer")),
+            _ => return Err(invalid!("annotation {GANG_SIZE_ANNOTATION}={text:?} must be a positive integer")),
         },
     };
     if !pod_group && size.is_none() {
-        return Err(format!("annotation {GANG_NAME_ANNOTATION} needs {GANG_SIZE_ANNOTATION} as well"));
+        return Err(invalid!("annotation {GANG_NAME_ANNOTATION} needs {GANG_SIZE_ANNOTATION} as well"));
     }
     let timeout = match annotation(pod, GANG_TIMEOUT_ANNOTATION) {
         None => None,
@@ -311,35 +336,38 @@ fn gang_ref(pod: &k8s::Pod, namespace: &str) -> Result<Option<GangRef>, String> 
 /// `mlsched.io/topology-required-level` / `-preferred-level` from annotations (of a pod or a PodGroup).
 pub fn topology_requirement(
     annotations: Option<&BTreeMap<String, String>>,
-) -> Result<Option<TopologyRequirement>, String> {
+) -> Result<Option<TopologyRequirement>, Invalid> {
     let get = |k: &str| annotations.and_then(|a| a.get(k)).map(|s| s.trim().to_string());
     match (get(TOPOLOGY_REQUIRED_ANNOTATION), get(TOPOLOGY_PREFERRED_ANNOTATION)) {
         (Some(_), Some(_)) => {
-            Err(format!("set only one of {TOPOLOGY_REQUIRED_ANNOTATION} and {TOPOLOGY_PREFERRED_ANNOTATION}"))
+            Err(invalid!("set only one of {TOPOLOGY_REQUIRED_ANNOTATION} and {TOPOLOGY_PREFERRED_ANNOTATION}"))
         }
-        (Some(level), None) if level.is_empty() => Err(format!("annotation {TOPOLOGY_REQUIRED_ANNOTATION} is empty")),
-        (None, Some(level)) if level.is_empty() => Err(format!("annotation {TOPOLOGY_PREFERRED_ANNOTATION} is empty")),
+        (Some(level), None) if level.is_empty() => Err(invalid!("annotation {TOPOLOGY_REQUIRED_ANNOTATION} is empty")),
+        (None, Some(level)) if level.is_empty() => Err(invalid!("annotation {TOPOLOGY_PREFERRED_ANNOTATION} is empty")),
         (Some(level), None) => Ok(Some(TopologyRequirement { level, required: true })),
         (None, Some(level)) => Ok(Some(TopologyRequirement { level, required: false })),
         (None, None) => Ok(None),
     }
 }
 
+/// An equality-based label selector: every `key: value` must be among an object's labels.
+pub type LabelSelector = BTreeMap<String, String>;
+
 /// `"k1=v1,k2=v2"` → `{k1: v1, k2: v2}` (an equality-based label selector; all pairs must match).
-pub fn parse_label_selector(text: &str) -> Result<BTreeMap<String, String>, String> {
+pub fn parse_label_selector(text: &str) -> Result<LabelSelector, Invalid> {
     let mut out = BTreeMap::new();
     for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').ok_or_else(|| format!("{pair:?} is not key=value (in {text:?})"))?;
         let (key, value) = (key.trim(), value.trim());
         if key.is_empty() {
-            return Err(format!("{pair:?} has an empty key (in {text:?})"));
+            return Err(invalid!("{pair:?} has an empty key (in {text:?})"));
         }
         if out.insert(key.to_string(), value.to_string()).is_some() {
-            return Err(format!("key {key:?} is given twice (in {text:?})"));
+            return Err(invalid!("key {key:?} is given twice (in {text:?})"));
         }
     }
     if out.is_empty() {
-        return Err(format!("{text:?} selects nothing; give key=value pairs"));
+        return Err(invalid!("{text:?} selects nothing; give key=value pairs"));
     }
     Ok(out)
 }
@@ -362,7 +390,7 @@ pub fn format_gpu_index(gpus: &[usize]) -> String {
 }
 
 /// Translates a pod. `Err` carries the message reported on the pod (Event + condition).
-pub fn translate_pod(pod: &k8s::Pod) -> Result<PodInfo, String> {
+pub fn translate_pod(pod: &k8s::Pod) -> Result<PodInfo, Invalid> {
     let pod_ref = PodRef::of(pod);
     let spec = pod.spec.as_ref().ok_or("pod without a spec")?;
     let requests = effective_requests(spec)?;
@@ -399,7 +427,7 @@ pub fn translate_pod(pod: &k8s::Pod) -> Result<PodInfo, String> {
 
 /// A bound pod must be accounted even when its mlsched annotations are malformed: its containers run
 /// whatever we think of them. Falls back to the plain requests without the annotations.
-pub fn translate_bound_pod(pod: &k8s::Pod) -> Result<PodInfo, String> {
+pub fn translate_bound_pod(pod: &k8s::Pod) -> Result<PodInfo, Invalid> {
     translate_pod(pod).or_else(|first| {
         let mut stripped = pod.clone();
         if let Some(a) = stripped.metadata.annotations.as_mut() {
@@ -454,7 +482,7 @@ mod tests {
         let n = node(json!({"metadata": {"name": "n"}, "status": {"allocatable": {"nvidia.com/gpu": "2"}}}));
         assert_eq!(translate_node(&n).unwrap().gpu_model(), Some(UNKNOWN_GPU_MODEL));
         let n = node(json!({"metadata": {"name": "n"}, "status": {"allocatable": {"cpu": "lots"}}}));
-        assert!(translate_node(&n).unwrap_err().contains("cpu"));
+        assert!(translate_node(&n).unwrap_err().0.contains("cpu"));
     }
 
     #[test]
@@ -507,7 +535,9 @@ mod tests {
                 .unwrap();
         assert_eq!(info.pod.gpu.milli_per_gpu, 300);
         assert!(info.pod.gpu.allows_model("H100") && !info.pod.gpu.allows_model("T4"));
-        assert!(translate_pod(&with(json!({"mlsched.io/gpu-milli": "half"}), "0")).unwrap_err().contains("gpu-milli"));
+        assert!(
+            translate_pod(&with(json!({"mlsched.io/gpu-milli": "half"}), "0")).unwrap_err().0.contains("gpu-milli")
+        );
         assert!(translate_pod(&with(json!({"mlsched.io/gpu-milli": "1500"}), "0")).is_err());
         assert!(translate_pod(&with(json!({"mlsched.io/gpu-milli": "300"}), "2")).is_err());
         assert!(translate_pod(&with(json!({"mlsched.io/gpu-models": " | "}), "1")).is_err());
@@ -537,7 +567,7 @@ mod tests {
         let gt = pod(json!({"metadata": {"name": "p"}, "spec": {"containers": [], "affinity": {"nodeAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
                 {"matchExpressions": [{"key": "cores", "operator": "Gt", "values": ["4"]}]}]}}}}}));
-        let err = translate_pod(&gt).unwrap_err();
+        let err = translate_pod(&gt).unwrap_err().0;
         assert!(err.contains("Gt") && err.contains("cores"), "{err}");
     }
 
@@ -562,7 +592,7 @@ mod tests {
         let p = pod(
             json!({"metadata": {"name": "w0", "annotations": {"mlsched.io/gang-name": "j"}}, "spec": {"containers": []}}),
         );
-        assert!(translate_pod(&p).unwrap_err().contains("gang-size"));
+        assert!(translate_pod(&p).unwrap_err().0.contains("gang-size"));
         let p = pod(
             json!({"metadata": {"name": "w0", "annotations": {"mlsched.io/gang-name": "j", "mlsched.io/gang-size": "0"}},
             "spec": {"containers": []}}),
@@ -578,10 +608,10 @@ mod tests {
         let info = translate_pod(&with(json!({"mlsched.io/topology-preferred-level": " rack "}))).unwrap();
         assert!(info.gang.is_none());
         assert_eq!(info.topology, Some(TopologyRequirement { level: "rack".into(), required: false }));
-        let err = translate_pod(&with(json!({"mlsched.io/topology-required-level": " "}))).unwrap_err();
+        let err = translate_pod(&with(json!({"mlsched.io/topology-required-level": " "}))).unwrap_err().0;
         assert!(err.contains("mlsched.io/topology-required-level") && err.contains("empty"), "{err}");
         let both = json!({"mlsched.io/topology-required-level": "rack", "mlsched.io/topology-preferred-level": "rack"});
-        assert!(translate_pod(&with(both)).unwrap_err().contains("only one of"));
+        assert!(translate_pod(&with(both)).unwrap_err().0.contains("only one of"));
     }
 
     #[test]
@@ -613,7 +643,7 @@ mod tests {
         assert!(!selector_matches(&selector, &info.labels));
         assert!(selector_matches(&parse_label_selector("app=web").unwrap(), &info.labels));
         for bad in ["", "app", "=web", "app=web,app=db"] {
-            let err = translate_pod(&with(bad)).unwrap_err();
+            let err = translate_pod(&with(bad)).unwrap_err().0;
             assert!(err.contains("near-workload"), "{bad:?}: {err}");
         }
     }

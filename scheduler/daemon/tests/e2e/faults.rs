@@ -1,6 +1,10 @@
 //! End to end under faults: the whole scheduler (`mlsched_scheduler::run`) on the real control plane, its
-//! client going through a fault proxy (`mlsched_tests::real::fault_proxy`) that fails binds (500, 409),
-//! refuses status writes with conflicts, delays requests and cuts watch streams while it schedules.
+//! client going through a fault proxy (`mlsched_tests::real::fault_proxy`) that fails binds (500, 409, 429,
+//! 403), refuses status writes with conflicts, delays requests and cuts watch streams while it schedules.
+//!
+//! A bind answered 409 (the pod is bound already) or 404 (the pod is gone) is dropped, never sent again for
+//! that decision; a 500 is retried until it succeeds; a 403 is reported and backs off. An injected 409 does
+//! not bind the pod, so its pod is decided again once its backoff is over, like any pod still pending.
 //!
 //! Invariants checked by every test: each pod ends bound exactly once (one successful binding POST per
 //! pod went through the proxy, and the API server never had to refuse a binding of an already bound pod)
@@ -8,11 +12,15 @@
 //! `GangBindFailed` Event and is bound whole once the faults stop; no node is over-committed.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Binding, Pod};
+use kube::api::{Api, PostParams};
 
 use mlsched_tests::cluster::{LABEL_RACK, LABEL_SPINE};
 use mlsched_tests::real::fault_proxy::FaultProxy;
 use mlsched_tests::real::objects;
+use mlsched_tests::testing::typed;
 use mlsched_tests::{FaultSpec, Faults, RequestMatch, Verb};
 
 use crate::cluster::{Env, until};
@@ -226,9 +234,10 @@ async fn a_failed_bind_is_retried_until_it_succeeds() {
 async fn a_partly_bound_gang_records_why_and_is_bound_whole_once_the_faults_stop() {
     const NS: &str = "gang-partial";
     let h = Harness::start(NS, 4, "bindRetries: 1\n", |f| {
-        // Until cleared: one member of the gang and one single pod can never be bound.
+        // Until cleared: one member of the gang and one single pod can never be bound (a 500 is retried, a
+        // 403 is not; both are reported).
         f.inject(FaultSpec::new(binding(NS).name("train-2"), u32::MAX, 500).message("etcdserver: request timed out"));
-        f.inject(FaultSpec::new(binding(NS).name("solo"), u32::MAX, 409));
+        f.inject(FaultSpec::new(binding(NS).name("solo"), u32::MAX, 403));
         // Their PodScheduled=False writes are refused a few times (both the strategic and the merge patch).
         f.fail_next(status_patch(NS).name("train-2"), 4, 409);
         f.fail_next(status_patch(NS).name("solo"), 4, 409);
@@ -416,5 +425,76 @@ async fn a_pod_group_deleted_while_the_scheduler_was_cut_off_is_forgotten_on_the
     .await;
     assert!(h.faults().count(&group_lists, None) > lists_before, "the PodGroups were listed again");
     assert!(h.env.node_of(&member).await.is_none(), "a member of a deleted PodGroup was bound");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bind_refused_because_the_pod_is_bound_already_is_not_retried() {
+    // The bind of `taken` is held in the proxy while someone else binds the pod, so the API server itself
+    // answers it with 409 Conflict (the pod is already assigned to a node).
+    const NS: &str = "bind-taken";
+    let h = Harness::start(NS, 2, "", |f| {
+        f.add_latency(binding(NS).name("taken"), Duration::from_secs(3));
+    })
+    .await;
+    h.pod("taken", 1, None).await;
+    until("the bind of taken in flight", WAIT, || async { h.proxy.in_flight(&binding(NS).name("taken")) == 1 }).await;
+    let elsewhere = format!("{NS}-r0-n1");
+    let binding_elsewhere: Binding = typed(serde_json::json!({
+        "apiVersion": "v1", "kind": "Binding", "metadata": {"name": "taken", "namespace": NS},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": elsewhere}
+    }));
+    Api::<Pod>::namespaced(h.env.admin.clone(), NS)
+        .create_subresource::<_, serde_json::Value>("binding", "taken", &PostParams::default(), &binding_elsewhere)
+        .await
+        .expect("bound by someone else");
+    until("the API server's 409 answered", WAIT, || async { !h.binds_of("taken").is_empty() }).await;
+    assert_eq!(h.binds_of("taken"), [(409, false)]);
+    // Several backoff periods (at most 1 s each) later: no second attempt, and no failure reported about a
+    // pod that runs.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(h.binds_of("taken"), [(409, false)], "a bind refused as bound already was sent again");
+    assert_eq!(h.env.node_of("taken").await.as_deref(), Some(elsewhere.as_str()));
+    assert_eq!(h.unschedulable_message("taken").await, None, "a bound pod was reported unschedulable");
+    assert!(h.env.events("taken", "FailedScheduling").await.is_empty());
+    // The scheduler carries on, with the pod counted where it runs.
+    let after = h.pod("after", 1, None).await;
+    until("a later pod bound", WAIT, || async { h.env.node_of(&after).await.is_some() }).await;
+    assert_eq!(h.binds_of(&after), [(201, false)]);
+    h.env.assert_no_overcommit().await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bind_throttled_with_retry_after_is_sent_again_after_the_wait() {
+    // 429 Too Many Requests with `Retry-After: 1`, twice, on a single pod's bind and on a gang member's. The
+    // kube client retries these answers itself (its default retry policy: 429, 503, 504), after the time the
+    // server asked for; the scheduler sees the bind succeed. Nothing is given up or reported.
+    const NS: &str = "bind-throttled";
+    let h = Harness::start(NS, 2, "bindRetries: 3\n", |f| {
+        f.inject(FaultSpec::new(binding(NS).name("single"), 2, 429).retry_after(1));
+        f.inject(FaultSpec::new(binding(NS).name("pair-1"), 2, 429).retry_after(1));
+    })
+    .await;
+    let started = Instant::now();
+    let mut pods = h.gang("pair", 2, 4).await;
+    pods.push(h.pod("single", 2, None).await);
+    until("every pod bound", WAIT, || h.all_bound(&pods)).await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "bound {:?} after creation: Retry-After ignored",
+        started.elapsed()
+    );
+    h.assert_bound_once(&pods).await;
+    let throttled_twice = [(429, true), (429, true), (201, false)];
+    assert_eq!(h.binds_of("single"), throttled_twice);
+    assert_eq!(h.binds_of("pair-1"), throttled_twice);
+    assert_eq!(h.binds_of("pair-0"), [(201, false)]);
+    until("PodGroup pair Scheduled", WAIT, || async {
+        h.pod_group_phase("pair").await.as_deref() == Some("Scheduled")
+    })
+    .await;
+    assert!(h.env.events("pair", "GangBindFailed").await.is_empty(), "a throttled bind gave its gang up");
+    assert_eq!(h.unschedulable_message("single").await, None);
     h.stop().await;
 }
