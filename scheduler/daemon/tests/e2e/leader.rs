@@ -226,16 +226,24 @@ async fn stream_pods(env: &Env, prefix: &str, total: usize, mut at_third: impl F
     pods
 }
 
+/// The test's namespace `ns` with eight 8-GPU nodes; `<ns>-a` leading, `<ns>-b` ready as its standby.
+async fn leader_and_standby(ns: &str) -> (Env, Instance, Instance) {
+    let env = Env::new(ns).await;
+    for n in 0..8 {
+        env.node(&format!("{ns}-n{n}"), 8).await;
+    }
+    let leader = format!("{ns}-a");
+    let a = Instance::start(&env, &leader, None);
+    until("a leads", Duration::from_secs(30), || async { holder(&env).await.as_deref() == Some(leader.as_str()) })
+        .await;
+    let b = Instance::start(&env, &format!("{ns}-b"), None);
+    b.until_ready().await;
+    (env, a, b)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_standby_takes_over_from_a_killed_leader_while_pods_stream_in() {
-    let env = Env::new("failover").await;
-    for n in 0..8 {
-        env.node(&format!("fo-n{n}"), 8).await;
-    }
-    let mut a = Instance::start(&env, "failover-a", None);
-    until("a leads", Duration::from_secs(30), || async { holder(&env).await.as_deref() == Some("failover-a") }).await;
-    let b = Instance::start(&env, "failover-b", None);
-    b.until_ready().await;
+    let (env, mut a, b) = leader_and_standby("failover").await;
     let holders = HolderLog::start(&env);
     let mut killed_at = None;
     let pods = stream_pods(&env, "p", 48, || {
@@ -261,14 +269,7 @@ async fn the_standby_takes_over_from_a_killed_leader_while_pods_stream_in() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_stopped_with_sigterm_hands_over_within_a_second_and_a_half() {
-    let env = Env::new("handover").await;
-    for n in 0..8 {
-        env.node(&format!("ho-n{n}"), 8).await;
-    }
-    let mut a = Instance::start(&env, "handover-a", None);
-    until("a leads", Duration::from_secs(30), || async { holder(&env).await.as_deref() == Some("handover-a") }).await;
-    let mut b = Instance::start(&env, "handover-b", None);
-    b.until_ready().await;
+    let (env, mut a, mut b) = leader_and_standby("handover").await;
     let holders = HolderLog::start(&env);
     let mut signalled_at = None;
     let pods = stream_pods(&env, "p", 30, || {
@@ -297,14 +298,7 @@ async fn a_leader_stopped_with_sigterm_hands_over_within_a_second_and_a_half() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_frozen_with_sigstop_is_taken_over_and_binds_nothing_once_it_resumes() {
-    let env = Env::new("freeze").await;
-    for n in 0..8 {
-        env.node(&format!("fz-n{n}"), 8).await;
-    }
-    let mut a = Instance::start(&env, "freeze-a", None);
-    until("a leads", Duration::from_secs(30), || async { holder(&env).await.as_deref() == Some("freeze-a") }).await;
-    let mut b = Instance::start(&env, "freeze-b", None);
-    b.until_ready().await;
+    let (env, mut a, mut b) = leader_and_standby("freeze").await;
     let holders = HolderLog::start(&env);
     let mut stopped_at = None;
     let mut pods = stream_pods(&env, "p", 30, || {
