@@ -322,10 +322,22 @@ impl ClusterState {
         }
         if let Some(node) = info.node_name.clone() {
             self.remove_pending(&key);
-            if let Some(b) = self.bound.get(&key)
+            if let Some(b) = self.bound.get_mut(&key)
                 && b.node == node
             {
-                return (false, None);
+                // An in-place resize (`pods/resize`) changes what a running pod asks for: the snapshot books
+                // what it asks now, on the GPUs it holds.
+                let resized =
+                    b.pod.requests != info.pod.requests || b.pod.gpu != info.pod.gpu || b.pod.mig != info.pod.mig;
+                if !resized {
+                    return (false, None);
+                }
+                b.pod = info.pod;
+                if self.snapshot.placement(&key).is_some() {
+                    let _ = self.snapshot.forget(&key);
+                }
+                self.place_bound(&key);
+                return (true, None);
             }
             let had = self.bound.remove(&key).is_some() && self.snapshot.placement(&key).is_some();
             if had {

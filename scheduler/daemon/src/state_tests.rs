@@ -691,3 +691,23 @@ fn a_bind_not_sent_is_given_up_at_once() {
     ));
     assert_eq!(w.gpus_used(), 0);
 }
+
+#[test]
+fn a_bound_pod_resized_in_place_is_booked_at_its_new_size() {
+    let mut w = World::new(vec![gpu_node("a", 4)]);
+    let cpu = |n: &str| json!({"spec": {"nodeName": "a", "containers": [{"name": "c", "resources": {"requests": {"cpu": n}}}]}});
+    w.state.apply_pod(pod("running", 0, cpu("1")));
+    // Grown from 1 to 60 of the node's 64 CPUs: an 8-CPU pod no longer fits beside it.
+    let (freed, _) = w.state.apply_pod(pod("running", 0, cpu("60")));
+    assert!(freed, "a resize wakes the units backing off");
+    let asks_8 = json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "8"}}}]}});
+    w.add(pod("new", 0, asks_8.clone()), s(0));
+    let r = w.pass(s(0));
+    assert!(r.binds.is_empty(), "placed beside a pod grown in place: {:?}", r.binds);
+    // Shrunk back to 2: now it fits.
+    w.state.apply_pod(pod("running", 0, cpu("2")));
+    w.queue.touch(UnitKey::Pod("ml/new".into()), 0, s(5));
+    let r = w.pass(s(5));
+    assert_eq!(r.binds.len(), 1, "fits once the running pod shrank");
+    assert_eq!(r.binds[0].members[0].node, "a");
+}
