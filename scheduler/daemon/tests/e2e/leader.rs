@@ -314,8 +314,9 @@ async fn a_leader_frozen_with_sigstop_is_taken_over_and_binds_nothing_once_it_re
         env.bound().await.len() == pods.len()
     })
     .await;
-    // A bind a sent before it froze landed long ago (the takeover waited out the lease): a pod bound by now
-    // that a logs bound after it resumes is such a bind's answer; any other went out after the SIGCONT.
+    // A bind a had let through its fence just before it froze goes out when it resumes, and its answer
+    // comes then: bound, or refused (409) if b bound the pod meanwhile. Either way it is for a pod bound by
+    // now; a bind for any other pod was decided after the SIGCONT.
     let bound_while_frozen = env.bound().await;
     a.process.signal(libc::SIGCONT);
     until("a says it stopped leading", Duration::from_secs(10), || async {
@@ -336,10 +337,19 @@ async fn a_leader_frozen_with_sigstop_is_taken_over_and_binds_nothing_once_it_re
         .filter(|p| !bound_while_frozen.contains_key(p.rsplit('/').next().unwrap_or(p)))
         .collect();
     assert!(after_cont.is_empty(), "a bound {after_cont:?} after it resumed:\n{}", a.process.log_tail(30));
+    let refused_late: Vec<String> = a
+        .binds_refused_as_bound()
+        .into_iter()
+        .filter(|line| !bound_while_frozen.keys().any(|p| line.contains(&format!("pod=freeze/{p} "))))
+        .collect();
+    assert!(refused_late.is_empty(), "a tried binds after it resumed: {refused_late:?}");
     assert_eq!(resumed.len(), 1, "one line says a stopped leading:\n{}", a.process.log_tail(30));
     assert_eq!(a.leader_gauge().await, Some(0), "a still reports itself not leading");
     assert_eq!(holder(&env).await.as_deref(), Some("freeze-b"));
-    assert_bound_once(&env, &pods, &[&a, &b]).await;
+    // b never had a bind refused; no pod was bound by both; nothing lost or over-committed.
+    assert_bound_once(&env, &pods, &[&b]).await;
+    let twice = bound_by_two(&[&a, &b]);
+    assert!(twice.is_empty(), "bound more than once: {twice:?}");
     assert!(
         takeover <= Duration::from_secs(LEASE_SECONDS + 2),
         "takeover after SIGSTOP took {takeover:?}, more than the lease ({LEASE_SECONDS} s) and 2 s"
