@@ -5,8 +5,8 @@
 //! `1/qps` intervals: never earlier than the bucket allows, so the rate is unchanged, but a throttled
 //! scheduler then wakes once a second for a second's worth of requests, instead of once per request (each
 //! round of wake-ups costs thread switches, buffers and small writes: at 50 qps a 250-ms grid still cost a
-//! fifth more CPU per bind than a 1-s one, measured with the live benchmark). The rate is the bucket's;
-//! only requests that already had to wait are held to the grid.
+//! quarter more CPU per bind than a 1-s one, 5.2 against 4.1 CPU-s for 5,000 binds in the live benchmark).
+//! The rate is the bucket's; only requests that already had to wait are held to the grid.
 
 use std::time::{Duration, Instant};
 
