@@ -91,6 +91,17 @@ pub enum Mode {
     Off,
 }
 
+impl From<Mode> for crate::decide::Mode {
+    fn from(m: Mode) -> Self {
+        match m {
+            Mode::Hybrid => crate::decide::Mode::Hybrid,
+            Mode::HorizontalOnly => crate::decide::Mode::HorizontalOnly,
+            Mode::VerticalOnly => crate::decide::Mode::VerticalOnly,
+            Mode::Off => crate::decide::Mode::Off,
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerPolicy {

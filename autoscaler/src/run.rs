@@ -2,7 +2,7 @@
 //! PodMetrics, ask the scheduler's Placement API, decide ([`crate::decide`]) and apply at most one action,
 //! then write status, Events and metrics. Only the lease holder acts.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -21,7 +21,7 @@ use tracing::{debug, info, warn};
 use crate::config::Config;
 use crate::crd::*;
 use crate::decide::{
-    self, Action, Blocker, Bounds, ContainerResize, ContainerSample, Headroom, PodSample, Policy, Res,
+    self, Action, Blocker, Bounds, ContainerResize, ContainerSample, Headroom, PodSample, Policy, Res, UsageWindow,
 };
 use crate::metrics::Metrics;
 use crate::placement::{Placement, TemplateInfo};
@@ -40,7 +40,7 @@ const RECREATE_TIMEOUT_S: f64 = 600.0;
 /// the history refills, which only delays decisions).
 #[derive(Debug)]
 struct Memory {
-    usage: HashMap<(String, String), VecDeque<(f64, Res)>>,
+    usage: HashMap<(String, String), UsageWindow>,
     restarts: HashMap<(String, String), i32>,
     recommendations: Vec<(f64, u32)>,
     replicas_seen: Vec<(f64, u32)>,
@@ -257,7 +257,7 @@ pub fn policy_from_spec(spec: &HybridAutoscalerSpec, config: &Config) -> Result<
         tolerance,
         scale_up_window_s: window(spec.scale_up_stabilization_seconds, 0, "scaleUpStabilizationSeconds")?,
         scale_down_window_s: window(spec.scale_down_stabilization_seconds, 300, "scaleDownStabilizationSeconds")?,
-        mode: spec.mode.unwrap_or_default(),
+        mode: spec.mode.unwrap_or_default().into(),
         allow_recreate: spec.allow_recreate.unwrap_or(false),
         bounds,
         margin: config.margin,
@@ -508,22 +508,9 @@ async fn step(
             live.insert(k.clone());
             let res = c.resources.clone().unwrap_or_default();
             let usage = usage_of.get(&k).copied();
-            let h = mem.usage.entry(k.clone()).or_default();
-            if let Some(u) = usage {
-                h.push_back((now, u));
-            }
-            while h.front().is_some_and(|(t, _)| now - t > keep) {
-                h.pop_front();
-            }
-            let p90 = (!h.is_empty()).then(|| {
-                let mut cpu: Vec<i64> = h.iter().map(|(_, r)| r.cpu).collect();
-                let mut memv: Vec<i64> = h.iter().map(|(_, r)| r.mem).collect();
-                cpu.sort_unstable();
-                memv.sort_unstable();
-                let i = ((cpu.len() as f64) * 0.9).ceil() as usize;
-                let i = i.clamp(1, cpu.len()) - 1;
-                Res::new(cpu[i], memv[i])
-            });
+            let window = mem.usage.entry(k.clone()).or_default();
+            window.observe(now, usage, keep);
+            let p90 = window.p90();
             let cs = st.container_statuses.iter().flatten().find(|s| s.name == c.name);
             let restarts = cs.map_or(0, |s| s.restart_count);
             let oom = cs.is_some_and(|s| {
@@ -602,7 +589,7 @@ async fn step(
         }
     }
 
-    let headroom = if policy.mode == Mode::HorizontalOnly {
+    let headroom = if policy.mode == decide::Mode::HorizontalOnly {
         Headroom::NotAsked
     } else {
         let names: Vec<String> = pod_samples.iter().map(|p| p.name.clone()).collect();
@@ -678,7 +665,7 @@ async fn step(
     let kind = d.action.kind();
     let mut record =
         DecisionStatus { kind: kind.into(), reason: d.reason.clone(), time: now_text(), ..Default::default() };
-    if policy.mode == Mode::Off {
+    if policy.mode == decide::Mode::Off {
         let changed = status.last_decision.as_ref().is_none_or(|l| l.kind != kind);
         if d.action != Action::None && changed {
             events.push((EventType::Normal, "Recommendation", format!("mode Off, would {kind}: {}", d.reason), false));

@@ -31,7 +31,17 @@
 
 use std::collections::BTreeMap;
 
-use crate::crd::Mode;
+/// Which kinds of scaling the decision may choose.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Vertical while the pods' nodes have room, else horizontal (the paper's hybrid algorithm).
+    #[default]
+    Hybrid,
+    HorizontalOnly,
+    VerticalOnly,
+    /// Recommend only: decided as `Hybrid`; the caller applies nothing.
+    Off,
+}
 
 /// CPU in millicores and memory in bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
