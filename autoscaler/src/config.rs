@@ -21,6 +21,8 @@ use std::time::Duration;
 pub use mlsched_edge::LogFormat;
 use serde::Deserialize;
 
+use crate::decide::{DEFAULT_HISTORY_S, DEFAULT_PERIOD_S, DEFAULT_SCALE_UP_LIMIT_PERIOD_S, Policy};
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Config {
@@ -58,7 +60,12 @@ pub struct LeaderElectionConfig {
 
 impl Default for ScaleUpLimit {
     fn default() -> Self {
-        ScaleUpLimit { pods: 4, factor: 2.0, period_seconds: 60.0 }
+        let p = Policy::default();
+        ScaleUpLimit {
+            pods: p.up_limit_pods,
+            factor: p.up_limit_factor,
+            period_seconds: DEFAULT_SCALE_UP_LIMIT_PERIOD_S,
+        }
     }
 }
 
@@ -78,12 +85,12 @@ impl Default for LeaderElectionConfig {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            period_seconds: 15.0,
+            period_seconds: DEFAULT_PERIOD_S,
             placement_api: "127.0.0.1:10260".into(),
             placement_timeout_seconds: 2.0,
             api_timeout_seconds: 10.0,
-            history_seconds: 300.0,
-            margin: 0.15,
+            history_seconds: DEFAULT_HISTORY_S,
+            margin: Policy::default().margin,
             scale_up_limit: ScaleUpLimit::default(),
             namespace: None,
             leader_election: LeaderElectionConfig::default(),

@@ -27,7 +27,8 @@
 //! by the resized pods' requests; (c) scale-out happens only for pods overloaded against their *current*
 //! requests that the vertical path cannot absorb, so pods grown in place that keep up are not multiplied
 //! on top; (d) scale-in needs no pod overloaded, and resized pods are shrunk back (never below the baseline)
-//! only after the scale-down window has passed since the last growth.
+//! only after the scale-down window has passed since the last growth: in place, or, where only recreate is
+//! allowed, by recreating them from a smaller template.
 
 use std::collections::BTreeMap;
 
@@ -105,6 +106,13 @@ impl Bounds {
         hi.map_or(v, |h| v.min(h))
     }
 }
+
+/// The controller's defaults around the decision (the sidecar's config falls back to them, and the
+/// simulator runs them): how often it decides, how long usage history is kept for the p90, and the period
+/// of the scale-up rate limit.
+pub const DEFAULT_PERIOD_S: f64 = 15.0;
+pub const DEFAULT_HISTORY_S: f64 = 300.0;
+pub const DEFAULT_SCALE_UP_LIMIT_PERIOD_S: f64 = 60.0;
 
 /// What the HybridAutoscaler spec (and the config) say, validated.
 #[derive(Clone, Debug, PartialEq)]
@@ -611,6 +619,35 @@ pub fn decide(inp: &Input<'_>) -> Decision {
             );
         }
     }
+    if p.vertical_allowed() && !inp.in_place_available && p.allow_recreate && !grown_recently {
+        // One template for every pod: it shrinks to the largest target over the pods, so none is left short.
+        let containers: Vec<ContainerResize> = first
+            .containers
+            .iter()
+            .filter_map(|c| {
+                let want = recommended.get(&c.name)?;
+                let base = baseline_of(c);
+                let mut n = c.request;
+                for &(k, _) in &targets {
+                    if c.request.get(k) > base.get(k)
+                        && (want.get(k) as f64) < c.request.get(k) as f64 * (1.0 - p.tolerance)
+                    {
+                        n.set(k, want.get(k));
+                    }
+                }
+                (n != c.request).then(|| with_limits(c, n))
+            })
+            .collect();
+        if !containers.is_empty() {
+            return done(
+                Action::Recreate { containers },
+                format!(
+                    "the pods use less than their grown requests ({ratio_text}): recreate them smaller, toward the baseline"
+                ),
+                Blocker::None,
+            );
+        }
+    }
     if desired_raw > inp.replicas {
         return done(
             Action::None,
@@ -852,6 +889,26 @@ mod tests {
                 ..Default::default()
             },
             Case {
+                name: "recreated pods shrink back after the window by another recreate",
+                pods: two(2000, 300),
+                baseline: base1000.clone(),
+                policy: Policy { min_replicas: 2, allow_recreate: true, ..Policy::default() },
+                in_place: false,
+                last_grow_at: Some(100.0),
+                want: "Recreate",
+                ..Default::default()
+            },
+            Case {
+                name: "recreated pods do not shrink within the window",
+                pods: two(2000, 300),
+                baseline: base1000.clone(),
+                policy: Policy { min_replicas: 2, allow_recreate: true, ..Policy::default() },
+                in_place: false,
+                last_grow_at: Some(900.0),
+                want: "None",
+                ..Default::default()
+            },
+            Case {
                 name: "grown pods shrink back after the window",
                 pods: two(2000, 300),
                 baseline: base1000.clone(),
@@ -870,6 +927,31 @@ mod tests {
             }
             assert!(!d.reason.is_empty(), "{}", c.name);
         }
+    }
+
+    #[test]
+    fn a_recreate_shrink_sizes_the_template_for_the_busiest_pod_and_never_below_the_baseline() {
+        let base = BTreeMap::from([("app".to_string(), Res::new(1000, 256 * MI))]);
+        let policy = Policy { min_replicas: 2, allow_recreate: true, ..Policy::default() };
+        let shrink = |pods: Vec<PodSample>| {
+            let d = run(&Case {
+                pods,
+                baseline: base.clone(),
+                policy: policy.clone(),
+                in_place: false,
+                ..Default::default()
+            });
+            match d.action {
+                Action::Recreate { containers } => Some(containers[0].request.cpu),
+                _ => None,
+            }
+        };
+        // Idle pods grown to 2000m go back to the baseline, not to usage / target (429m).
+        assert_eq!(shrink(vec![pod("a", "n1", 2000, Some(300)), pod("b", "n1", 2000, Some(300))]), Some(1000));
+        // The busier pod sets the size: 1050 / 0.7 = 1500m (max(p90 x 1.15 = 1208, 1500)).
+        assert_eq!(shrink(vec![pod("a", "n1", 2000, Some(300)), pod("b", "n1", 2000, Some(1050))]), Some(1500));
+        // Within the tolerance of the current size: no recreate for a 10% change.
+        assert_eq!(shrink(vec![pod("a", "n1", 2000, Some(1300)), pod("b", "n1", 2000, Some(1300))]), None);
     }
 
     #[test]

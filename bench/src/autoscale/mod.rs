@@ -1,17 +1,21 @@
 //! `mlsim autoscale`: the hybrid HPA/VPA autoscaling paper's analytic model (`model`), and a simulation of
 //! the same comparison with real placements on a generated tree (`run`).
 //!
-//! - `decide`: the pure decision (vertical / horizontal / nothing) shared with the live autoscaler.
 //! - `model`: the paper's bandwidth formulas, table and SVGs.
 //! - `load`: seeded demand curves.
+//! - `cluster`: the generated tree and the schedulers placing pods on it.
+//! - `workload`: a workload's pods and the controller's memory of them; what the sidecar would observe.
+//! - `controller`: one period of the sidecar's own decision (`mlsched-autoscale`) and its action.
 //! - `run`: the simulator and `summary.json`.
 //! - `plot`: SVGs of a run.
 
-pub mod decide;
+pub mod cluster;
+pub mod controller;
 pub mod load;
 pub mod model;
 pub mod plot;
 pub mod run;
+pub mod workload;
 
 use std::path::{Path, PathBuf};
 
@@ -209,6 +213,39 @@ fn run_model(args: &ModelArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The run's setting in one paragraph, with the policy's numbers read from the policy the run used.
+fn describe(cfg: &RunConfig) -> String {
+    let p = run::Mode::HybridInPlace.policy();
+    let bounds = p.bounds_for("*");
+    format!(
+        "seed {}; {} nodes of {} m CPU, {} per rack, {} racks per spine, {:.0}% of nodes left with 0–600 m free by background load; {} workloads over {:.0} h (diurnal ±50% + bursts ×1.8–3.0, ±5% noise); the sidecar's decision with its defaults: target {:.0}% of the CPU request, tolerance {}, scale-down window {} s, scale-up max(+{}, ×{})/{} s, every {} s; pods {} m (vertical {}–{} m), {}–{} replicas; new pod ready after {} s, recreate down {} s; sync {} MB/s follower↔primary + {} MB state copy per start",
+        cfg.seed,
+        cfg.nodes,
+        cfg.node_cpu_milli,
+        cfg.nodes_per_rack,
+        cfg.racks_per_spine,
+        cfg.full_fraction * 100.0,
+        cfg.workloads,
+        cfg.duration_s / 3600.0,
+        p.cpu_target.unwrap_or(0.0) * 100.0,
+        p.tolerance,
+        p.scale_down_window_s,
+        p.up_limit_pods,
+        p.up_limit_factor,
+        mlsched_autoscale::DEFAULT_SCALE_UP_LIMIT_PERIOD_S,
+        cfg.sync_period_s,
+        cfg.pod_cpu_milli,
+        bounds.min_cpu.unwrap_or(0),
+        bounds.max_cpu.unwrap_or(0),
+        p.min_replicas,
+        p.max_replicas,
+        cfg.start_delay_s,
+        cfg.restart_delay_s,
+        cfg.sync_mb_s,
+        cfg.state_mb
+    )
+}
+
 fn run_sim(args: &RunArgs) -> anyhow::Result<()> {
     let cfg = args.config();
     anyhow::ensure!(
@@ -226,22 +263,7 @@ fn run_sim(args: &RunArgs) -> anyhow::Result<()> {
     std::fs::write(args.out.join("autoscale.md"), &table)?;
     plot::timeseries_svg(&args.out.join("timeseries.svg"), &runs)?;
     plot::bandwidth_svg(&args.out.join("bandwidth.svg"), &runs)?;
-    let describe = format!(
-        "seed {}; {} nodes of {} m CPU, {} per rack, {} racks per spine, {:.0}% of nodes left with 0–600 m free by background load; {} workloads over {:.0} h (diurnal ±50% + bursts ×1.8–3.0, ±5% noise); target 70% of the CPU request, tolerance 0.1, scale-down window 300 s, scale-up max(+4, ×2)/60 s, sync every {} s; pods 1000 m (vertical 250–6000 m), 2–16 replicas; new pod ready after {} s, recreate down {} s; sync {} MB/s follower↔primary + {} MB state copy per start",
-        cfg.seed,
-        cfg.nodes,
-        cfg.node_cpu_milli,
-        cfg.nodes_per_rack,
-        cfg.racks_per_spine,
-        cfg.full_fraction * 100.0,
-        cfg.workloads,
-        cfg.duration_s / 3600.0,
-        cfg.sync_period_s,
-        cfg.start_delay_s,
-        cfg.restart_delay_s,
-        cfg.sync_mb_s,
-        cfg.state_mb
-    );
+    let describe = describe(&cfg);
     println!("{describe}\n");
     print!("{table}");
     println!(

@@ -20,29 +20,28 @@
 //! two in each of the `h/2` lowest tiers; traffic within a node loads none. Reported as the mean link
 //! load in MB/s (link-MB per second), in total and per tier.
 //!
-//! **Modes.** `hybrid-inplace`: vertical in place while the pods' nodes have room, else new pods placed
-//! nearest (fewest summed hops) to the existing ones; `hybrid-recreate`: the same, but a vertical change
-//! restarts the pod (one at a time, `restart_delay_s` without its capacity); `horizontal-only`: HPA, new
-//! pods placed by the default policy; `vertical-only`: VPA Recreate, capped by the node's free CPU. The
-//! decision is [`super::decide::decide`] every `sync_period_s`. The default policy is kube-scheduler's
-//! default NodeResourcesFit scoring, LeastAllocated (CPU and memory weight 1), with the core's filters;
-//! kube's other default scorers (BalancedAllocation, soft PodTopologySpread, ImageLocality) are left out.
+//! **Modes.** Every mode runs the sidecar's own decision ([`mlsched_autoscale::decide`], see
+//! `controller.rs`) with the sidecar's defaults, restricted as the mode says. `hybrid-inplace`: vertical by
+//! in-place resize while the pods' nodes have room, else new pods placed by mlsched's scheduler profile
+//! near the existing ones; `hybrid-recreate`: the same with in-place resize unavailable and recreate
+//! allowed (one pod at a time, `restart_delay_s` without its capacity); `horizontal-only` (HPA's rule) and
+//! `vertical-only` (VPA Recreate, which never grows a pod past its node's room), with their pods placed by
+//! kube-scheduler's default scoring, as HPA or VPA beside kube-scheduler would have them.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use mlsched::core::{GpuRequest, MIB, Node, NodeId, Pod, Resources, Snapshot};
-use mlsched::framework::{Profile, ScorePlugin, schedule_one};
-use mlsched::plugins::policy::default_filters;
-use mlsched::topology::{HOSTNAME_LABEL, Topology};
+use mlsched::core::{GpuRequest, NodeId, Pod, Resources, Snapshot};
+use mlsched::topology::Topology;
+use mlsched_autoscale::{Bounds, Mode as Scaling, Policy};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::decide::{Decision, Inputs, PodView, Policy, Scaling, decide, recommendation};
+use super::cluster::{LEVELS, Placer, Scheduler, build_nodes};
+use super::controller::Ctx;
 use super::load::{LoadCurve, curves};
-use crate::jobs::cluster::{RACK_LABEL, SPINE_LABEL};
+use super::workload::{Replica, Workload};
 
 pub const TIERS: [&str; 3] = ["rack", "spine", "core"];
 
@@ -66,17 +65,36 @@ impl Mode {
         }
     }
 
+    /// The sidecar's default policy for a workload of 2–16 replicas whose pods may grow from 250 m to 6
+    /// cores, restricted to the mode's kinds of scaling.
     pub fn policy(self) -> Policy {
-        match self {
-            Mode::HybridInPlace => Policy::new(Scaling::Hybrid, false),
-            Mode::HybridRecreate => Policy::new(Scaling::Hybrid, true),
-            Mode::HorizontalOnly => Policy::new(Scaling::HorizontalOnly, false),
-            Mode::VerticalOnly => Policy::new(Scaling::VerticalOnly, true),
+        let (mode, allow_recreate) = match self {
+            Mode::HybridInPlace => (Scaling::Hybrid, false),
+            Mode::HybridRecreate => (Scaling::Hybrid, true),
+            Mode::HorizontalOnly => (Scaling::HorizontalOnly, false),
+            Mode::VerticalOnly => (Scaling::VerticalOnly, true),
+        };
+        let bounds = Bounds { min_cpu: Some(250), max_cpu: Some(6000), ..Bounds::default() };
+        Policy {
+            min_replicas: 2,
+            max_replicas: 16,
+            mode,
+            allow_recreate,
+            bounds: BTreeMap::from([("*".to_string(), bounds)]),
+            ..Policy::default()
         }
     }
 
-    fn places_near(self) -> bool {
-        matches!(self, Mode::HybridInPlace | Mode::HybridRecreate)
+    /// Whether pods can be resized in place (else the vertical path recreates them).
+    fn in_place(self) -> bool {
+        self == Mode::HybridInPlace
+    }
+
+    fn scheduler(self) -> Scheduler {
+        match self {
+            Mode::HybridInPlace | Mode::HybridRecreate => Scheduler::Mlsched,
+            Mode::HorizontalOnly | Mode::VerticalOnly => Scheduler::KubeDefault,
+        }
     }
 }
 
@@ -98,6 +116,8 @@ pub struct RunConfig {
     pub sync_mb_s: f64,
     pub state_mb: f64,
     pub pod_memory_gib: i64,
+    /// The pod template's CPU request, millicores.
+    pub pod_cpu_milli: i64,
 }
 
 impl Default for RunConfig {
@@ -113,12 +133,13 @@ impl Default for RunConfig {
             workloads: 16,
             duration_s: super::load::DAY_S,
             step_s: 5.0,
-            sync_period_s: 15.0,
+            sync_period_s: mlsched_autoscale::DEFAULT_PERIOD_S,
             start_delay_s: 30.0,
             restart_delay_s: 30.0,
             sync_mb_s: 1.0,
             state_mb: 512.0,
             pod_memory_gib: 1,
+            pod_cpu_milli: 1000,
         }
     }
 }
@@ -149,6 +170,8 @@ pub struct ModeSummary {
     pub unschedulable: usize,
     /// Mean switch hops from each added pod to the nearest pod the workload already had.
     pub mean_added_pod_hops: f64,
+    /// The decisions by kind (`None`, `Vertical`, `Recreate`, `ScaleUp`, `ScaleDown`), over all periods.
+    pub decisions: BTreeMap<String, usize>,
 }
 
 /// Cluster totals sampled every minute, for the plots.
@@ -167,123 +190,32 @@ pub struct ModeRun {
     pub series: Series,
 }
 
-/// kube-scheduler's default NodeResourcesFit score: LeastAllocated, CPU and memory weight 1, 0..100.
-pub struct LeastAllocated;
-
-impl ScorePlugin for LeastAllocated {
-    fn name(&self) -> &'static str {
-        "LeastAllocated"
-    }
-
-    fn score(&self, snapshot: &Snapshot, pod: &Pod, node: NodeId) -> i64 {
-        let n = &snapshot.nodes()[node];
-        let frac =
-            |free: i64, want: i64, cap: i64| if cap <= 0 { 0.0 } else { (free - want).max(0) as f64 / cap as f64 };
-        let cpu = frac(n.free_cpu_milli(), pod.requests.cpu_milli, n.allocatable.cpu_milli);
-        let mem = frac(n.free_memory_bytes(), pod.requests.memory_bytes, n.allocatable.memory_bytes);
-        ((cpu + mem) * 50.0).round() as i64
-    }
-}
-
-/// The hybrid placement: fewest switch hops summed over the nodes of the workload's pods.
-pub struct NearReplicas {
-    pub topology: Arc<Topology>,
-    pub replica_nodes: Vec<NodeId>,
-}
-
-impl ScorePlugin for NearReplicas {
-    fn name(&self) -> &'static str {
-        "NearReplicas"
-    }
-
-    fn score(&self, _snapshot: &Snapshot, _pod: &Pod, node: NodeId) -> i64 {
-        -self.replica_nodes.iter().map(|&r| i64::from(self.topology.hops(node, r).unwrap_or(u32::MAX / 4))).sum::<i64>()
-    }
-}
-
-fn default_profile() -> Profile {
-    default_filters(Profile::new("default")).score(LeastAllocated, 1)
-}
-
-fn near_profile(topology: &Arc<Topology>, replica_nodes: Vec<NodeId>) -> Profile {
-    default_filters(Profile::new("hybrid-near"))
-        .score(NearReplicas { topology: topology.clone(), replica_nodes }, 1000)
-        .score(LeastAllocated, 1)
-}
-
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-pub fn build_nodes(cfg: &RunConfig) -> Vec<Node> {
-    (0..cfg.nodes)
-        .map(|i| {
-            let rack = i / cfg.nodes_per_rack;
-            let spine = rack / cfg.racks_per_spine;
-            let name = format!("n{:016x}", splitmix64(i as u64));
-            Node::new(name.clone(), Resources::new(cfg.node_cpu_milli, cfg.node_memory_gib * 1024 * MIB, 110))
-                .with_label(SPINE_LABEL, format!("s{spine}"))
-                .with_label(RACK_LABEL, format!("s{spine}-r{rack}"))
-                .with_label(HOSTNAME_LABEL, name)
-        })
-        .collect()
-}
-
-struct Replica {
-    key: String,
-    node: NodeId,
-    request: i64,
-    ready_at: f64,
-    restarting: bool,
-    needs_state: bool,
-}
-
-struct Workload {
-    replicas: Vec<Replica>,
-    history: Vec<(f64, i64)>,
-    replica_log: Vec<(f64, usize)>,
-    overload_since: Option<f64>,
-    next_id: usize,
-}
-
-fn pod(cfg: &RunConfig, key: &str, cpu: i64) -> Pod {
-    Pod::new(key, Resources::new(cpu, cfg.pod_memory_gib * 1024 * MIB, 1), GpuRequest::default())
-}
-
 /// The cluster after setup: nodes, topology, the initial pods of every workload (identical in all modes).
-fn setup(cfg: &RunConfig) -> anyhow::Result<(Snapshot, Arc<Topology>, Vec<Workload>)> {
+fn setup(cfg: &RunConfig) -> anyhow::Result<(Snapshot, Topology, Vec<Workload>)> {
     let nodes = build_nodes(cfg);
-    let topology = Arc::new(Topology::from_labels(&[SPINE_LABEL, RACK_LABEL, HOSTNAME_LABEL], &nodes)?);
+    let topology = Topology::from_labels(&LEVELS, &nodes)?;
     let mut snapshot = Snapshot::new(nodes)?;
-    let policy = Mode::HybridInPlace.policy();
-    let profile = default_profile();
+    let min_replicas = Mode::HybridInPlace.policy().min_replicas;
+    let mut placer = Placer::new(Scheduler::KubeDefault)?;
     let mut workloads = Vec::new();
     for w in 0..cfg.workloads {
-        let mut replicas = Vec::new();
-        for i in 0..policy.min_replicas {
-            let key = format!("w{w:02}/p{i}");
-            let p = pod(cfg, &key, policy.template_cpu_milli);
-            let d = schedule_one(&profile, &snapshot, &p).map_err(|e| anyhow::anyhow!("initial pod {key}: {e}"))?;
-            snapshot.assume(&p, d.node, &[])?;
-            replicas.push(Replica {
+        let mut wl = Workload::new(format!("w{w:02}"), cfg.pod_cpu_milli, cfg.pod_memory_gib);
+        for _ in 0..min_replicas {
+            let (key, seq) = wl.next_pod();
+            let p = Pod::new(&key, Resources::new(cfg.pod_cpu_milli, wl.memory_bytes, 1), GpuRequest::default());
+            let node = placer.place(&mut snapshot, p, Vec::new(), true);
+            anyhow::ensure!(node.is_some(), "initial pod {key} does not fit the empty cluster");
+            wl.replicas.push(Replica {
                 key,
-                node: d.node,
-                request: p.requests.cpu_milli,
+                node,
+                cpu_milli: cfg.pod_cpu_milli,
                 ready_at: 0.0,
-                restarting: false,
                 needs_state: false,
+                seq,
             });
         }
-        workloads.push(Workload {
-            next_id: replicas.len(),
-            replicas,
-            history: Vec::new(),
-            replica_log: vec![(0.0, policy.min_replicas)],
-            overload_since: None,
-        });
+        wl.spec_replicas = min_replicas;
+        workloads.push(wl);
     }
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0xB6_u64);
     for id in 0..cfg.nodes {
@@ -304,8 +236,9 @@ fn setup(cfg: &RunConfig) -> anyhow::Result<(Snapshot, Arc<Topology>, Vec<Worklo
     Ok((snapshot, topology, workloads))
 }
 
+/// What a run adds up as it goes.
 #[derive(Default)]
-struct Acc {
+pub struct Acc {
     link_mb: [f64; 3],
     follower_hop_seconds: f64,
     follower_seconds: f64,
@@ -314,12 +247,13 @@ struct Acc {
     replica_seconds: f64,
     cpu_milli_seconds: f64,
     peak_replicas: usize,
-    vertical_actions: usize,
-    pods_added: usize,
-    pods_removed: usize,
-    restarts: usize,
-    unschedulable: usize,
-    added_hops: f64,
+    pub vertical_actions: usize,
+    pub pods_added: usize,
+    pub pods_removed: usize,
+    pub restarts: usize,
+    pub unschedulable: usize,
+    pub added_hops: f64,
+    pub decisions: BTreeMap<String, usize>,
 }
 
 impl Acc {
@@ -330,72 +264,87 @@ impl Acc {
     }
 }
 
+/// CPU reserved on nodes by the workloads' placed pods, millicores.
+fn reserved_milli(workloads: &[Workload]) -> f64 {
+    workloads.iter().flat_map(|wl| &wl.replicas).filter(|r| r.node.is_some()).map(|r| r.cpu_milli as f64).sum()
+}
+
+/// One step of serving: pods that become ready copy state, demand meets the ready pods' requests, followers
+/// sync with the primary. Returns the ready pods' utilization (at most 1: limit = request).
+fn serve(cfg: &RunConfig, topology: &Topology, wl: &mut Workload, t: f64, demand: f64, acc: &mut Acc) -> f64 {
+    let hops = |a: NodeId, b: NodeId| topology.hops(a, b).unwrap_or(6);
+    for i in 0..wl.replicas.len() {
+        let r = &wl.replicas[i];
+        let (Some(node), true) = (r.node, r.ready(t) && r.needs_state) else { continue };
+        let nearest = wl
+            .replicas
+            .iter()
+            .enumerate()
+            .filter(|&(j, o)| j != i && o.ready(t) && !o.needs_state)
+            .filter_map(|(_, o)| Some(hops(node, o.node?)))
+            .min();
+        if let Some(h) = nearest {
+            acc.traffic(h, cfg.state_mb);
+        }
+        wl.replicas[i].needs_state = false;
+    }
+    let capacity = wl.capacity_milli(t);
+    if demand > capacity as f64 {
+        acc.overload_seconds += cfg.step_s;
+        wl.overload_since.get_or_insert(t);
+    } else if let Some(since) = wl.overload_since.take() {
+        acc.episodes.push(t - since);
+    }
+    acc.replica_seconds += wl.replicas.len() as f64 * cfg.step_s;
+    let placed = wl.replicas.iter().filter(|r| r.node.is_some());
+    acc.cpu_milli_seconds += placed.map(|r| r.cpu_milli as f64).sum::<f64>() * cfg.step_s;
+    if let Some(primary) = wl.replicas.first().filter(|r| r.ready(t)).and_then(|r| r.node) {
+        for r in wl.replicas[1..].iter().filter(|r| r.ready(t)) {
+            let h = hops(primary, r.node.expect("a ready pod has a node"));
+            acc.traffic(h, cfg.sync_mb_s * cfg.step_s);
+            acc.follower_hop_seconds += f64::from(h) * cfg.step_s;
+            acc.follower_seconds += cfg.step_s;
+        }
+    }
+    if capacity > 0 { (demand / capacity as f64).min(1.0) } else { 0.0 }
+}
+
 pub fn run_mode(cfg: &RunConfig, mode: Mode, load: &[LoadCurve]) -> anyhow::Result<ModeRun> {
     let (mut snapshot, topology, mut workloads) = setup(cfg)?;
     let policy = mode.policy();
+    let mut placer = Placer::new(mode.scheduler())?;
     let mut acc = Acc::default();
     let mut series = Series::default();
     let steps = (cfg.duration_s / cfg.step_s).ceil() as usize;
     let sync_every = (cfg.sync_period_s / cfg.step_s).round().max(1.0) as usize;
     let sample_every = (60.0 / cfg.step_s).round().max(1.0) as usize;
-    let hops = |a: NodeId, b: NodeId| topology.hops(a, b).unwrap_or(6);
     for k in 0..steps {
         let t = k as f64 * cfg.step_s;
         let mut total_demand = 0.0;
         for (w, wl) in workloads.iter_mut().enumerate() {
-            // Pods that become ready now: restarts end, new pods copy state from the nearest ready replica.
-            for i in 0..wl.replicas.len() {
-                if wl.replicas[i].ready_at <= t && wl.replicas[i].needs_state {
-                    let node = wl.replicas[i].node;
-                    let nearest = wl
-                        .replicas
-                        .iter()
-                        .enumerate()
-                        .filter(|&(j, r)| j != i && r.ready_at <= t && !r.needs_state)
-                        .map(|(_, r)| hops(node, r.node))
-                        .min();
-                    if let Some(h) = nearest {
-                        acc.traffic(h, cfg.state_mb);
-                    }
-                    wl.replicas[i].needs_state = false;
-                    wl.replicas[i].restarting = false;
-                }
-            }
-            let ready = |r: &Replica| r.ready_at <= t;
-            let capacity: i64 = wl.replicas.iter().filter(|r| ready(r)).map(|r| r.request).sum();
             let demand = load[w].demand[k.min(load[w].demand.len() - 1)];
             total_demand += demand;
-            let overloaded = demand > capacity as f64;
-            if overloaded {
-                acc.overload_seconds += cfg.step_s;
-                wl.overload_since.get_or_insert(t);
-            } else if let Some(since) = wl.overload_since.take() {
-                acc.episodes.push(t - since);
-            }
-            acc.replica_seconds += wl.replicas.len() as f64 * cfg.step_s;
-            acc.cpu_milli_seconds += wl.replicas.iter().map(|r| r.request as f64).sum::<f64>() * cfg.step_s;
-            // Steady sync: followers with the primary.
-            if let Some(primary) = wl.replicas.first().filter(|r| ready(r)) {
-                for r in wl.replicas[1..].iter().filter(|r| ready(r)) {
-                    let h = hops(primary.node, r.node);
-                    acc.traffic(h, cfg.sync_mb_s * cfg.step_s);
-                    acc.follower_hop_seconds += f64::from(h) * cfg.step_s;
-                    acc.follower_seconds += cfg.step_s;
-                }
-            }
+            let utilization = serve(cfg, &topology, wl, t, demand, &mut acc);
+            let mut ctx = Ctx {
+                cfg,
+                policy: &policy,
+                in_place: mode.in_place(),
+                topology: &topology,
+                snapshot: &mut snapshot,
+                placer: &mut placer,
+                acc: &mut acc,
+            };
             if k % sync_every == 0 && k > 0 {
-                let utilization = if capacity > 0 { (demand / capacity as f64).min(1.0) } else { 0.0 };
-                control(cfg, mode, &policy, &topology, &mut snapshot, wl, t, utilization, &mut acc);
+                ctx.period(wl, t, utilization);
             }
+            ctx.between_periods(wl, t);
         }
         let replicas: usize = workloads.iter().map(|wl| wl.replicas.len()).sum();
         acc.peak_replicas = acc.peak_replicas.max(replicas);
         if k % sample_every == 0 {
             series.t_s.push(t);
             series.replicas.push(replicas);
-            series.cpu_cores.push(
-                workloads.iter().flat_map(|wl| wl.replicas.iter()).map(|r| r.request as f64).sum::<f64>() / 1000.0,
-            );
+            series.cpu_cores.push(reserved_milli(&workloads) / 1000.0);
             series.demand_cores.push(total_demand / 1000.0);
         }
     }
@@ -427,120 +376,9 @@ pub fn run_mode(cfg: &RunConfig, mode: Mode, load: &[LoadCurve]) -> anyhow::Resu
         restarts: acc.restarts,
         unschedulable: acc.unschedulable,
         mean_added_pod_hops: if acc.pods_added > 0 { acc.added_hops / acc.pods_added as f64 } else { 0.0 },
+        decisions: acc.decisions,
     };
     Ok(ModeRun { mode, summary, series })
-}
-
-/// One sync period of one workload: observe, decide, act.
-#[allow(clippy::too_many_arguments)]
-fn control(
-    cfg: &RunConfig,
-    mode: Mode,
-    policy: &Policy,
-    topology: &Arc<Topology>,
-    snapshot: &mut Snapshot,
-    wl: &mut Workload,
-    t: f64,
-    utilization: f64,
-    acc: &mut Acc,
-) {
-    // Removal order: the primary first; hybrid removes the replica farthest from the primary first,
-    // the others the newest first (as a ReplicaSet does among ready pods).
-    let mut order: Vec<usize> = (0..wl.replicas.len()).collect();
-    if mode.places_near() && !wl.replicas.is_empty() {
-        let primary = wl.replicas[0].node;
-        order[1..].sort_by_key(|&i| (topology.hops(primary, wl.replicas[i].node), i));
-    }
-    let views: Vec<PodView> = order
-        .iter()
-        .map(|&i| {
-            let r = &wl.replicas[i];
-            let ready = r.ready_at <= t;
-            PodView {
-                request_milli: r.request,
-                usage_milli: ready.then(|| (r.request as f64 * utilization).round() as i64),
-                node_free_milli: snapshot.nodes()[r.node].free_cpu_milli(),
-                restarting: r.restarting,
-            }
-        })
-        .collect();
-    let period_start =
-        wl.replica_log.iter().rev().find(|(at, _)| *at <= t - 60.0).or(wl.replica_log.first()).map_or(0, |e| e.1);
-    let decision =
-        decide(&Inputs { now_s: t, policy, pods: &views, history: &wl.history, replicas_period_start: period_start });
-    if let Some(rec) = recommendation(policy, &views, false) {
-        wl.history.push((t, rec));
-    }
-    wl.history.retain(|(at, _)| t - at <= policy.stabilization_s);
-    match decision {
-        Decision::Nothing(_) => {}
-        Decision::Vertical(resizes) => {
-            acc.vertical_actions += 1;
-            for (pos, new) in resizes {
-                let r = &mut wl.replicas[order[pos]];
-                let old = snapshot.forget(&r.key).expect("replica is placed");
-                let free = snapshot.nodes()[r.node].free_cpu_milli();
-                // Two pods of one workload on one node may both have counted its room: cap at what is left.
-                let new = new.min(round_down_step(free, policy.step_milli).max(old.requests.cpu_milli));
-                snapshot.assume(&pod(cfg, &r.key, new), r.node, &[]).expect("resize fits");
-                r.request = new;
-                if policy.recreate {
-                    r.ready_at = t + cfg.restart_delay_s;
-                    r.restarting = true;
-                    r.needs_state = true;
-                    acc.restarts += 1;
-                }
-            }
-        }
-        Decision::AddPods(n) => {
-            for _ in 0..n {
-                let key = format!("{}/p{}", wl.replicas[0].key.split('/').next().unwrap_or("w"), wl.next_id);
-                wl.next_id += 1;
-                let p = pod(cfg, &key, policy.template_cpu_milli);
-                let profile = if mode.places_near() {
-                    near_profile(topology, wl.replicas.iter().map(|r| r.node).collect())
-                } else {
-                    default_profile()
-                };
-                match schedule_one(&profile, snapshot, &p) {
-                    Ok(d) => {
-                        acc.added_hops += f64::from(
-                            wl.replicas.iter().filter_map(|r| topology.hops(d.node, r.node)).min().unwrap_or(0),
-                        );
-                        snapshot.assume(&p, d.node, &[]).expect("decision fits");
-                        wl.replicas.push(Replica {
-                            key,
-                            node: d.node,
-                            request: p.requests.cpu_milli,
-                            ready_at: t + cfg.start_delay_s,
-                            restarting: false,
-                            needs_state: true,
-                        });
-                        acc.pods_added += 1;
-                    }
-                    Err(_) => acc.unschedulable += 1,
-                }
-            }
-        }
-        Decision::RemovePods(n) => {
-            let mut gone: Vec<usize> = order[order.len() - n..].to_vec();
-            gone.sort_unstable_by(|a, b| b.cmp(a));
-            for i in gone {
-                let r = wl.replicas.remove(i);
-                snapshot.forget(&r.key).expect("replica is placed");
-                acc.pods_removed += 1;
-            }
-        }
-    }
-    wl.replica_log.push((t, wl.replicas.len()));
-    // Keep one entry at or before a period ago, and everything since.
-    if let Some(keep) = wl.replica_log.iter().rposition(|(at, _)| *at <= t - 60.0) {
-        wl.replica_log.drain(..keep);
-    }
-}
-
-fn round_down_step(milli: i64, step: i64) -> i64 {
-    milli.max(0).div_euclid(step) * step
 }
 
 /// All four modes on the same cluster and load, in parallel.
@@ -560,13 +398,14 @@ pub fn summary_json(runs: &[ModeRun]) -> serde_json::Value {
 
 pub fn markdown(runs: &[ModeRun]) -> String {
     let mut out = String::from(
-        "| mode | sync MB/s (rack / spine / core) | mean sync hops | overload s | episodes | mean relief s | max relief s | replica-h | CPU core-h reserved | vertical / added / removed / restarts | added-pod hops |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| mode | sync MB/s (rack / spine / core) | mean sync hops | overload s | episodes | mean relief s | max relief s | replica-h | CPU core-h reserved | decisions: in place / recreate / scale-up / scale-down | pods added / removed / restarted | added-pod hops |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in runs {
         let s = &r.summary;
         let tier = |n: &str| s.sync_bandwidth_per_tier.get(n).copied().unwrap_or(0.0);
+        let decided = |kind: &str| s.decisions.get(kind).copied().unwrap_or(0);
         out.push_str(&format!(
-            "| {} | {:.1} ({:.1} / {:.1} / {:.1}) | {:.2} | {:.0} | {} | {:.0} | {:.0} | {:.1} | {:.1} | {} / {} / {} / {} | {:.2} |\n",
+            "| {} | {:.1} ({:.1} / {:.1} / {:.1}) | {:.2} | {:.0} | {} | {:.0} | {:.0} | {:.1} | {:.1} | {} / {} / {} / {} | {} / {} / {} | {:.2} |\n",
             r.mode.name(),
             s.sync_bandwidth,
             tier("rack"),
@@ -579,7 +418,10 @@ pub fn markdown(runs: &[ModeRun]) -> String {
             s.max_relief_seconds,
             s.replica_seconds / 3600.0,
             s.cpu_core_seconds_reserved / 3600.0,
-            s.vertical_actions,
+            decided("Vertical"),
+            decided("Recreate"),
+            decided("ScaleUp"),
+            decided("ScaleDown"),
             s.pods_added,
             s.pods_removed,
             s.restarts,

@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use mlsched::framework::Profile;
-use mlsched::plugins::policy::{Policy, PolicyInputs, profile_for};
+use mlsched::plugins::policy::{DEFAULT_POLICY, DEFAULT_SCORE_WEIGHT, Policy, PolicyInputs, scheduler_profile};
 pub use mlsched_edge::LogFormat;
 use serde::Deserialize;
 
@@ -156,10 +156,10 @@ fn default_scheduler_name() -> String {
     DEFAULT_SCHEDULER_NAME.into()
 }
 fn default_policy() -> String {
-    Policy::MlschedOnline.name().into()
+    DEFAULT_POLICY.name().into()
 }
 fn default_weight() -> i64 {
-    1000
+    DEFAULT_SCORE_WEIGHT
 }
 
 impl Default for ProfileConfig {
@@ -167,7 +167,7 @@ impl Default for ProfileConfig {
         ProfileConfig {
             scheduler_name: default_scheduler_name(),
             policy: default_policy(),
-            score_weight: 1000,
+            score_weight: DEFAULT_SCORE_WEIGHT,
             seed: 0,
         }
     }
@@ -299,31 +299,28 @@ impl Config {
 }
 
 impl ProfileConfig {
-    /// The core profile; `validate` has checked the policy name.
+    /// The core profile without network proximity; `validate` has checked the policy name.
     pub fn build(&self) -> Result<Profile, ConfigError> {
-        let policy: Policy = self.policy.parse()?;
-        let mut profile = profile_for(policy, PolicyInputs { seed: self.seed, ..PolicyInputs::default() });
-        for score in &mut profile.scores {
-            score.weight = self.score_weight;
-        }
-        profile.name = self.scheduler_name.clone();
-        Ok(profile)
+        self.profile(None)
     }
 
-    /// [`build`](Self::build) plus `NetworkProximityScore` over the topology levels, at a modest weight
-    /// (`scoreWeight / NEAR_WORKLOAD_WEIGHT_DIVISOR`): it scores 0 everywhere for pods without
-    /// `near_nodes` (no `mlsched.io/near-workload` annotation), so only those pods feel it, and for them it
-    /// breaks near-ties of the policy towards the workload's nodes rather than overriding the policy.
+    /// The core profile with `NetworkProximityScore` over the topology levels
+    /// ([`scheduler_profile`]: half the policy's weight, felt only by pods with `mlsched.io/near-workload`).
     pub fn build_with_topology(&self, levels: &[String]) -> Result<Profile, ConfigError> {
         let labels: Vec<&str> = levels.iter().map(String::as_str).collect();
         let proximity = mlsched::plugins::NetworkProximityScore::from_labels(&labels)
             .map_err(|e| format!("config: topologyLevels: {e}"))?;
-        Ok(self.build()?.score(proximity, (self.score_weight / NEAR_WORKLOAD_WEIGHT_DIVISOR).max(1)))
+        self.profile(Some(proximity))
+    }
+
+    fn profile(&self, proximity: Option<mlsched::plugins::NetworkProximityScore>) -> Result<Profile, ConfigError> {
+        let policy: Policy = self.policy.parse()?;
+        let inputs = PolicyInputs { seed: self.seed, ..PolicyInputs::default() };
+        let mut profile = scheduler_profile(policy, inputs, self.score_weight, proximity);
+        profile.name = self.scheduler_name.clone();
+        Ok(profile)
     }
 }
-
-/// The proximity plugin weighs `scoreWeight / 2`: half the policy's.
-pub const NEAR_WORKLOAD_WEIGHT_DIVISOR: i64 = 2;
 
 #[cfg(test)]
 mod tests {

@@ -91,6 +91,34 @@ pub fn default_filters(profile: Profile) -> Profile {
         .filter(MigFit)
 }
 
+/// The policy the scheduler runs when its config names none.
+pub const DEFAULT_POLICY: Policy = Policy::MlschedOnline;
+/// The weight of the policy's score plugin when the config names none.
+pub const DEFAULT_SCORE_WEIGHT: i64 = 1000;
+/// `NetworkProximityScore` weighs the policy's weight divided by this: half.
+pub const NEAR_WORKLOAD_WEIGHT_DIVISOR: i64 = 2;
+
+/// The scheduler's profile: the policy's score plugins at `weight`, then `NetworkProximityScore` at
+/// `weight / NEAR_WORKLOAD_WEIGHT_DIVISOR`. Proximity scores 0 everywhere for pods without `near_nodes`
+/// (no `mlsched.io/near-workload` annotation), so only those pods feel it, and for them it breaks
+/// near-ties of the policy towards the workload's nodes rather than overriding the policy. The live
+/// scheduler and the simulator's autoscaling runs place pods with this one profile.
+pub fn scheduler_profile(
+    policy: Policy,
+    inputs: PolicyInputs,
+    weight: i64,
+    proximity: Option<NetworkProximityScore>,
+) -> Profile {
+    let mut profile = profile_for(policy, inputs);
+    for score in &mut profile.scores {
+        score.weight = weight;
+    }
+    match proximity {
+        Some(p) => profile.score(p, (weight / NEAR_WORKLOAD_WEIGHT_DIVISOR).max(1)),
+        None => profile,
+    }
+}
+
 /// One score plugin, weight 1000, as the FGD paper's runs were configured.
 pub fn profile_for(policy: Policy, inputs: PolicyInputs) -> Profile {
     let profile = default_filters(Profile::new(policy.name()));
