@@ -372,3 +372,112 @@ async fn headroom(s: &Scope<'_>, pods: &[PodSample]) -> Headroom {
         Err(e) => Headroom::Failed(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{ContainerState, ContainerStateTerminated, PodStatus};
+    use serde_json::json;
+
+    fn pod(restarts: i32, oom: bool) -> Pod {
+        let last_state = oom.then(|| ContainerState {
+            terminated: Some(ContainerStateTerminated { reason: Some("OOMKilled".into()), ..Default::default() }),
+            ..Default::default()
+        });
+        let mut p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "web-1"},
+            "spec": {"nodeName": "n1", "containers": [{"name": "app", "resources": {
+                "requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"cpu": "1"}}}]},
+        }))
+        .unwrap();
+        p.status = Some(PodStatus {
+            container_statuses: Some(vec![ContainerStatus {
+                name: "app".into(),
+                restart_count: restarts,
+                last_state,
+                ..Default::default()
+            }]),
+            ..Default::default()
+        });
+        p
+    }
+
+    fn sample(mem: &mut Memory, p: &Pod, now: f64) -> PodSample {
+        let usage = HashMap::from([(("web-1".to_string(), "app".to_string()), Res::new(400, 100 << 20))]);
+        Sampler { mem, usage: &usage, now, keep: 60.0 }.sample(std::slice::from_ref(p)).remove(0)
+    }
+
+    #[test]
+    fn an_oom_kill_counts_once_when_the_restart_count_grows() {
+        let mut mem = Memory::default();
+        let s = sample(&mut mem, &pod(0, true), 0.0);
+        assert!(!s.containers[0].oom_killed, "no earlier count: the kill may be old");
+        assert_eq!(s.containers[0].request, Res::new(500, 256 << 20));
+        assert_eq!((s.containers[0].limit_cpu, s.containers[0].limit_mem), (Some(1000), None));
+        assert_eq!(s.node, "n1");
+        assert!(sample(&mut mem, &pod(1, true), 1.0).containers[0].oom_killed);
+        assert!(!sample(&mut mem, &pod(1, true), 2.0).containers[0].oom_killed, "the same kill again");
+        assert!(!sample(&mut mem, &pod(2, false), 3.0).containers[0].oom_killed, "restarted, not OOM");
+        assert_eq!(mem.usage[&("web-1".to_string(), "app".to_string())].len(), 4);
+        assert_eq!(sample(&mut mem, &pod(2, false), 4.0).containers[0].p90, Some(Res::new(400, 100 << 20)));
+    }
+
+    #[test]
+    fn the_history_of_a_pod_gone_is_forgotten() {
+        let mut mem = Memory::default();
+        sample(&mut mem, &pod(0, false), 0.0);
+        Sampler { mem: &mut mem, usage: &HashMap::new(), now: 1.0, keep: 60.0 }.sample(&[]);
+        assert!(mem.usage.is_empty() && mem.restarts.is_empty());
+    }
+
+    fn template() -> PodTemplateSpec {
+        serde_json::from_value(json!({
+            "metadata": {"annotations": {"mlsched.io/near-workload": "app=web"}},
+            "spec": {
+                "nodeSelector": {"zone": "a"},
+                "tolerations": [{"key": "gpu", "operator": "Exists"}, {"operator": "Exists"}],
+                "containers": [
+                    {"name": "app", "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}},
+                    {"name": "side", "resources": {"requests": {"cpu": "100m"}}},
+                ],
+            },
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_recorded_baseline_wins_over_the_template() {
+        let t = template();
+        let recorded =
+            [ContainerResources { container_name: "app".into(), cpu: "500m".into(), memory: "512Mi".into() }];
+        let b = baseline(&t, &recorded);
+        assert_eq!(b["app"], Res::new(500, 512 << 20));
+        assert_eq!(b["side"], Res::new(100, 0));
+        let info = template_info(&t, &b);
+        assert_eq!(info.requests, Res::new(600, 512 << 20));
+        assert_eq!(info.node_selector, BTreeMap::from([("zone".to_string(), "a".to_string())]));
+        assert_eq!(info.tolerated_taint_keys, vec!["gpu".to_string()]);
+        assert_eq!(near_workload(&t).as_deref(), Some("app=web"));
+    }
+
+    fn pod_sample(name: &str, cpu: i64) -> PodSample {
+        let c = ContainerSample { name: "app".into(), request: Res::new(cpu, 0), ..Default::default() };
+        PodSample { name: name.into(), node: "n1".into(), containers: vec![c], resizing: false }
+    }
+
+    #[test]
+    fn a_rollout_rolls_finishes_or_stalls() {
+        let mut mem = Memory::default();
+        assert_eq!(rollout(&mut mem, &[], 0.0, true), Rollout::Idle);
+        let want = BTreeMap::from([("app".to_string(), Res::new(800, 0))]);
+        mem.recreate = Some((10.0, want));
+        let pods = [pod_sample("a", 800), pod_sample("b", 500), pod_sample("c", 500)];
+        assert_eq!(rollout(&mut mem, &pods, 20.0, true), Rollout::Rolling { next: Some("b".into()) });
+        assert_eq!(rollout(&mut mem, &pods, 20.0, false), Rollout::Rolling { next: None });
+        assert_eq!(rollout(&mut mem, &pods, 10.0 + RECREATE_TIMEOUT_S + 1.0, true), Rollout::Stalled { stale: 2 });
+        assert!(mem.recreate.is_none());
+        mem.recreate = Some((10.0, BTreeMap::from([("app".to_string(), Res::new(800, 0))])));
+        assert_eq!(rollout(&mut mem, &pods[..1], 20.0, true), Rollout::Idle);
+        assert!(mem.recreate.is_none(), "finished");
+    }
+}

@@ -349,3 +349,156 @@ fn scale_out_words(plan: &Plan, from: u32, to: u32) -> String {
     }
     msg
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::{Headroom, PodResize};
+    use crate::observe::Source;
+    use crate::placement::{Planned, TemplateInfo};
+    use mlsched_edge::http::Exposition;
+    use std::collections::BTreeMap;
+
+    fn ha() -> HybridAutoscaler {
+        let spec = HybridAutoscalerSpec {
+            target_ref: TargetRef { api_version: None, kind: "Deployment".into(), name: "web".into() },
+            max_replicas: 5,
+            target_cpu_utilization_percent: Some(70),
+            ..Default::default()
+        };
+        HybridAutoscaler::new("web", spec)
+    }
+
+    fn policy() -> Policy {
+        crate::run::policy_from_spec(&ha().spec, &crate::Config::default()).unwrap()
+    }
+
+    fn observation() -> Observation {
+        Observation {
+            now: 0.0,
+            replicas: 2,
+            selector: "app=web".into(),
+            near_workload: None,
+            template: TemplateInfo::default(),
+            pods: Vec::new(),
+            baseline: BTreeMap::from([("app".to_string(), Res::new(1000, 256 << 20))]),
+            rollout: Rollout::Idle,
+            headroom: Headroom::NotAsked,
+            limit_base: 2,
+        }
+    }
+
+    fn decision(action: Action) -> Decision {
+        Decision {
+            action,
+            reason: "because".into(),
+            blocker: Blocker::None,
+            recommended_replicas: Some(2),
+            recommended: BTreeMap::new(),
+        }
+    }
+
+    fn reasons(r: &Report<'_>) -> Vec<&'static str> {
+        r.notes.iter().map(|n| n.reason).collect()
+    }
+
+    #[test]
+    fn a_failure_after_the_scale_was_read_flips_able_to_scale() {
+        let metrics = Metrics::new();
+        let mut r = Report::new(&ha(), &metrics, "default/web");
+        r.scale_read(3);
+        r.failed(Fail::kube("FailedListPods", "pods of web: boom"));
+        let c = r.status.conditions.iter().find(|c| c.type_ == "AbleToScale").unwrap();
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "FailedListPods"));
+        assert_eq!(r.status.current_replicas, Some(3));
+        let last = r.status.last_decision.as_ref().unwrap();
+        assert_eq!(
+            (last.kind.as_str(), last.reason.as_str()),
+            ("None", "pods of web: boom; doing nothing this period")
+        );
+        assert_eq!(reasons(&r), ["FailedListPods"]);
+        assert!(r.notes[0].on_target);
+        let m = metrics.encode();
+        assert!(m.contains("source=\"kube\"} 1") && m.contains("kind=\"None\"} 1"), "{m}");
+    }
+
+    #[test]
+    fn a_resize_refused_part_way_reports_what_was_done_and_why_it_stopped() {
+        let metrics = Metrics::new();
+        let mut r = Report::new(&ha(), &metrics, "default/web");
+        let resize = |pod: &str| PodResize {
+            pod: pod.into(),
+            node: "n1".into(),
+            containers: vec![ContainerResize {
+                name: "app".into(),
+                request: Res::new(1286, 256 << 20),
+                limit_cpu: None,
+                limit_mem: None,
+            }],
+        };
+        let d = decision(Action::Resize { pods: vec![resize("a"), resize("b")], grow: true });
+        let (p, obs) = (policy(), observation());
+        let record = r.decided(&obs, &d);
+        let acted = Acted { plan: None, result: Ok(Applied::Resized { done: 1, unavailable: Some("nope".into()) }) };
+        r.acted(&Decided { policy: &p, obs: &obs, decision: &d }, record, acted).unwrap();
+        assert_eq!(reasons(&r), ["ResizeUnavailable", "ResizedUp"]);
+        assert_eq!(r.notes[1].message, "in place: a (app: cpu 1286m, memory 256Mi); because");
+        let last = r.status.last_decision.as_ref().unwrap();
+        assert!(last.applied && last.reason.starts_with("in-place resize is unavailable (nope)"), "{last:?}");
+        assert_eq!(last.pods, ["a", "b"]);
+        assert!(r.status.last_action_time.is_some());
+    }
+
+    #[test]
+    fn a_scale_out_failing_after_its_plan_keeps_the_plan() {
+        let metrics = Metrics::new();
+        let mut r = Report::new(&ha(), &metrics, "default/web");
+        let d = decision(Action::Scale { from: 2, to: 4 });
+        let (p, obs) = (policy(), observation());
+        let record = r.decided(&obs, &d);
+        let plan = Plan {
+            placements: vec![Planned { node: "node-b".into(), mean_hops: 2.0, network_cost: 3.0 }],
+            unplaceable: 1,
+            reason: "full".into(),
+        };
+        let acted = Acted { plan: Some(plan), result: Err(Fail::kube("FailedUpdateScale", "scale of web: boom")) };
+        let f = r.acted(&Decided { policy: &p, obs: &obs, decision: &d }, record, acted).unwrap_err();
+        assert_eq!((f.source, f.reason), (Source::Kube, "FailedUpdateScale"));
+        let placement = r.status.placement.as_ref().unwrap();
+        assert_eq!((placement.replicas[0].node.as_str(), placement.mean_network_cost), ("node-b", 3.0));
+        assert!(r.status.last_decision.is_none() && r.notes.is_empty());
+    }
+
+    #[test]
+    fn a_recreate_records_the_baseline_before_the_template_changes() {
+        let metrics = Metrics::new();
+        let mut r = Report::new(&ha(), &metrics, "default/web");
+        let containers = vec![ContainerResize {
+            name: "app".into(),
+            request: Res::new(2000, 256 << 20),
+            limit_cpu: None,
+            limit_mem: None,
+        }];
+        let d = decision(Action::Recreate { containers });
+        let (p, obs) = (policy(), observation());
+        let record = r.decided(&obs, &d);
+        let acted = Acted { plan: None, result: Ok(Applied::Recreating) };
+        r.acted(&Decided { policy: &p, obs: &obs, decision: &d }, record, acted).unwrap();
+        assert_eq!(r.status.baseline_requests[0].cpu, "1");
+        assert_eq!(reasons(&r), ["Recreating"]);
+        assert!(metrics.encode().contains("kind=\"Recreate\"} 1"));
+    }
+
+    #[test]
+    fn mode_off_says_what_it_would_do_once() {
+        let metrics = Metrics::new();
+        let mut r = Report::new(&ha(), &metrics, "default/web");
+        let d = decision(Action::Scale { from: 2, to: 3 });
+        let record = r.decided(&observation(), &d);
+        r.recommended(&d, record.clone());
+        r.recommended(&d, record);
+        assert_eq!(reasons(&r), ["Recommendation"]);
+        let last = r.status.last_decision.as_ref().unwrap();
+        assert_eq!((last.applied, last.from_replicas, last.to_replicas), (false, Some(2), Some(3)));
+    }
+}

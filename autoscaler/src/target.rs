@@ -112,3 +112,32 @@ impl Workload {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn statefulset(selector: serde_json::Value, strategy: &str) -> Workload {
+        Workload::StatefulSet(Box::new(
+            serde_json::from_value(json!({
+                "metadata": {"name": "db"},
+                "spec": {"selector": selector, "updateStrategy": {"type": strategy}, "template": {}},
+            }))
+            .unwrap(),
+        ))
+    }
+
+    #[test]
+    fn only_match_labels_selectors_are_supported() {
+        let labels = BTreeMap::from([("app".to_string(), "db".to_string())]);
+        let w = statefulset(json!({"matchLabels": {"app": "db"}, "matchExpressions": []}), "OnDelete");
+        assert_eq!(w.match_labels(), Some(&labels));
+        assert!(w.on_delete());
+        let exprs = json!({"matchLabels": {"app": "db"},
+                           "matchExpressions": [{"key": "tier", "operator": "Exists"}]});
+        assert_eq!(statefulset(exprs, "RollingUpdate").match_labels(), None);
+        assert!(!statefulset(json!({}), "RollingUpdate").on_delete());
+        assert_eq!(statefulset(json!({"matchLabels": {}}), "OnDelete").match_labels(), None);
+    }
+}
