@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Container, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{DeleteParams, Patch, PatchParams};
-use serde_json::json;
+use serde_json::{Value, json};
 use tracing::warn;
 
 use crate::decide::{Action, ContainerResize, PodResize};
@@ -49,7 +49,7 @@ pub async fn apply(s: &Scope<'_>, mem: &mut Memory, obs: &Observation, action: &
     match action {
         Action::None => Ok(Applied::Nothing).into(),
         Action::Resize { pods, grow } => resize(s, mem, pods, *grow).await.into(),
-        Action::Recreate { containers } => recreate(s, mem, containers).await.into(),
+        Action::Recreate { containers } => recreate(s, mem, obs, containers).await.into(),
         Action::Scale { from, to } if to > from => scale_up(s, obs, to - from, *to).await,
         Action::Scale { to, .. } => scale(s, *to).await.map(|()| Applied::ScaledDown).into(),
     }
@@ -92,11 +92,18 @@ async fn resize(s: &Scope<'_>, mem: &mut Memory, resizes: &[PodResize], grow: bo
     Ok(Applied::Resized { done, unavailable })
 }
 
-/// Rewrites the template's requests; the target's controller (or [`recreate_next`]) replaces the pods.
-async fn recreate(s: &Scope<'_>, mem: &mut Memory, containers: &[ContainerResize]) -> Result<Applied, Fail> {
-    let template = json!({"spec": {"containers": containers.iter().map(container_resources).collect::<Vec<_>>()}});
+/// Rewrites the template's requests; the target's controller (or [`recreate_next`]) replaces the pods. The
+/// same patch adds the near-workload annotation: the pods are replaced anyway, so it costs no extra rollout,
+/// and the replacements land near the pods that still run (the simulator measures what that saves:
+/// `bench/README.md`, hybrid-recreate).
+async fn recreate(
+    s: &Scope<'_>,
+    mem: &mut Memory,
+    obs: &Observation,
+    containers: &[ContainerResize],
+) -> Result<Applied, Fail> {
     s.target
-        .patch_template(template)
+        .patch_template(recreate_patch(&obs.selector, containers))
         .await
         .map_err(|e| Fail::kube("FailedRecreate", format!("template of {}: {e}", s.target.name)))?;
     mem.recreate = Some((s.now, containers.iter().map(|c| (c.name.clone(), c.request)).collect()));
@@ -106,6 +113,14 @@ async fn recreate(s: &Scope<'_>, mem: &mut Memory, containers: &[ContainerResize
 
 /// Plans the `new` replicas, then annotates the template so the scheduler places them near the existing
 /// pods, then scales.
+/// The template patch of a recreate: the new resources, and the near-workload annotation.
+fn recreate_patch(selector: &str, containers: &[ContainerResize]) -> Value {
+    json!({
+        "metadata": {"annotations": {NEAR_WORKLOAD_ANNOTATION: selector}},
+        "spec": {"containers": containers.iter().map(container_resources).collect::<Vec<_>>()},
+    })
+}
+
 async fn scale_up(s: &Scope<'_>, obs: &Observation, new: u32, to: u32) -> Acted {
     let existing: Vec<String> = obs.pods.iter().map(|p| p.name.clone()).collect();
     let plan = match s.placement.plan_replicas(s.ns, &obs.template, new, &existing).await {
@@ -160,6 +175,21 @@ fn container_resources(c: &ContainerResize) -> Container {
 mod tests {
     use super::*;
     use crate::decide::Res;
+
+    #[test]
+    fn a_recreate_patch_rewrites_the_requests_and_places_the_replacements_near_the_workload() {
+        let c = ContainerResize {
+            name: "app".into(),
+            request: Res::new(1500, 256 << 20),
+            limit_cpu: None,
+            limit_mem: None,
+        };
+        assert_eq!(
+            recreate_patch("app=web", &[c]),
+            json!({"metadata": {"annotations": {"mlsched.io/near-workload": "app=web"}},
+                   "spec": {"containers": [{"name": "app", "resources": {"requests": {"cpu": "1500m", "memory": "256Mi"}}}]}})
+        );
+    }
 
     /// The patch body is what the API server merges: nothing but the name and the resources may be set.
     #[test]

@@ -242,7 +242,14 @@ async fn grows_in_place_then_scales_out_near_then_back_in() {
     assert!(reasons.iter().any(|(r, _, _)| r == "PlacementUnavailable"), "{reasons:?}");
     let body = crate::http_get(http_addr, "/metrics").await;
     let workload = format!("workload=\"{ns}/web\"");
-    assert!(body.contains(&format!("mlsched_autoscaler_decisions_total{{{workload},kind=\"ScaleUp\"}}")), "{body}");
+    // No flapping: one load step up and one down are one scale-out and one scale-in, every other period
+    // decided nothing (or a resize).
+    let decided = |kind: &str| {
+        let series = format!("mlsched_autoscaler_decisions_total{{{workload},kind=\"{kind}\"}} ");
+        body.lines().find_map(|l| l.strip_prefix(&series)).map_or(0.0, |v| v.trim().parse::<f64>().unwrap())
+    };
+    assert_eq!((decided("ScaleUp"), decided("ScaleDown"), decided("Recreate")), (1.0, 1.0, 0.0), "{body}");
+    assert!(decided("Vertical") >= 1.0 && decided("None") > 10.0, "{body}");
     assert!(body.contains(&format!("mlsched_autoscaler_errors_total{{{workload},source=\"placement\"}}")), "{body}");
     assert!(
         !body.contains(&format!("mlsched_autoscaler_errors_total{{{workload},source=\"kube\"}}")),

@@ -68,6 +68,7 @@ impl Ctx<'_> {
                 self.acc.vertical_actions += 1;
             }
             Action::Recreate { containers } => {
+                // The sidecar's recreate patch carries the near-workload annotation too.
                 if let Some(c) = containers.iter().find(|c| c.name == CONTAINER) {
                     wl.template_milli = c.request.cpu;
                 }
