@@ -30,6 +30,9 @@ pub struct Config {
     pub placement_api: String,
     pub placement_timeout_seconds: f64,
     pub api_timeout_seconds: f64,
+    /// A metrics.k8s.io list not answered in this time is a `MetricsAvailable=False` period: below
+    /// `apiTimeoutSeconds`, so a black-holed metrics-server is reported rather than timing the period out.
+    pub metrics_timeout_seconds: f64,
     pub history_seconds: f64,
     pub margin: f64,
     pub scale_up_limit: ScaleUpLimit,
@@ -89,6 +92,7 @@ impl Default for Config {
             placement_api: "127.0.0.1:10260".into(),
             placement_timeout_seconds: 2.0,
             api_timeout_seconds: 10.0,
+            metrics_timeout_seconds: 5.0,
             history_seconds: DEFAULT_HISTORY_S,
             margin: Policy::default().margin,
             scale_up_limit: ScaleUpLimit::default(),
@@ -120,6 +124,13 @@ impl Config {
         positive(self.period_seconds, "periodSeconds")?;
         positive(self.placement_timeout_seconds, "placementTimeoutSeconds")?;
         positive(self.api_timeout_seconds, "apiTimeoutSeconds")?;
+        positive(self.metrics_timeout_seconds, "metricsTimeoutSeconds")?;
+        if self.metrics_timeout_seconds >= self.api_timeout_seconds {
+            return Err(format!(
+                "config: metricsTimeoutSeconds: {} must be below apiTimeoutSeconds {}",
+                self.metrics_timeout_seconds, self.api_timeout_seconds
+            ));
+        }
         positive(self.history_seconds, "historySeconds")?;
         positive(self.scale_up_limit.period_seconds, "scaleUpLimit.periodSeconds")?;
         if !(self.scale_up_limit.factor.is_finite() && self.scale_up_limit.factor >= 1.0) {
@@ -163,6 +174,10 @@ impl Config {
         Duration::from_secs_f64(self.placement_timeout_seconds)
     }
 
+    pub fn metrics_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.metrics_timeout_seconds)
+    }
+
     pub fn api_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.api_timeout_seconds)
     }
@@ -181,5 +196,8 @@ mod tests {
         assert!(Config::from_yaml("bogus: 1").unwrap_err().contains("bogus"));
         assert!(Config::from_yaml("placementApi: unix:/tmp/x").unwrap_err().contains("placementApi"));
         assert!(Config::from_yaml("scaleUpLimit: {factor: 0.5}").unwrap_err().contains("scaleUpLimit.factor"));
+        // A metrics timeout at or above the period's own would never be reported.
+        assert!(Config::from_yaml("metricsTimeoutSeconds: 10").unwrap_err().contains("metricsTimeoutSeconds"));
+        assert_eq!(Config::from_yaml("metricsTimeoutSeconds: 2").unwrap().metrics_timeout(), Duration::from_secs(2));
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! - `decide`: the pure decision and its rules (including the no-fight rule between vertical and horizontal),
 //!   from the `mlsched-autoscale` crate, which the simulator runs too.
-//! - `crd`: the custom resource; `config`: the YAML config; `quantity`: Kubernetes quantities.
+//! - `crd`: the custom resource; `config`: the YAML config (quantities are parsed by `mlsched::quantity`).
 //! - `placement`: the scheduler's Placement gRPC API client; `metrics` (served with `/healthz` and
 //!   `/readyz` by the `mlsched-edge` crate, shared with the scheduler).
 //! - `run`: the controller loop, each workload's period being `observe` (the target, its pods, their

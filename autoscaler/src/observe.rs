@@ -207,9 +207,17 @@ async fn list_pods(s: &Scope<'_>, selector: &str) -> Result<Vec<Pod>, Fail> {
 /// The latest metrics.k8s.io sample of each container; a container without one is left out.
 async fn list_usage(s: &Scope<'_>, selector: &str) -> Result<HashMap<ContainerKey, Res>, Fail> {
     let api: Api<PodMetrics> = Api::namespaced(s.client.clone(), s.ns);
-    let samples = api.list(&ListParams::default().labels(selector)).await.map_err(|e| {
-        Fail::new(Source::Metrics, "MetricsAvailable", "FailedGetPodMetrics", format!("metrics.k8s.io PodMetrics: {e}"))
-    })?;
+    let failed = |e: String| Fail::new(Source::Metrics, "MetricsAvailable", "FailedGetPodMetrics", e);
+    let params = ListParams::default().labels(selector);
+    let list = api.list(&params);
+    let samples = match tokio::time::timeout(s.config.metrics_timeout(), list).await {
+        Ok(Ok(samples)) => samples,
+        Ok(Err(e)) => return Err(failed(format!("metrics.k8s.io PodMetrics: {e}"))),
+        Err(_) => {
+            let secs = s.config.metrics_timeout_seconds;
+            return Err(failed(format!("metrics.k8s.io PodMetrics: no answer within {secs}s")));
+        }
+    };
     Ok(samples
         .items
         .iter()

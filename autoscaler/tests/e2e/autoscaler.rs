@@ -325,3 +325,67 @@ async fn a_bad_spec_is_a_condition_not_a_crash() {
     crate::stop_autoscaler(stop_tx, task).await;
     env.finish(kubelet).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metrics_api_outage_is_a_condition_and_scaling_resumes_after_it() {
+    const NODE: &str = "as-metrics-node";
+    let env = Env::new("as-metrics-outage").await;
+    let ns = env.ns.clone();
+    env.node(NODE, 16, &[]).await;
+    env.create(&env.deployments(), deployment(&ns, "web", 2, NODE)).await;
+    // 1200m against 70 % of 2 CPU: within the target, nothing to do.
+    let kubelet = Kubelet::start(&env, "web", 1200);
+    // HorizontalOnly asks the Placement API only to plan a scale-out.
+    let placement = fake_placement(Arc::new(Fake::default()), NODE).await;
+    let (stop_tx, task, _) =
+        crate::run_autoscaler(env.autoscaler_config(placement), env.autoscaler_client().await).await;
+    env.create(
+        &env.autoscalers(),
+        json!({
+            "apiVersion": "autoscaling.mlsched.io/v1alpha1", "kind": "HybridAutoscaler",
+            "metadata": {"name": "web", "namespace": ns},
+            "spec": {"targetRef": {"kind": "Deployment", "name": "web"}, "minReplicas": 2, "maxReplicas": 6,
+                     "mode": "HorizontalOnly", "targetCPUUtilizationPercent": 70}
+        }),
+    )
+    .await;
+    let metrics_available = || async {
+        let c = condition(&env.status("web").await?, "MetricsAvailable")?;
+        Some((c["status"].as_str()? == "True", c["reason"].as_str()?.to_string(), c["message"].to_string()))
+    };
+    crate::eventually_ha(&env, "web", "MetricsAvailable=True", Duration::from_secs(30), || async {
+        metrics_available().await.filter(|(up, _, _)| *up)
+    })
+    .await;
+
+    // metrics-server stops answering: the sidecar's PodMetrics list gets no answer within its metrics timeout
+    // (5 s). The load triples meanwhile.
+    env.metrics.set_outage(env.cluster, true).await.expect("metrics.k8s.io down");
+    kubelet.set_load(3600);
+    let (_, reason, message) =
+        crate::eventually_ha(&env, "web", "MetricsAvailable=False", Duration::from_secs(30), || async {
+            metrics_available().await.filter(|(up, _, _)| !*up)
+        })
+        .await;
+    assert_eq!(reason, "FailedGetPodMetrics", "{message}");
+    assert!(message.contains("metrics.k8s.io"), "{message}");
+    // Blind, it changes nothing, for as many periods as the outage lasts (the period is 0.2 s).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(env.replicas("web").await, Some(2), "no scaling without metrics");
+    assert!(!task.is_finished(), "the autoscaler is still running");
+    assert!(
+        env.events().await.iter().any(|(r, k, n)| r == "FailedGetPodMetrics" && k == "HybridAutoscaler" && n == "web"),
+        "a Warning Event says why"
+    );
+
+    // Back: the condition clears and the tripled load is met, 3600m / (70 % of 1 CPU) = 6 replicas.
+    env.metrics.set_outage(env.cluster, false).await.expect("metrics.k8s.io back");
+    crate::eventually_ha(&env, "web", "MetricsAvailable=True and 6 replicas", Duration::from_secs(60), || async {
+        let up = metrics_available().await.is_some_and(|(up, _, _)| up);
+        (up && env.replicas("web").await == Some(6)).then_some(())
+    })
+    .await;
+
+    crate::stop_autoscaler(stop_tx, task).await;
+    env.finish(kubelet).await;
+}

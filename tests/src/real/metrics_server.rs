@@ -185,6 +185,35 @@ impl MetricsServer {
         lock(&self.log).served.clone()
     }
 
+    /// Takes `metrics.k8s.io` down for the whole cluster (`down`), as a metrics-server that no longer
+    /// answers: the APIService is pointed at a port nothing serves, and kube-apiserver's proxy waits on it
+    /// (minutes on this harness's loopback) before it answers 503. Returns at once when taking it down;
+    /// when bringing it back, once the API server serves the group again.
+    pub async fn set_outage(&self, cluster: &Cluster, down: bool) -> io::Result<()> {
+        let admin = cluster.control_plane.admin_client().await;
+        // Port 1 (tcpmux) is privileged and unused on the machines the harness runs on.
+        let port = if down { 1 } else { i32::from(self.addr.port()) };
+        let services: Api<APIService> = Api::all(admin.clone());
+        let patch = json!({"spec": {"service": {"port": port}}});
+        services.patch(API_SERVICE, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(other)?;
+        if down {
+            return Ok(());
+        }
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let discovery = format!("/apis/{METRICS_GROUP}/{METRICS_VERSION}");
+            let req = http::Request::get(discovery.as_str()).body(Vec::new()).map_err(other)?;
+            let answered = tokio::time::timeout(Duration::from_secs(5), admin.request_text(req)).await;
+            if matches!(answered, Ok(Ok(_))) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(other("metrics.k8s.io still unavailable 120 s after the APIService was restored"));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     async fn register(&self, cluster: &Cluster, ca_pem: &str) -> io::Result<()> {
         let admin = cluster.control_plane.admin_client().await;
         // The API server creates kube-system at start, but not necessarily before it first answers ready.
