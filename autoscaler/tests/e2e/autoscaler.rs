@@ -132,15 +132,10 @@ async fn grows_in_place_then_scales_out_near_then_back_in() {
 
     let config = env.autoscaler_config(placement);
     let (stop_tx, autoscaler, http_addr) = crate::run_autoscaler(config, env.autoscaler_client().await).await;
-    let has = env.autoscalers();
-    env.create(
-        &has,
-        json!({
-            "apiVersion": "autoscaling.mlsched.io/v1alpha1", "kind": "HybridAutoscaler",
-            "metadata": {"name": "web", "namespace": ns},
-            "spec": {"targetRef": {"kind": "Deployment", "name": "web"}, "minReplicas": 2, "maxReplicas": 6,
-                     "targetCPUUtilizationPercent": 70, "scaleDownStabilizationSeconds": 2}
-        }),
+    env.create_autoscaler(
+        "web",
+        json!({"targetRef": {"kind": "Deployment", "name": "web"}, "minReplicas": 2, "maxReplicas": 6,
+               "targetCPUUtilizationPercent": 70, "scaleDownStabilizationSeconds": 2}),
     )
     .await;
     crate::eventually_ha(&env, "web", "a first decision with metrics", Duration::from_secs(30), || async {
@@ -277,24 +272,16 @@ async fn a_bad_spec_is_a_condition_not_a_crash() {
     let (stop_tx, task, _) = crate::run_autoscaler(config, env.autoscaler_client().await).await;
     let has = env.autoscalers();
     // Listed before the good one, so each period meets the bad spec first.
-    env.create(
-        &has,
-        json!({
-            "apiVersion": "autoscaling.mlsched.io/v1alpha1", "kind": "HybridAutoscaler",
-            "metadata": {"name": "bad", "namespace": ns},
-            "spec": {"targetRef": {"kind": "Job", "name": "x"}, "maxReplicas": 3, "targetCPUUtilizationPercent": 70}
-        }),
+    env.create_autoscaler(
+        "bad",
+        json!({"targetRef": {"kind": "Job", "name": "x"}, "maxReplicas": 3, "targetCPUUtilizationPercent": 70}),
     )
     .await;
-    env.create(
-        &has,
-        json!({
-            "apiVersion": "autoscaling.mlsched.io/v1alpha1", "kind": "HybridAutoscaler",
-            "metadata": {"name": "good", "namespace": ns},
-            "spec": {"targetRef": {"kind": "Deployment", "name": "good"}, "minReplicas": 1, "maxReplicas": 3,
-                     "mode": "HorizontalOnly", "targetCPUUtilizationPercent": 70,
-                     "scaleDownStabilizationSeconds": 0}
-        }),
+    env.create_autoscaler(
+        "good",
+        json!({"targetRef": {"kind": "Deployment", "name": "good"}, "minReplicas": 1, "maxReplicas": 3,
+               "mode": "HorizontalOnly", "targetCPUUtilizationPercent": 70,
+               "scaleDownStabilizationSeconds": 0}),
     )
     .await;
     eventually("Valid=False", Duration::from_secs(30), || async {
@@ -339,14 +326,10 @@ async fn a_metrics_api_outage_is_a_condition_and_scaling_resumes_after_it() {
     let placement = fake_placement(Arc::new(Fake::default()), NODE).await;
     let (stop_tx, task, _) =
         crate::run_autoscaler(env.autoscaler_config(placement), env.autoscaler_client().await).await;
-    env.create(
-        &env.autoscalers(),
-        json!({
-            "apiVersion": "autoscaling.mlsched.io/v1alpha1", "kind": "HybridAutoscaler",
-            "metadata": {"name": "web", "namespace": ns},
-            "spec": {"targetRef": {"kind": "Deployment", "name": "web"}, "minReplicas": 2, "maxReplicas": 6,
-                     "mode": "HorizontalOnly", "targetCPUUtilizationPercent": 70}
-        }),
+    env.create_autoscaler(
+        "web",
+        json!({"targetRef": {"kind": "Deployment", "name": "web"}, "minReplicas": 2, "maxReplicas": 6,
+               "mode": "HorizontalOnly", "targetCPUUtilizationPercent": 70}),
     )
     .await;
     let metrics_available = || async {

@@ -128,6 +128,15 @@ impl Env {
         pods
     }
 
+    /// Creates HybridAutoscaler `name` in this namespace with `spec`.
+    async fn create_autoscaler(&self, name: &str, spec: Value) -> HybridAutoscaler {
+        let body = json!({
+            "apiVersion": "autoscaling.mlsched.io/v1alpha1", "kind": "HybridAutoscaler",
+            "metadata": {"name": name, "namespace": self.ns}, "spec": spec,
+        });
+        self.create(&self.autoscalers(), body).await
+    }
+
     /// `spec.replicas` as the scale subresource serves it.
     async fn replicas(&self, deployment: &str) -> Option<i32> {
         self.deployments().get_scale(deployment).await.ok()?.spec?.replicas

@@ -138,16 +138,11 @@ async fn resizes_in_place_then_scales_out_next_to_the_workload_through_the_real_
     // The autoscaler, pointed at the scheduler's Placement API; short period and windows.
     let config = env.autoscaler_config(format!("127.0.0.1:{port}"));
     let (as_stop, autoscaler, _) = crate::run_autoscaler(config, env.autoscaler_client().await).await;
-    let has = env.autoscalers();
-    env.create(
-        &has,
-        json!({
-            "apiVersion": "autoscaling.mlsched.io/v1alpha1", "kind": "HybridAutoscaler",
-            "metadata": {"name": "web", "namespace": ns},
-            "spec": {"targetRef": {"kind": "Deployment", "name": "web"}, "minReplicas": 2, "maxReplicas": 6,
-                     "mode": "Hybrid", "targetCPUUtilizationPercent": 70,
-                     "scaleUpStabilizationSeconds": 0, "scaleDownStabilizationSeconds": 2}
-        }),
+    env.create_autoscaler(
+        "web",
+        json!({"targetRef": {"kind": "Deployment", "name": "web"}, "minReplicas": 2, "maxReplicas": 6,
+               "mode": "Hybrid", "targetCPUUtilizationPercent": 70,
+               "scaleUpStabilizationSeconds": 0, "scaleDownStabilizationSeconds": 2}),
     )
     .await;
     crate::eventually_ha(&env, "web", "a first decision", Duration::from_secs(30), || async {
