@@ -7,8 +7,8 @@
 //! hashed names (the name tie-break does not follow racks). Tiers: `rack` = node↔ToR links, `spine` =
 //! ToR↔spine links, `core` = spine↔core links.
 //!
-//! **Setup (identical for every mode).** Each workload's `min_replicas` pods are placed first by the
-//! default policy, then background pods fill every node: with probability `full_fraction` a node is left
+//! **Setup (identical for every mode).** Each workload's `min_replicas` pods are placed first by
+//! kube-scheduler's default scoring (`cluster.rs`), then background pods fill every node: with probability `full_fraction` a node is left
 //! with 0–600 m free (no room to grow), otherwise with 30–70% of its CPU free.
 //!
 //! **Serving.** Demand is routed to ready pods in proportion to their CPU request (limit = request), so
