@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Binding, Event, Pod};
+use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, PostParams};
 use mlsched_scheduler::Config;
 use mlsched_scheduler::kube_io::scheduled_event_name;
@@ -137,15 +137,8 @@ async fn completing_a_half_bound_gang_writes_the_missing_scheduled_events_once_a
     }
     // What a leader killed in the middle of binding the gang leaves: w0 and w1 bound, and only w0's
     // Scheduled Event written (under the name every instance gives it) before it died.
-    let pods: Api<Pod> = Api::namespaced(env.admin.clone(), &env.ns);
     for pod in ["w0", "w1"] {
-        let binding: Binding = typed(json!({
-            "apiVersion": "v1", "kind": "Binding", "metadata": {"name": pod, "namespace": env.ns},
-            "target": {"apiVersion": "v1", "kind": "Node", "name": "re-a"}
-        }));
-        pods.create_subresource::<_, serde_json::Value>("binding", pod, &PostParams::default(), &binding)
-            .await
-            .expect("bound");
+        env.bind(pod, "re-a").await;
     }
     let uid = env.get_pod("w0").await.and_then(|p| p.metadata.uid).expect("w0 has a uid");
     let w0 = PodRef { namespace: env.ns.clone(), name: "w0".into(), uid: uid.clone() };

@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use k8s_openapi::api::core::v1::{Binding, Event, Node, Pod};
 use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use mlsched_tests::cluster::{gpu_node, pending_pod, pod_group};
 use mlsched_tests::podgroup_api_resource;
 use mlsched_tests::real::{self, Cluster, objects};
 use mlsched_tests::testing::typed;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 pub struct Env {
     pub cluster: &'static Cluster,
@@ -59,6 +59,18 @@ impl Env {
         let api: Api<DynamicObject> = Api::namespaced_with(self.admin.clone(), &self.ns, &podgroup_api_resource());
         let group: DynamicObject = typed(pod_group(&self.ns, name, min_member, timeout_seconds));
         api.create(&PostParams::default(), &group).await.expect("PodGroup created");
+    }
+
+    /// Binds `pod` to `node` through the `binding` subresource, as a scheduler does.
+    pub async fn bind(&self, pod: &str, node: &str) {
+        let binding: Binding = typed(json!({
+            "apiVersion": "v1", "kind": "Binding", "metadata": {"name": pod, "namespace": self.ns},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node}
+        }));
+        let pods: Api<Pod> = Api::namespaced(self.admin.clone(), &self.ns);
+        pods.create_subresource::<_, Value>("binding", pod, &PostParams::default(), &binding)
+            .await
+            .unwrap_or_else(|e| panic!("binding {pod} to {node}: {e}"));
     }
 
     pub async fn pod_group_status(&self, name: &str) -> Value {

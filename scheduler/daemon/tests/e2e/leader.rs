@@ -11,12 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Binding, Pod};
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use mlsched_tests::real::process::{Process, free_port};
 use mlsched_tests::real::{MLSCHED_NAMESPACE, objects};
-use mlsched_tests::testing::typed;
-use serde_json::json;
 
 use crate::cluster::{Env, until};
 
@@ -370,15 +367,8 @@ async fn a_scheduler_started_on_a_half_bound_gang_completes_it() {
         env.pod(&format!("w{i}"), 4, Some("train")).await;
     }
     // What a scheduler killed in the middle of binding the gang leaves behind: two members bound.
-    let pods: Api<Pod> = Api::namespaced(env.admin.clone(), &env.ns);
     for (pod, node) in [("w0", "hb-a"), ("w1", "hb-a")] {
-        let binding: Binding = typed(json!({
-            "apiVersion": "v1", "kind": "Binding", "metadata": {"name": pod, "namespace": env.ns},
-            "target": {"apiVersion": "v1", "kind": "Node", "name": node}
-        }));
-        pods.create_subresource::<_, serde_json::Value>("binding", pod, &PostParams::default(), &binding)
-            .await
-            .unwrap();
+        env.bind(pod, node).await;
     }
     let (stop, task, _) = crate::scheduler::spawn_scheduler(env.scheduler_client().await, "").await;
     until("the rest of the gang bound", Duration::from_secs(30), || async { env.bound().await.len() == 4 }).await;
