@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::decide::{Res, UsageWindow};
+use crate::decide::{ReplicaHistory, Res, UsageWindow};
 
 /// A container of a pod: `(pod, container)`.
 pub type ContainerKey = (String, String);
@@ -13,10 +13,8 @@ pub struct Memory {
     pub usage: HashMap<ContainerKey, UsageWindow>,
     /// Restart counts seen last period: an OOM kill counts only when the count grew since.
     pub restarts: HashMap<ContainerKey, i32>,
-    /// Raw replica recommendations, for the stabilization windows.
-    pub recommendations: Vec<(f64, u32)>,
-    /// Replica counts, for the base of the scale-up rate limit.
-    pub replicas_seen: Vec<(f64, u32)>,
+    /// Recommendations and replica counts, for the stabilization windows and the scale-up limit.
+    pub replicas: ReplicaHistory,
     /// Cleared for good once the API server refused a resize as unsupported.
     pub in_place_available: bool,
     pub last_grow_at: Option<f64>,
@@ -29,8 +27,7 @@ impl Default for Memory {
         Memory {
             usage: HashMap::new(),
             restarts: HashMap::new(),
-            recommendations: Vec::new(),
-            replicas_seen: Vec::new(),
+            replicas: ReplicaHistory::default(),
             in_place_available: true,
             last_grow_at: None,
             recreate: None,

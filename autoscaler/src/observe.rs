@@ -13,7 +13,7 @@ use kube::{Client, ResourceExt};
 
 use crate::config::Config;
 use crate::crd::ContainerResources;
-use crate::decide::{self, ContainerSample, Headroom, Input, Mode, PodSample, Policy, Res};
+use crate::decide::{ContainerSample, Headroom, Input, Mode, PodSample, Policy, Res};
 use crate::memory::{ContainerKey, Memory};
 use crate::placement::{Placement, TemplateInfo};
 use crate::target::{Target, Workload};
@@ -135,7 +135,7 @@ impl Observation {
             baseline: &self.baseline,
             headroom: &self.headroom,
             in_place_available: mem.in_place_available,
-            history: &mem.recommendations,
+            history: &mem.replicas.recommendations,
             limit_base: self.limit_base,
             rollout_in_progress: matches!(self.rollout, Rollout::Rolling { .. }),
             last_grow_at: mem.last_grow_at,
@@ -173,8 +173,7 @@ pub async fn observe(
     let may_delete = read.workload.on_delete() && pods.len() as u32 == read.replicas;
     let rollout = rollout(mem, &pods, s.now, may_delete);
     let headroom = headroom(s, &pods).await;
-    decide::record(&mut mem.replicas_seen, s.now, read.replicas, s.config.scale_up_limit.period_seconds);
-    let limit_base = mem.replicas_seen.iter().map(|&(_, r)| r).min().unwrap_or(read.replicas);
+    let limit_base = mem.replicas.limit_base(s.now, read.replicas, s.config.scale_up_limit.period_seconds);
     Ok(Observation {
         now: s.now,
         replicas: read.replicas,

@@ -20,7 +20,7 @@ use tracing::{debug, info, warn};
 use crate::act;
 use crate::config::Config;
 use crate::crd::*;
-use crate::decide::{self, Bounds, Decision, Mode, Policy};
+use crate::decide::{self, Bounds, Mode, Policy};
 use crate::memory::Memory;
 use crate::metrics::Metrics;
 use crate::observe::{self, Fail, Scope};
@@ -224,7 +224,7 @@ async fn step(ctx: &Ctx, mem: &mut Memory, w: &Work<'_>, report: &mut Report<'_>
     report.rollout(&obs.rollout, recreated);
 
     let d = decide::decide(&obs.input(w.policy, mem));
-    remember(mem, w.policy, &d, s.now);
+    mem.replicas.remember(s.now, w.policy, &d);
     let record = report.decided(&obs, &d);
     if w.policy.mode == Mode::Off {
         report.recommended(&d, record);
@@ -232,14 +232,6 @@ async fn step(ctx: &Ctx, mem: &mut Memory, w: &Work<'_>, report: &mut Report<'_>
     }
     let acted = act::apply(&s, mem, &obs, &d.action).await;
     report.acted(&Decided { policy: w.policy, obs: &obs, decision: &d }, record, acted)
-}
-
-/// The raw recommendation, for the stabilization windows of later periods.
-fn remember(mem: &mut Memory, policy: &Policy, d: &Decision, now: f64) {
-    if let Some(r) = d.recommended_replicas {
-        let keep_s = policy.scale_down_window_s.max(policy.scale_up_window_s) + 1.0;
-        decide::record(&mut mem.recommendations, now, r, keep_s);
-    }
 }
 
 fn parse_bound(q: &Option<ResourceQuantities>, at: &str) -> Result<(Option<i64>, Option<i64>), String> {

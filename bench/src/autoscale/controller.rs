@@ -7,7 +7,6 @@ use mlsched::core::{GpuRequest, Pod, Resources, Snapshot};
 use mlsched::topology::Topology;
 use mlsched_autoscale::{
     Action, DEFAULT_HISTORY_S, DEFAULT_SCALE_UP_LIMIT_PERIOD_S, Decision, Input, Mode, PodResize, Policy, decide,
-    record,
 };
 
 use super::cluster::Placer;
@@ -31,8 +30,7 @@ impl Ctx<'_> {
     pub fn period(&mut self, wl: &mut Workload, t: f64, utilization: f64) -> Decision {
         let ask_headroom = self.policy.mode != Mode::HorizontalOnly;
         let obs = wl.observe(self.snapshot, t, utilization, DEFAULT_HISTORY_S, ask_headroom);
-        record(&mut wl.replicas_seen, t, wl.spec_replicas, DEFAULT_SCALE_UP_LIMIT_PERIOD_S);
-        let limit_base = wl.replicas_seen.iter().map(|&(_, r)| r).min().unwrap_or(wl.spec_replicas);
+        let limit_base = wl.replicas_history.limit_base(t, wl.spec_replicas, DEFAULT_SCALE_UP_LIMIT_PERIOD_S);
         let d = decide(&Input {
             policy: self.policy,
             now: t,
@@ -41,15 +39,12 @@ impl Ctx<'_> {
             baseline: &obs.baseline,
             headroom: &obs.headroom,
             in_place_available: self.in_place,
-            history: &wl.recommendations,
+            history: &wl.replicas_history.recommendations,
             limit_base,
             rollout_in_progress: wl.rollout,
             last_grow_at: wl.last_grow_at,
         });
-        if let Some(r) = d.recommended_replicas {
-            let keep_s = self.policy.scale_down_window_s.max(self.policy.scale_up_window_s) + 1.0;
-            record(&mut wl.recommendations, t, r, keep_s);
-        }
+        wl.replicas_history.remember(t, self.policy, &d);
         *self.acc.decisions.entry(d.action.kind().to_string()).or_default() += 1;
         self.act(wl, t, &d.action);
         d

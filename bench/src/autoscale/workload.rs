@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use mlsched::core::{MIB, NodeId, Snapshot};
-use mlsched_autoscale::{ContainerSample, Headroom, PodSample, Res, UsageWindow};
+use mlsched_autoscale::{ContainerSample, Headroom, PodSample, ReplicaHistory, Res, UsageWindow};
 
 /// The one container of every simulated pod.
 pub const CONTAINER: &str = "app";
@@ -48,8 +48,7 @@ pub struct Workload {
     /// A recreate rollout is replacing the pods that still run an old request.
     pub rollout: bool,
     pub usage: BTreeMap<String, UsageWindow>,
-    pub recommendations: Vec<(f64, u32)>,
-    pub replicas_seen: Vec<(f64, u32)>,
+    pub replicas_history: ReplicaHistory,
     pub last_grow_at: Option<f64>,
     pub overload_since: Option<f64>,
     next_seq: usize,
@@ -74,8 +73,7 @@ impl Workload {
             near_annotated: false,
             rollout: false,
             usage: BTreeMap::new(),
-            recommendations: Vec::new(),
-            replicas_seen: Vec::new(),
+            replicas_history: ReplicaHistory::default(),
             last_grow_at: None,
             overload_since: None,
             next_seq: 0,
