@@ -127,8 +127,7 @@ fn one_workload(free_milli: i64) -> (RunConfig, Snapshot, Topology, Workload) {
     let mut wl = Workload::new("w00".into(), cfg.pod_cpu_milli, cfg.pod_memory_gib);
     for _ in 0..2 {
         let (key, seq) = wl.next_pod();
-        let pod = Pod::new(&key, Resources::new(1000, wl.memory_bytes, 1), GpuRequest::default());
-        snapshot.assume(&pod, 0, &[]).unwrap();
+        snapshot.assume(&wl.pod(&key, 1000), 0, &[]).unwrap();
         wl.replicas.push(Replica { key, node: Some(0), cpu_milli: 1000, ready_at: 0.0, needs_state: false, seq });
     }
     wl.spec_replicas = 2;

@@ -3,7 +3,7 @@
 //! they would on a real cluster: the scheduler retries pending pods, and a recreate rollout replaces one
 //! pod that still runs the old request at a time (VPA's one-by-one eviction).
 
-use mlsched::core::{GpuRequest, Pod, Resources, Snapshot};
+use mlsched::core::Snapshot;
 use mlsched::topology::Topology;
 use mlsched_autoscale::{
     Action, DEFAULT_HISTORY_S, DEFAULT_SCALE_UP_LIMIT_PERIOD_S, Decision, Input, Mode, PodResize, Policy, decide,
@@ -105,23 +105,22 @@ impl Ctx<'_> {
     /// decision checked the room, so this only guards the simulation's own bookkeeping).
     fn resize(&mut self, wl: &mut Workload, r: &PodResize) {
         let Some(new) = r.containers.iter().find(|c| c.name == CONTAINER).map(|c| c.request.cpu) else { return };
-        let Some(replica) = wl.replicas.iter_mut().find(|p| p.key == r.pod) else { return };
-        let Some(node) = replica.node else { return };
-        let Ok(old) = self.snapshot.forget(&replica.key) else { return };
-        let pod = |cpu| Pod::new(&replica.key, Resources::new(cpu, wl.memory_bytes, 1), GpuRequest::default());
-        if self.snapshot.assume(&pod(new), node, &[]).is_ok() {
-            replica.cpu_milli = new;
+        let Some(i) = wl.replicas.iter().position(|p| p.key == r.pod) else { return };
+        let Some(node) = wl.replicas[i].node else { return };
+        let Ok(old) = self.snapshot.forget(&r.pod) else { return };
+        if self.snapshot.assume(&wl.pod(&r.pod, new), node, &[]).is_ok() {
+            wl.replicas[i].cpu_milli = new;
         } else {
-            self.snapshot.assume(&pod(old.requests.cpu_milli), node, &[]).expect("the old size fit a moment ago");
+            let back = wl.pod(&r.pod, old.requests.cpu_milli);
+            self.snapshot.assume(&back, node, &[]).expect("the old size fit a moment ago");
         }
     }
 
     /// A new pod from the template, placed by the mode's scheduler (pending when nothing fits).
     fn create_pod(&mut self, wl: &mut Workload, t: f64, delay_s: f64) -> Replica {
         let (key, seq) = wl.next_pod();
-        let near = if wl.near_annotated { wl.node_names(self.snapshot) } else { Vec::new() };
-        let pod = Pod::new(&key, Resources::new(wl.template_milli, wl.memory_bytes, 1), GpuRequest::default());
-        let node = self.placer.place(self.snapshot, pod, near, true);
+        let pod = wl.pod(&key, wl.template_milli);
+        let node = self.placer.place(self.snapshot, pod, wl.near_nodes(self.snapshot), true);
         if node.is_none() {
             self.acc.unschedulable += 1;
         }
@@ -134,10 +133,8 @@ impl Ctx<'_> {
             if wl.replicas[i].node.is_some() {
                 continue;
             }
-            let r = &wl.replicas[i];
-            let near = if wl.near_annotated { wl.node_names(self.snapshot) } else { Vec::new() };
-            let pod = Pod::new(&r.key, Resources::new(r.cpu_milli, wl.memory_bytes, 1), GpuRequest::default());
-            if let Some(node) = self.placer.place(self.snapshot, pod, near, false) {
+            let pod = wl.pod(&wl.replicas[i].key, wl.replicas[i].cpu_milli);
+            if let Some(node) = self.placer.place(self.snapshot, pod, wl.near_nodes(self.snapshot), false) {
                 wl.replicas[i].node = Some(node);
                 wl.replicas[i].ready_at = t + self.cfg.start_delay_s;
             }

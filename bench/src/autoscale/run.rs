@@ -202,8 +202,7 @@ fn setup(cfg: &RunConfig) -> anyhow::Result<(Snapshot, Topology, Vec<Workload>)>
         let mut wl = Workload::new(format!("w{w:02}"), cfg.pod_cpu_milli, cfg.pod_memory_gib);
         for _ in 0..min_replicas {
             let (key, seq) = wl.next_pod();
-            let p = Pod::new(&key, Resources::new(cfg.pod_cpu_milli, wl.memory_bytes, 1), GpuRequest::default());
-            let node = placer.place(&mut snapshot, p, Vec::new(), true);
+            let node = placer.place(&mut snapshot, wl.pod(&key, cfg.pod_cpu_milli), Vec::new(), true);
             anyhow::ensure!(node.is_some(), "initial pod {key} does not fit the empty cluster");
             wl.replicas.push(Replica {
                 key,

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use mlsched::core::{MIB, NodeId, Snapshot};
+use mlsched::core::{GpuRequest, MIB, NodeId, Pod, Resources, Snapshot};
 use mlsched_autoscale::{ContainerSample, Headroom, PodSample, ReplicaHistory, Res, UsageWindow};
 
 /// The one container of every simulated pod.
@@ -87,12 +87,21 @@ impl Workload {
         (format!("{}/p{seq}", self.name), seq)
     }
 
+    /// The core pod of one of the workload's pods: `cpu_milli` and the template's memory.
+    pub fn pod(&self, key: &str, cpu_milli: i64) -> Pod {
+        Pod::new(key, Resources::new(cpu_milli, self.memory_bytes, 1), GpuRequest::default())
+    }
+
     pub fn capacity_milli(&self, t: f64) -> i64 {
         self.replicas.iter().filter(|r| r.ready(t)).map(|r| r.cpu_milli).sum()
     }
 
-    /// The nodes of the placed pods, one entry per pod (the scheduler's `near_nodes`).
-    pub fn node_names(&self, snapshot: &Snapshot) -> Vec<String> {
+    /// The scheduler's `near_nodes` for a new pod of the workload: the nodes of the placed pods, one entry
+    /// per pod, once the template carries the near-workload annotation; none before.
+    pub fn near_nodes(&self, snapshot: &Snapshot) -> Vec<String> {
+        if !self.near_annotated {
+            return Vec::new();
+        }
         self.replicas.iter().filter_map(|r| r.node).map(|n| snapshot.nodes()[n].name.clone()).collect()
     }
 
