@@ -28,6 +28,10 @@ impl ScorePlugin for LeastAllocated {
         "LeastAllocated"
     }
 
+    fn cache_generation(&self) -> Option<u64> {
+        Some(0)
+    }
+
     fn score(&self, snapshot: &Snapshot, pod: &Pod, node: NodeId) -> i64 {
         let n = &snapshot.nodes()[node];
         let frac =

@@ -4,6 +4,8 @@
 //! they touch, so a decision can be tried and rolled back (a gang is tried member by member, then kept or
 //! forgotten as a whole) without the accounting ever drifting.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use rustc_hash::FxHashMap;
 use thiserror::Error;
 
@@ -45,8 +47,25 @@ pub struct Snapshot {
     placements: FxHashMap<String, Placement>,
     /// The pods placed on each node, for policies that look at who a node's neighbours are.
     pods_by_node: Vec<Vec<String>>,
-    /// Bumped on every change to a node, so caches keyed by node can tell stale entries.
+    /// A fresh stamp on every change to a node, so caches keyed by node can tell stale entries.
     node_versions: Vec<u64>,
+    /// By block of [`NODE_BLOCK`] consecutive node ids: the stamp of the block's latest change, so caches
+    /// can skip whole blocks that did not change.
+    block_versions: Vec<u64>,
+    /// A fresh stamp whenever a node is added, so caches can tell a different node list.
+    layout: u64,
+}
+
+/// How many consecutive node ids share one entry of [`Snapshot::block_versions`].
+pub const NODE_BLOCK: usize = 64;
+
+/// Stamps are unique in the process, not per snapshot: a cache filled from one snapshot can never take a
+/// node of a rebuilt snapshot, or of a clone that changed since, for the node it saw, because no two
+/// different node states ever carry the same stamp.
+static STAMPS: AtomicU64 = AtomicU64::new(1);
+
+fn fresh_stamp() -> u64 {
+    STAMPS.fetch_add(1, Ordering::Relaxed)
 }
 
 impl Snapshot {
@@ -66,6 +85,11 @@ impl Snapshot {
         self.by_name.insert(node.name.clone(), id);
         self.nodes.push(node);
         self.node_versions.push(0);
+        if id.is_multiple_of(NODE_BLOCK) {
+            self.block_versions.push(0);
+        }
+        self.touch(id);
+        self.layout = fresh_stamp();
         self.pods_by_node.push(Vec::new());
         Ok(id)
     }
@@ -82,8 +106,31 @@ impl Snapshot {
         self.by_name.get(name).copied()
     }
 
+    /// The stamp of `id`'s current state: equal stamps mean the node, and the pods on it, are the same.
     pub fn node_version(&self, id: NodeId) -> u64 {
         self.node_versions[id]
+    }
+
+    /// The stamps of every node, by id.
+    pub fn node_versions(&self) -> &[u64] {
+        &self.node_versions
+    }
+
+    /// The stamp of each block of [`NODE_BLOCK`] node ids: equal stamps mean no node of the block changed.
+    pub fn block_versions(&self) -> &[u64] {
+        &self.block_versions
+    }
+
+    /// Gives `node` (and its block) a fresh stamp: call on every change to a node or its pods.
+    fn touch(&mut self, node: NodeId) {
+        let stamp = fresh_stamp();
+        self.node_versions[node] = stamp;
+        self.block_versions[node / NODE_BLOCK] = stamp;
+    }
+
+    /// The stamp of the node list: equal stamps mean the same nodes under the same ids.
+    pub fn layout(&self) -> u64 {
+        self.layout
     }
 
     pub fn placement(&self, pod_key: &str) -> Option<&Placement> {
@@ -196,7 +243,7 @@ impl Snapshot {
             node.gpus[i].mig = Some(state);
         }
         assignment.mig = mig.to_vec();
-        self.node_versions[node_id] += 1;
+        self.touch(node_id);
         self.pods_by_node[node_id].push(pod.key.clone());
         self.placements
             .insert(pod.key.clone(), Placement { node: node_id, requests: pod.requests.clone(), gpus: assignment });
@@ -228,7 +275,7 @@ impl Snapshot {
             node.gpus[i].used_milli += pod.gpu.milli_per_gpu;
             assignment.devices.push((i, pod.gpu.milli_per_gpu));
         }
-        self.node_versions[node_id] += 1;
+        self.touch(node_id);
         self.pods_by_node[node_id].push(pod.key.clone());
         self.placements
             .insert(pod.key.clone(), Placement { node: node_id, requests: pod.requests.clone(), gpus: assignment });
@@ -251,7 +298,7 @@ impl Snapshot {
                 state.release(instance);
             }
         }
-        self.node_versions[placement.node] += 1;
+        self.touch(placement.node);
         let on_node = &mut self.pods_by_node[placement.node];
         if let Some(i) = on_node.iter().position(|k| k == pod_key) {
             on_node.swap_remove(i);

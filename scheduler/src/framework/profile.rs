@@ -1,5 +1,6 @@
 //! A profile: the plugins and weights one scheduler runs with.
 
+use super::verdicts::VerdictCache;
 use super::{FilterPlugin, ScorePlugin};
 use crate::core::Pod;
 
@@ -15,11 +16,26 @@ pub struct Profile {
     /// Which score plugin (index into `scores`) chooses the GPUs inside the chosen node; `None` uses
     /// best-fit devices.
     pub gpu_picker: Option<usize>,
+    /// Verdicts and scores kept from one cycle to the next (see [`VerdictCache`]).
+    pub verdicts: VerdictCache,
 }
 
 impl Profile {
     pub fn new(name: impl Into<String>) -> Self {
-        Profile { name: name.into(), filters: Vec::new(), scores: Vec::new(), gpu_picker: None }
+        Profile {
+            name: name.into(),
+            filters: Vec::new(),
+            scores: Vec::new(),
+            gpu_picker: None,
+            verdicts: VerdictCache::default(),
+        }
+    }
+
+    /// The same profile filtering and scoring every node afresh in every cycle: the reference the cached
+    /// decisions are checked and timed against.
+    pub fn without_verdict_cache(mut self) -> Self {
+        self.verdicts = VerdictCache::disabled();
+        self
     }
 
     pub fn filter(mut self, plugin: impl FilterPlugin + 'static) -> Self {

@@ -3,7 +3,7 @@
 
 use super::dot_product::{MAX_NODE_CPU_MILLI, MAX_NODE_GPU_MILLI};
 use crate::core::{NodeId, Pod, Snapshot};
-use crate::framework::ScorePlugin;
+use crate::framework::{NormalizeScore, ScorePlugin};
 
 pub struct BestFitScore;
 
@@ -23,6 +23,16 @@ impl ScorePlugin for BestFitScore {
         ((1.0 - left) * 100.0) as i64
     }
 
+    fn normalizer(&self) -> Option<&dyn NormalizeScore> {
+        Some(self)
+    }
+
+    fn cache_generation(&self) -> Option<u64> {
+        Some(0)
+    }
+}
+
+impl NormalizeScore for BestFitScore {
     /// Min-max to 0..=100 (all equal: all 0). Raw scores already span at most 100, so this keeps the
     /// order and adds no ties.
     fn normalize(&self, scores: &mut [(NodeId, i64)]) {

@@ -14,6 +14,10 @@ impl ScorePlugin for DotProductScore {
         "DotProductScore"
     }
 
+    fn cache_generation(&self) -> Option<u64> {
+        Some(0)
+    }
+
     fn score(&self, snapshot: &Snapshot, pod: &Pod, node: NodeId) -> i64 {
         let node = &snapshot.nodes()[node];
         let cpu_free = node.free_cpu_milli();

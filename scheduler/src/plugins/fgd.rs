@@ -88,6 +88,10 @@ impl ScorePlugin for FgdScore {
         "FGDScore"
     }
 
+    fn cache_generation(&self) -> Option<u64> {
+        Some(0)
+    }
+
     fn score(&self, snapshot: &Snapshot, pod: &Pod, node: NodeId) -> i64 {
         self.cached_evaluate(&snapshot.nodes()[node], pod).0
     }

@@ -35,6 +35,10 @@ impl ScorePlugin for GpuClusteringScore {
         "GpuClusteringScore"
     }
 
+    fn cache_generation(&self) -> Option<u64> {
+        Some(0)
+    }
+
     fn score(&self, snapshot: &Snapshot, pod: &Pod, node_id: NodeId) -> i64 {
         let Some(wanted) = kind(&pod.gpu) else { return 0 };
         let node = &snapshot.nodes()[node_id];

@@ -12,6 +12,10 @@ impl ScorePlugin for GpuPackingScore {
         "GpuPackingScore"
     }
 
+    fn cache_generation(&self) -> Option<u64> {
+        Some(0)
+    }
+
     fn score(&self, snapshot: &Snapshot, pod: &Pod, node: NodeId) -> i64 {
         if pod.gpu.is_none() {
             return 0;

@@ -37,6 +37,10 @@ impl ScorePlugin for MigLeastAllocated {
         "MigLeastAllocated"
     }
 
+    fn cache_generation(&self) -> Option<u64> {
+        Some(0)
+    }
+
     fn score(&self, snapshot: &Snapshot, pod: &Pod, node: NodeId) -> i64 {
         if pod.mig.is_none() { 0 } else { 100 - used_share_pct(&snapshot.nodes()[node].gpus) }
     }
@@ -55,6 +59,10 @@ pub struct MigMostAllocated;
 impl ScorePlugin for MigMostAllocated {
     fn name(&self) -> &'static str {
         "MigMostAllocated"
+    }
+
+    fn cache_generation(&self) -> Option<u64> {
+        Some(0)
     }
 
     fn score(&self, snapshot: &Snapshot, pod: &Pod, node: NodeId) -> i64 {
@@ -140,6 +148,11 @@ impl MigFragScore {
 impl ScorePlugin for MigFragScore {
     fn name(&self) -> &'static str {
         "MigFragScore"
+    }
+
+    /// The mix changes only with MIG arrivals; scores depend on nothing else beyond the pod and node.
+    fn cache_generation(&self) -> Option<u64> {
+        Some(self.mix.lock().expect("mix lock").total)
     }
 
     /// Lexicographic in one integer: fragmentation growth (milli-slices, less is better) first, then how

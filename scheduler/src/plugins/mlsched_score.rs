@@ -439,6 +439,16 @@ impl ScorePlugin for MlschedScore {
         "MlschedScore"
     }
 
+    fn pre_score(&self, snapshot: &Snapshot) {
+        self.refresh_competition(snapshot);
+    }
+
+    /// Every change of what a score depends on beyond the pod, the node and the node list (the learned
+    /// shapes, the contested sliver tables) clears the memo, so the memo's generation is the plugin's.
+    fn cache_generation(&self) -> Option<u64> {
+        Some(self.memo.generation())
+    }
+
     /// `1e9 + 1000 × (milli-GPU of unusable idle capacity avoided)`: higher is better, 0 for a GPU model
     /// the pod may not use.
     fn score(&self, snapshot: &Snapshot, pod: &Pod, node: NodeId) -> i64 {

@@ -121,6 +121,10 @@ impl ScorePlugin for NetworkProximityScore {
         "NetworkProximityScore"
     }
 
+    fn cache_generation(&self) -> Option<u64> {
+        Some(0)
+    }
+
     fn score(&self, snapshot: &Snapshot, pod: &Pod, node: NodeId) -> i64 {
         if pod.near_nodes.is_empty() {
             return 0;

@@ -6,6 +6,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustc_hash::{FxHashMap, FxHasher};
 
@@ -58,6 +59,8 @@ impl MemoKey {
 #[derive(Default)]
 pub struct ScoreMemo {
     map: Mutex<FxHashMap<MemoKey, (i64, Option<usize>)>>,
+    /// How many times the memo was cleared.
+    generation: AtomicU64,
 }
 
 impl ScoreMemo {
@@ -80,5 +83,11 @@ impl ScoreMemo {
     /// Forgets every score, for when what the scores depend on beyond the key changed.
     pub fn clear(&self) {
         self.map.lock().expect("memo lock").clear();
+        self.generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Changes whenever the memo is cleared, so that caches of its scores can tell.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
     }
 }
