@@ -1,0 +1,304 @@
+//! The scheduling pass: the pending units decided on the snapshot, as binds to send and reports to write.
+
+use super::*;
+
+impl ClusterState {
+    pub(super) fn gang_params(
+        &self,
+        unit: &UnitKey,
+        members: &[&PendingPod],
+    ) -> Result<(usize, Option<Duration>, Option<TopologyRequirement>), PodGroupMissing> {
+        let UnitKey::Gang(key) = unit else { return Ok((1, None, None)) };
+        let first = members.first().and_then(|m| m.info.gang.as_ref());
+        let topology_from_pods = members.iter().find_map(|m| m.info.topology.clone());
+        let timeout_from_pods = members.iter().find_map(|m| m.info.gang.as_ref()?.timeout);
+        if first.is_some_and(|g| g.pod_group) {
+            let pg = self.pod_groups.get(key).ok_or_else(|| PodGroupMissing(key.clone()))?;
+            Ok((pg.min_member, pg.timeout.or(timeout_from_pods), pg.topology.clone().or(topology_from_pods)))
+        } else {
+            let size = members.iter().filter_map(|m| m.info.gang.as_ref()?.size).max().unwrap_or(1);
+            Ok((size, timeout_from_pods, topology_from_pods))
+        }
+    }
+
+    pub(super) fn bound_members(&self, gang: &str) -> usize {
+        self.bound.values().filter(|b| b.gang.as_deref() == Some(gang)).count()
+    }
+
+    /// One scheduling pass over the ready units of `queue`.
+    pub fn run_pass(&mut self, queue: &mut SchedulingQueue, profiles: &[Profile], now: Duration) -> PassResult {
+        self.refresh();
+        let mut result = PassResult::default();
+        let mut ready = queue.ready(now);
+        if ready.is_empty() {
+            return result;
+        }
+        if ready.len() > UNITS_PER_PASS {
+            ready.truncate(UNITS_PER_PASS);
+            result.more = true;
+        }
+        // The core queue gives a gang skipped often enough a reservation, but only in a pass the gang is
+        // part of: the unit holding it joins every pass, so the room stays held while it backs off.
+        if let Some(unit) = self.reserving.take()
+            && queue.get(&unit).is_some_and(|e| !e.in_flight)
+            && !ready.contains(&unit)
+        {
+            ready.push(unit);
+            ready.sort_by_key(|u| queue.get(u).map(|e| (std::cmp::Reverse(e.priority), e.seq)));
+        }
+        // A single pod's unit is keyed by the pod; only gangs need a look at every pending pod. Passes come
+        // with every batch of events, so they cost what is ready, not the whole backlog.
+        let mut members: HashMap<&UnitKey, Vec<&PendingPod>> = HashMap::new();
+        for unit in &ready {
+            if let UnitKey::Pod(key) = unit
+                && let Some(p) = self.pending.get(key)
+                && p.unit == *unit
+                && !self.assumed.contains_key(key)
+            {
+                members.entry(unit).or_default().push(p);
+            }
+        }
+        if ready.iter().any(|u| matches!(u, UnitKey::Gang(_))) {
+            for p in self.pending.values() {
+                if matches!(p.unit, UnitKey::Gang(_)) && !self.assumed.contains_key(&p.info.pod_ref.key()) {
+                    members.entry(&p.unit).or_default().push(p);
+                }
+            }
+        }
+        let config = QueueConfig::default();
+        let mut queues: Vec<GangQueue> = profiles.iter().map(|_| GangQueue::new(config)).collect();
+        let mut by_name: HashMap<String, UnitKey> = HashMap::new();
+        let mut waiting_for_members: Vec<Waiting> = Vec::new();
+        let mut timed_out_early: Vec<(UnitKey, String, Vec<PodRef>)> = Vec::new();
+        let mut invalid: Vec<(UnitKey, String, Vec<PodRef>)> = Vec::new();
+        for unit in &ready {
+            let Some(mut pods) = members.get(unit).cloned() else {
+                // Nothing left to place and nothing in flight: a unit kept would be ready on every pass.
+                if !self.unit_sizes.contains_key(unit) && !self.in_flight.contains_key(unit) {
+                    queue.remove(unit);
+                }
+                continue;
+            };
+            pods.sort_by(|a, b| a.info.pod_ref.name.cmp(&b.info.pod_ref.name));
+            let refs: Vec<PodRef> = pods.iter().map(|p| p.info.pod_ref.clone()).collect();
+            let entry = queue.get(unit).cloned().expect("ready units are queued");
+            let (min_member, timeout, topology) = match self.gang_params(unit, &pods) {
+                Ok(p) => p,
+                Err(missing) => {
+                    waiting_for_members.push((unit.clone(), None, WaitingFor::PodGroup, missing.to_string(), refs));
+                    continue;
+                }
+            };
+            let gang_name = match unit {
+                UnitKey::Gang(k) | UnitKey::Pod(k) => k.clone(),
+            };
+            let bound = if matches!(unit, UnitKey::Gang(_)) { self.bound_members(&gang_name) } else { 0 };
+            let min = min_member.saturating_sub(bound).max(1);
+            if pods.len() < min {
+                let reason = format!("gang {gang_name}: waiting for members: {}/{min} exist", pods.len());
+                match timeout.map(|t| entry.arrival + t) {
+                    Some(deadline) if deadline <= now => timed_out_early.push((unit.clone(), reason, refs)),
+                    deadline => {
+                        let why = WaitingFor::Members { min: min_member };
+                        waiting_for_members.push((unit.clone(), deadline, why, reason, refs));
+                    }
+                }
+                continue;
+            }
+            let profile = pods[0].profile.min(profiles.len() - 1);
+            let priority = pods.iter().map(|p| p.info.pod.priority).max().unwrap_or(0);
+            let mut gang = Gang::new(gang_name.clone(), min, pods.iter().map(|p| self.pod_for_pass(p)).collect())
+                .with_priority(priority);
+            gang.timeout = timeout;
+            gang.topology = topology;
+            // The core queue is rebuilt each pass; the unit's failed passes are its skips so far.
+            if let Err(e) = queues[profile].add_gang_skipped(gang, entry.arrival, entry.attempts) {
+                invalid.push((unit.clone(), e.to_string(), refs));
+                continue;
+            }
+            by_name.insert(gang_name, unit.clone());
+        }
+        for (unit, deadline, why, reason, refs) in waiting_for_members {
+            queue.sleep_until(&unit, deadline);
+            if let UnitKey::Gang(g) = &unit {
+                result.gangs.push(self.gang_report(g, "Pending", "WaitingForMembers", reason.clone()));
+            }
+            // The PodGroup's status carries the live count; a member keeps the count it was told.
+            for r in refs {
+                if self.waiting_told.get(&r.key()) != Some(&why) {
+                    self.waiting_told.insert(r.key(), why.clone());
+                    result.unschedulable_pods += 1;
+                    result.unschedulable.push((r, crate::keys::REASON_UNSCHEDULABLE, reason.clone()));
+                }
+            }
+        }
+        let told_waiting = result.unschedulable.len();
+        for (unit, reason, refs) in timed_out_early {
+            queue.restart(&unit, now);
+            let message = format!("timed out: {reason}");
+            if let UnitKey::Gang(g) = &unit {
+                result.gangs.push(self.gang_report(g, "Pending", crate::keys::REASON_GANG_TIMEOUT, message.clone()));
+            }
+            result.unschedulable_pods += refs.len();
+            for r in refs {
+                result.unschedulable.push((r, crate::keys::REASON_GANG_TIMEOUT, message.clone()));
+            }
+        }
+        for (unit, reason, refs) in invalid {
+            queue.failed(&unit, now);
+            result.error_pods += refs.len();
+            for r in refs {
+                result.unschedulable.push((r, crate::keys::REASON_INVALID, reason.clone()));
+            }
+        }
+        for (index, gq) in queues.iter_mut().enumerate() {
+            if gq.is_empty() {
+                continue;
+            }
+            let outcome = gq.schedule_pass(&profiles[index], &mut self.snapshot, &self.topology, now);
+            if let Some(unit) = outcome.reserved_for.as_ref().and_then(|g| by_name.get(g)) {
+                self.reserving.get_or_insert_with(|| unit.clone());
+            }
+            for placement in outcome.placed {
+                let Some(unit) = by_name.get(&placement.gang).cloned() else { continue };
+                let mut binds = Vec::new();
+                for m in &placement.members {
+                    let node = self.snapshot.nodes()[m.node].name.clone();
+                    let pod = self.pending[&m.pod_key].info.pod_ref.clone();
+                    self.assumed.insert(m.pod_key.clone(), (node.clone(), m.gpus.clone()));
+                    binds.push(MemberBind { pod, node, gpus: m.gpus.clone() });
+                }
+                result.scheduled_pods += binds.len();
+                queue.set_in_flight(&unit, true);
+                self.in_flight.insert(
+                    unit.clone(),
+                    InFlightUnit {
+                        members: binds.iter().map(|b| (b.pod.key(), (b.clone(), BindState::InFlight, 0))).collect(),
+                    },
+                );
+                if let UnitKey::Gang(g) = &unit {
+                    let mut report =
+                        self.gang_report(g, "Scheduling", "Binding", format!("binding {} members", binds.len()));
+                    report.scheduled = self.bound_members(g);
+                    result.gangs.push(report);
+                }
+                result.binds.push(BindPlan { unit, members: binds });
+            }
+            for (name, reason) in outcome.waiting {
+                let Some(unit) = by_name.get(&name) else { continue };
+                queue.failed(unit, now);
+                let refs: Vec<PodRef> =
+                    members.get(unit).into_iter().flatten().map(|p| p.info.pod_ref.clone()).collect();
+                let message = match unit {
+                    UnitKey::Pod(key) => self.single_pod_message(&profiles[index], key).unwrap_or(reason),
+                    UnitKey::Gang(g) => {
+                        result.gangs.push(self.gang_report(
+                            g,
+                            "Pending",
+                            crate::keys::REASON_UNSCHEDULABLE,
+                            reason.clone(),
+                        ));
+                        reason
+                    }
+                };
+                result.unschedulable_pods += refs.len();
+                for r in refs {
+                    result.unschedulable.push((r, crate::keys::REASON_UNSCHEDULABLE, message.clone()));
+                }
+            }
+            for timed_out in outcome.timed_out {
+                let Some(unit) = by_name.get(&timed_out.gang.name) else { continue };
+                queue.restart(unit, now);
+                let message = format!(
+                    "gang {} timed out after {}s: {}",
+                    timed_out.gang.name,
+                    timed_out.waited.as_secs(),
+                    timed_out.last_reason.unwrap_or_default()
+                );
+                result.gangs.push(self.gang_report(
+                    &timed_out.gang.name,
+                    "Pending",
+                    crate::keys::REASON_GANG_TIMEOUT,
+                    message.clone(),
+                ));
+                result.unschedulable_pods += timed_out.gang.members.len();
+                for m in &timed_out.gang.members {
+                    if let Some(p) = self.pending.get(&m.key) {
+                        result.unschedulable.push((
+                            p.info.pod_ref.clone(),
+                            crate::keys::REASON_GANG_TIMEOUT,
+                            message.clone(),
+                        ));
+                    }
+                }
+            }
+            for (gang, reason) in outcome.rejected {
+                let Some(unit) = by_name.get(&gang.name) else { continue };
+                queue.failed(unit, now);
+                result.error_pods += gang.members.len();
+                for m in &gang.members {
+                    if let Some(p) = self.pending.get(&m.key) {
+                        result.unschedulable.push((
+                            p.info.pod_ref.clone(),
+                            crate::keys::REASON_INVALID,
+                            reason.clone(),
+                        ));
+                    }
+                }
+            }
+        }
+        // Told something else since: if the gang waits again, its members are told so again.
+        for (pod, _, _) in &result.unschedulable[told_waiting..] {
+            self.waiting_told.remove(&pod.key());
+        }
+        result
+    }
+
+    /// A pod outside any gang naming a topology level that is not configured: honouring the annotation is
+    /// impossible, and ignoring it would bind the pod as if it were absent. (A gang's level is checked with
+    /// the gang, in the pass; a known level on a single pod is met by any node.)
+    pub fn check_topology_level(&self, info: &PodInfo) -> Result<(), Invalid> {
+        let Some(req) = info.topology.as_ref() else { return Ok(()) };
+        if info.gang.is_some() || !self.is_ours(&info.scheduler_name) {
+            return Ok(());
+        }
+        let annotation = if req.required { TOPOLOGY_REQUIRED_ANNOTATION } else { TOPOLOGY_PREFERRED_ANNOTATION };
+        self.topology.level_index(&req.level).map(|_| ()).map_err(|e| Invalid(format!("annotation {annotation}: {e}")))
+    }
+
+    /// The core pod to schedule, with `near_nodes` filled from `mlsched.io/near-workload`: the nodes of the
+    /// bound (or assumed) pods of the same namespace matching the selector, one entry per pod.
+    pub(super) fn pod_for_pass(&self, pending: &PendingPod) -> Pod {
+        let mut pod = pending.info.pod.clone();
+        if let Some(selector) = &pending.info.near_workload {
+            let namespace = &pending.info.pod_ref.namespace;
+            pod.near_nodes = self
+                .known_pods()
+                .filter(|k| k.key != pod.key && k.key.split_once('/').is_some_and(|(ns, _)| ns == namespace))
+                .filter(|k| crate::translate::selector_matches(selector, k.labels))
+                .filter_map(|k| k.node.map(str::to_string))
+                .collect();
+            pod.near_nodes.sort();
+        }
+        pod
+    }
+
+    /// kube-scheduler's message for a single pod: `0/N nodes are available: ...`.
+    pub(super) fn single_pod_message(&self, profile: &Profile, key: &str) -> Option<String> {
+        let pod = &self.pending.get(key)?.info.pod;
+        let (feasible, reasons) = feasible_nodes(profile, &self.snapshot, pod);
+        feasible.is_empty().then(|| reasons.to_string())
+    }
+
+    pub(super) fn gang_report(
+        &self,
+        gang: &str,
+        phase: &'static str,
+        reason: &'static str,
+        message: String,
+    ) -> GangReport {
+        // Only a PodGroup that exists has a status to write (a missing one is told to its members instead).
+        let pod_group = self.pod_groups.contains_key(gang);
+        GangReport { gang: gang.to_string(), pod_group, phase, scheduled: self.bound_members(gang), reason, message }
+    }
+}
