@@ -46,7 +46,7 @@ pub fn feasible_among(
     if profile.verdicts.is_enabled() {
         profile.verdicts.with_rows(snapshot, pod, profile.scores.len(), |rows| {
             for id in candidates {
-                match rows.verdict(&profile.filters, snapshot, pod, id) {
+                match rows.verdict(profile, snapshot, pod, id) {
                     Ok(()) => feasible.push(id),
                     Err(reason) => reasons.add(reason.clone()),
                 }
@@ -55,14 +55,11 @@ pub fn feasible_among(
         return (feasible, reasons);
     }
     let nodes = snapshot.nodes();
-    'nodes: for id in candidates {
-        for filter in &profile.filters {
-            if let Err(reason) = filter.filter(pod, &nodes[id]) {
-                reasons.add(reason);
-                continue 'nodes;
-            }
+    for id in candidates {
+        match profile.rejection(pod, &nodes[id]) {
+            None => feasible.push(id),
+            Some(reason) => reasons.add(reason),
         }
-        feasible.push(id);
     }
     (feasible, reasons)
 }
@@ -72,9 +69,7 @@ pub fn score_nodes(profile: &Profile, snapshot: &Snapshot, pod: &Pod, nodes: &[N
     if nodes.is_empty() {
         return Vec::new();
     }
-    for weighted in &profile.scores {
-        weighted.plugin.pre_score(snapshot);
-    }
+    profile.pre_score(snapshot);
     let mut total: Vec<(NodeId, i64)> = nodes.iter().map(|&n| (n, 0)).collect();
     let mut scores: Vec<(NodeId, i64)> = Vec::with_capacity(nodes.len());
     let mut add = |scores: &mut Vec<(NodeId, i64)>, weighted: &WeightedScore| {
@@ -86,7 +81,7 @@ pub fn score_nodes(profile: &Profile, snapshot: &Snapshot, pod: &Pod, nodes: &[N
         }
     };
     let cached = profile.verdicts.with_rows(snapshot, pod, profile.scores.len(), |rows| {
-        rows.sync_generations(profile.scores.iter().map(|s| s.plugin.cache_generation()));
+        rows.sync_generations(profile);
         for (i, weighted) in profile.scores.iter().enumerate() {
             scores.clear();
             scores.extend(nodes.iter().map(|&n| (n, rows.raw_score(&*weighted.plugin, i, snapshot, pod, n))));
@@ -169,12 +164,7 @@ fn schedule_on_rows(
     pod: &Pod,
     rows: &mut ShapeRows,
 ) -> Result<Decision, Unschedulable> {
-    let (best, feasible) = rows.best_node(&profile.filters, &profile.scores, snapshot, pod, |rows| {
-        for weighted in &profile.scores {
-            weighted.plugin.pre_score(snapshot);
-        }
-        rows.sync_generations(profile.scores.iter().map(|s| s.plugin.cache_generation()));
-    });
+    let (best, feasible) = rows.best_node(profile, snapshot, pod);
     let decision = best.and_then(|(node, score)| place_on(profile, snapshot, pod, node, score, feasible));
     decision.ok_or_else(|| {
         let mut reasons = FailureReasons::new(snapshot.nodes().len());

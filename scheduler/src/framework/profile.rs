@@ -1,8 +1,8 @@
 //! A profile: the plugins and weights one scheduler runs with.
 
 use super::verdicts::VerdictCache;
-use super::{FilterPlugin, ScorePlugin};
-use crate::core::Pod;
+use super::{FilterPlugin, Reason, ScorePlugin};
+use crate::core::{Node, Pod, Snapshot};
 
 pub struct WeightedScore {
     pub plugin: Box<dyn ScorePlugin>,
@@ -52,6 +52,18 @@ impl Profile {
     pub fn score_and_pick_gpus(mut self, plugin: impl ScorePlugin + 'static, weight: i64) -> Self {
         self.gpu_picker = Some(self.scores.len());
         self.score(plugin, weight)
+    }
+
+    /// The first filter's reason to reject `pod` on `node`; `None` if every filter accepts it.
+    pub fn rejection(&self, pod: &Pod, node: &Node) -> Option<Reason> {
+        self.filters.iter().find_map(|f| f.filter(pod, node).err())
+    }
+
+    /// Every score plugin's PreScore, once per cycle before any score, when a node is feasible.
+    pub fn pre_score(&self, snapshot: &Snapshot) {
+        for weighted in &self.scores {
+            weighted.plugin.pre_score(snapshot);
+        }
     }
 
     pub fn observe_arrival(&mut self, pod: &Pod) {

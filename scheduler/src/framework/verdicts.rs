@@ -10,13 +10,13 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::profile::WeightedScore;
-use super::{FilterPlugin, Reason, ScorePlugin};
+use super::profile::Profile;
+use super::{Reason, ScorePlugin};
 use crate::core::snapshot::NODE_BLOCK;
 use crate::core::{NodeId, Pod, Snapshot};
 
 /// How many pod shapes are kept; the least recently used is dropped first. An entry costs
-/// 20 + 8 × plugins bytes a node (13 MiB for 64 shapes at 5,000 nodes and three score plugins). A shape
+/// 28 + 8 × plugins bytes a node (16 MiB for 64 shapes at 5,000 nodes and three score plugins). A shape
 /// not kept costs one uncached cycle, so the bound trades memory for the hit rate of streams with many
 /// shapes (the default trace has 151).
 const SHAPES_KEPT: usize = 64;
@@ -147,11 +147,10 @@ impl ShapeRows {
 
     /// The filters' verdict on `node` as a code, computed if unknown.
     #[inline]
-    fn verdict_code(&mut self, filters: &[Box<dyn FilterPlugin>], snapshot: &Snapshot, pod: &Pod, node: NodeId) -> u32 {
+    fn verdict_code(&mut self, profile: &Profile, snapshot: &Snapshot, pod: &Pod, node: NodeId) -> u32 {
         self.refresh(snapshot, node);
         if self.verdicts[node] == VERDICT_UNKNOWN {
-            let failed = filters.iter().find_map(|f| f.filter(pod, &snapshot.nodes()[node]).err());
-            self.verdicts[node] = match failed {
+            self.verdicts[node] = match profile.rejection(pod, &snapshot.nodes()[node]) {
                 None => VERDICT_FEASIBLE,
                 Some(reason) => {
                     self.keys[node] = KEY_INFEASIBLE;
@@ -171,23 +170,18 @@ impl ShapeRows {
 
     /// The filters' verdict on `node`, computed if unknown.
     #[inline]
-    pub fn verdict(
-        &mut self,
-        filters: &[Box<dyn FilterPlugin>],
-        snapshot: &Snapshot,
-        pod: &Pod,
-        node: NodeId,
-    ) -> Result<(), &Reason> {
-        match self.verdict_code(filters, snapshot, pod, node) {
+    pub fn verdict(&mut self, profile: &Profile, snapshot: &Snapshot, pod: &Pod, node: NodeId) -> Result<(), &Reason> {
+        match self.verdict_code(profile, snapshot, pod, node) {
             VERDICT_FEASIBLE => Ok(()),
             v => Err(&self.reasons[v as usize - 1]),
         }
     }
 
-    /// Drops the scores of plugins whose generation moved; call after their `pre_score`.
-    pub fn sync_generations(&mut self, plugins: impl Iterator<Item = Option<u64>>) {
+    /// Drops the scores of `profile`'s plugins whose generation moved; call after their `pre_score`.
+    pub fn sync_generations(&mut self, profile: &Profile) {
         let mut moved = false;
-        for ((generation, column), now) in self.columns.iter_mut().zip(plugins) {
+        let now = profile.scores.iter().map(|s| s.plugin.cache_generation());
+        for ((generation, column), now) in self.columns.iter_mut().zip(now) {
             if *generation != now {
                 *generation = now;
                 column.fill(UNSCORED);
@@ -227,10 +221,10 @@ impl ShapeRows {
 
     /// The choice key of the feasible `node`: its weighted sum of raw scores and its name.
     #[inline]
-    fn key(&mut self, scores: &[WeightedScore], snapshot: &Snapshot, pod: &Pod, node: NodeId) -> ChoiceKey {
+    fn key(&mut self, profile: &Profile, snapshot: &Snapshot, pod: &Pod, node: NodeId) -> ChoiceKey {
         let mut total = 0i64;
         let mut cacheable = true;
-        for (i, weighted) in scores.iter().enumerate() {
+        for (i, weighted) in profile.scores.iter().enumerate() {
             cacheable &= self.columns[i].0.is_some();
             let raw = self.raw_score(&*weighted.plugin, i, snapshot, pod, node);
             total = total.saturating_add(raw.saturating_mul(weighted.weight));
@@ -243,18 +237,11 @@ impl ShapeRows {
     }
 
     /// The best node for a profile without normalization: the highest weighted sum of raw scores, the
-    /// smallest name among equals, as `select_host` chooses. `before_scoring` runs once, before the first
-    /// score, if any node is feasible. Returns the choice and the number of feasible nodes.
+    /// smallest name among equals, as `select_host` chooses. The profile's PreScore runs once, before the
+    /// first score, if any node is feasible. Returns the choice and the number of feasible nodes.
     ///
     /// A block of nodes none of which changed since it was last summarized costs one comparison.
-    pub fn best_node(
-        &mut self,
-        filters: &[Box<dyn FilterPlugin>],
-        scores: &[WeightedScore],
-        snapshot: &Snapshot,
-        pod: &Pod,
-        before_scoring: impl FnOnce(&mut ShapeRows),
-    ) -> (Option<(NodeId, i64)>, usize) {
+    pub fn best_node(&mut self, profile: &Profile, snapshot: &Snapshot, pod: &Pod) -> (Option<(NodeId, i64)>, usize) {
         let block_stamps = snapshot.block_versions();
         let mut feasible = 0usize;
         for (b, &stamp) in block_stamps.iter().enumerate() {
@@ -262,18 +249,19 @@ impl ShapeRows {
                 feasible += self.blocks[b].feasible as usize;
             } else {
                 for node in Self::block_nodes(b, self.stamps.len()) {
-                    feasible += usize::from(self.verdict_code(filters, snapshot, pod, node) == VERDICT_FEASIBLE);
+                    feasible += usize::from(self.verdict_code(profile, snapshot, pod, node) == VERDICT_FEASIBLE);
                 }
             }
         }
         if feasible == 0 {
             return (None, 0);
         }
-        before_scoring(self);
+        profile.pre_score(snapshot);
+        self.sync_generations(profile);
         let mut best = KEY_INFEASIBLE;
         for (b, &stamp) in block_stamps.iter().enumerate() {
             if self.blocks[b].stamp != stamp {
-                self.blocks[b] = self.summarize(b, stamp, filters, scores, snapshot, pod);
+                self.blocks[b] = self.summarize(b, stamp, profile, snapshot, pod);
             }
             best = best.max(self.blocks[b].best);
         }
@@ -288,24 +276,16 @@ impl ShapeRows {
 
     /// The best key and feasible count of block `b`, whose stamp is `stamp`; only changed nodes are
     /// filtered and scored again.
-    fn summarize(
-        &mut self,
-        b: usize,
-        stamp: u64,
-        filters: &[Box<dyn FilterPlugin>],
-        scores: &[WeightedScore],
-        snapshot: &Snapshot,
-        pod: &Pod,
-    ) -> BlockSummary {
+    fn summarize(&mut self, b: usize, stamp: u64, profile: &Profile, snapshot: &Snapshot, pod: &Pod) -> BlockSummary {
         let mut summary = BlockSummary { stamp, best: KEY_INFEASIBLE, feasible: 0 };
         let mut cacheable = true;
         for node in Self::block_nodes(b, self.stamps.len()) {
-            if self.verdict_code(filters, snapshot, pod, node) != VERDICT_FEASIBLE {
+            if self.verdict_code(profile, snapshot, pod, node) != VERDICT_FEASIBLE {
                 continue;
             }
             summary.feasible += 1;
             let key = match self.keys[node] {
-                KEY_UNKNOWN => self.key(scores, snapshot, pod, node),
+                KEY_UNKNOWN => self.key(profile, snapshot, pod, node),
                 key => key,
             };
             cacheable &= self.keys[node] != KEY_UNKNOWN;
