@@ -19,6 +19,11 @@ pub struct PodGroupSpec {
     /// How many members must be placed together for any to be placed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_member: Option<i32>,
+    /// What the whole gang needs free in the cluster before its placement is tried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<std::collections::BTreeMap<String, serde_json::Value>>")]
+    pub min_resources:
+        Option<std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
     /// How long the gang may wait before what it waits for is released and it starts over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule_timeout_seconds: Option<i32>,

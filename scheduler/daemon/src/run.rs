@@ -550,6 +550,10 @@ impl Loop {
                     min_member: g.spec.min_member.unwrap_or(1).max(1) as usize,
                     timeout: g.spec.schedule_timeout_seconds.filter(|s| *s > 0).map(|s| Duration::from_secs(s as u64)),
                     topology,
+                    min_resources: match &g.spec.min_resources {
+                        None => Ok(None),
+                        Some(map) => crate::translate::min_resources(map).map(Some).map_err(|e| e.0),
+                    },
                 };
                 let unit = self.state.apply_pod_group(key, info);
                 self.wake(unit);

@@ -11,7 +11,7 @@ use mlsched::core::{
     GPU_MILLI, GPU_RESOURCE, GpuRequest, Node, NodeAffinity, Pod, Requirement, Resources, SelectorOp, Taint,
     TaintEffect, Toleration,
 };
-use mlsched::gang::TopologyRequirement;
+use mlsched::gang::{MinResources, TopologyRequirement};
 
 use crate::keys::*;
 use mlsched::quantity::{parse_milli_i64, parse_units};
@@ -125,6 +125,23 @@ fn parse_list(map: Option<&BTreeMap<String, Quantity>>, what: &str) -> Result<BT
         out.insert(name.clone(), value);
     }
     Ok(out)
+}
+
+/// A PodGroup's `minResources`: CPU in millicores, `nvidia.com/gpu` in milli-GPU (it may be fractional, for
+/// shared GPUs), everything else in units.
+pub fn min_resources(map: &BTreeMap<String, Quantity>) -> Result<MinResources, Invalid> {
+    let others: BTreeMap<String, Quantity> =
+        map.iter().filter(|(k, _)| *k != GPU_RESOURCE).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let list = parse_list(Some(&others), "minResources")?;
+    let gpu_milli = match map.get(GPU_RESOURCE) {
+        None => 0,
+        Some(q) => match parse_milli_i64(&q.0) {
+            Ok(milli) if milli >= 0 => milli,
+            Ok(_) => return Err(invalid!("minResources {GPU_RESOURCE}: negative quantity {:?}", q.0)),
+            Err(e) => return Err(invalid!("minResources {GPU_RESOURCE}: {e}")),
+        },
+    };
+    Ok(MinResources { resources: to_resources(&list, list.get("cpu").copied().unwrap_or(0)), gpu_milli })
 }
 
 pub fn translate_node(node: &k8s::Node) -> Result<Node, Invalid> {

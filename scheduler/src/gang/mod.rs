@@ -7,6 +7,7 @@
 //! in a [`GangQueue`] and call `schedule_pass`); on `Ok` the members are already assumed in the snapshot.
 //! The job finishes → `GangPlacement::release` (or `Snapshot::forget` each member).
 
+pub mod min_resources;
 pub mod plan;
 pub mod queue;
 
@@ -20,6 +21,7 @@ use thiserror::Error;
 use crate::core::{NodeId, Pod, Snapshot, SnapshotError};
 use crate::topology::DomainId;
 
+pub use min_resources::MinResources;
 pub use plan::{PlanOptions, plan_gang, plan_gang_with};
 pub use queue::{GangQueue, PassOutcome, QueueConfig, QueueError, TimedOutGang};
 
@@ -47,6 +49,9 @@ pub struct Gang {
     pub timeout: Option<Duration>,
     pub priority: i32,
     pub topology: Option<TopologyRequirement>,
+    /// What must be free in the cluster before a placement is tried (a PodGroup's `minResources`, less what
+    /// its running members hold).
+    pub min_resources: Option<MinResources>,
 }
 
 impl Gang {
@@ -78,6 +83,7 @@ impl Gang {
             timeout: None,
             priority: 0,
             topology: None,
+            min_resources: None,
         }
     }
 
@@ -171,6 +177,9 @@ pub enum GangUnschedulable {
     Invalid { gang: String, reason: String },
     #[error("gang {gang}: waiting for members: {have}/{min_member} exist")]
     WaitingForMembers { gang: String, have: usize, min_member: usize },
+    /// The cluster has less free than the gang's `minResources`: it was not planned.
+    #[error("gang {gang}: minResources not free in the cluster: {}", shortfall.join("; "))]
+    MinResources { gang: String, shortfall: Vec<String> },
     /// Not enough room anywhere, or not in one domain of the required level.
     #[error("{message}")]
     NoRoom { gang: String, placeable: usize, min_member: usize, message: String },
@@ -181,6 +190,7 @@ impl GangUnschedulable {
         match self {
             GangUnschedulable::Invalid { gang, .. }
             | GangUnschedulable::WaitingForMembers { gang, .. }
+            | GangUnschedulable::MinResources { gang, .. }
             | GangUnschedulable::NoRoom { gang, .. } => gang,
         }
     }

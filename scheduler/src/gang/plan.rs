@@ -16,6 +16,8 @@
 //!    (`split_members`), recursively down to the deepest group level, where the framework (filters,
 //!    scores, GPU picker) picks each member's node among that domain's nodes.
 //!
+//! A gang with `min_resources` is planned only when the cluster has that much free (`min_resources`).
+//!
 //! Try all members first, then as many as there is room for, then `min_member`. A required level stops
 //! before the cluster tier; a preferred level changes nothing in that order (every gang is already
 //! placed as tightly as it fits) but is validated like a required one.
@@ -65,6 +67,12 @@ pub fn plan_gang_with(
     options: &PlanOptions<'_>,
 ) -> Result<GangPlacement, GangUnschedulable> {
     let requirement = validate(gang, snapshot, topology)?;
+    if let Some(min) = &gang.min_resources {
+        let shortfall = min.shortfall(snapshot);
+        if !shortfall.is_empty() {
+            return Err(GangUnschedulable::MinResources { gang: gang.name.clone(), shortfall });
+        }
+    }
     let sizing = sizing_member(&gang.members);
     let (feasible, filter_reasons) = feasible_nodes(profile, snapshot, sizing);
     let mut node_copies = vec![0u64; snapshot.nodes().len()];

@@ -329,3 +329,19 @@ fn a_gang_without_a_required_level_holds_only_the_capacity_free_now() {
     let impossible = gang("huge", 5, 8);
     assert_eq!(reservation_for(&profile(), &s, &impossible, &topo), None);
 }
+
+#[test]
+fn a_gang_whose_min_resources_are_not_free_is_refused_before_planning() {
+    let mut snapshot = cluster(&[("s1", "r1", 2)]);
+    occupy(&mut snapshot, "r1-n0", 6);
+    let topo = topology(&snapshot);
+    // Two 1-GPU members fit, but the PodGroup says the job needs 12 GPUs free (10 are).
+    let mut small = gang("g", 2, 1);
+    small.min_resources = Some(MinResources { resources: Resources::new(2000, 0, 0), gpu_milli: 12_000 });
+    let before = snapshot.nodes().to_vec();
+    let err = plan_gang(&profile(), &mut snapshot, &small, &topo).unwrap_err();
+    assert_eq!(err.to_string(), "gang g: minResources not free in the cluster: nvidia.com/gpu: 12 asked, 10 free");
+    assert_eq!(snapshot.nodes(), &before[..]);
+    small.min_resources.as_mut().unwrap().gpu_milli = 10_000;
+    assert_eq!(plan_gang(&profile(), &mut snapshot, &small, &topo).unwrap().members.len(), 2);
+}

@@ -18,7 +18,7 @@ use mlsched::core::gpu::best_fit_gpus;
 use mlsched::core::{Node, Pod, Snapshot};
 use mlsched::framework::Profile;
 use mlsched::framework::cycle::feasible_nodes;
-use mlsched::gang::{Gang, GangQueue, QueueConfig, TopologyRequirement};
+use mlsched::gang::{Gang, GangQueue, MinResources, QueueConfig, TopologyRequirement};
 use mlsched::topology::Topology;
 use tracing::{debug, warn};
 
@@ -33,6 +33,8 @@ pub struct PodGroupInfo {
     pub min_member: usize,
     pub timeout: Option<Duration>,
     pub topology: Option<TopologyRequirement>,
+    /// `minResources`, or why it could not be read (the gang is then reported invalid, not placed without it).
+    pub min_resources: Result<Option<MinResources>, String>,
 }
 
 #[derive(Debug, Clone)]

@@ -21,6 +21,21 @@ impl ClusterState {
         }
     }
 
+    /// The PodGroup's `minResources` less what its bound members request (they count towards it).
+    fn min_resources_left(&self, unit: &UnitKey, members: &[&PendingPod]) -> Result<Option<MinResources>, String> {
+        let UnitKey::Gang(key) = unit else { return Ok(None) };
+        if !members.first().and_then(|m| m.info.gang.as_ref()).is_some_and(|g| g.pod_group) {
+            return Ok(None);
+        }
+        match self.pod_groups.get(key).map(|pg| &pg.min_resources) {
+            Some(Ok(Some(min))) => {
+                Ok(Some(min.less_held(self.bound.values().filter(|b| b.gang.as_deref() == Some(key)).map(|b| &b.pod))))
+            }
+            Some(Err(e)) => Err(format!("PodGroup {key}: {e}")),
+            _ => Ok(None),
+        }
+    }
+
     pub(super) fn bound_members(&self, gang: &str) -> usize {
         self.bound.values().filter(|b| b.gang.as_deref() == Some(gang)).count()
     }
@@ -105,12 +120,20 @@ impl ClusterState {
                 }
                 continue;
             }
+            let min_resources = match self.min_resources_left(unit, &pods) {
+                Ok(m) => m,
+                Err(reason) => {
+                    invalid.push((unit.clone(), reason, refs));
+                    continue;
+                }
+            };
             let profile = pods[0].profile.min(profiles.len() - 1);
             let priority = pods.iter().map(|p| p.info.pod.priority).max().unwrap_or(0);
             let mut gang = Gang::new(gang_name.clone(), min, pods.iter().map(|p| self.pod_for_pass(p)).collect())
                 .with_priority(priority);
             gang.timeout = timeout;
             gang.topology = topology;
+            gang.min_resources = min_resources;
             // The core queue is rebuilt each pass; the unit's failed passes are its skips so far.
             if let Err(e) = queues[profile].add_gang_skipped(gang, entry.arrival, entry.attempts) {
                 invalid.push((unit.clone(), e.to_string(), refs));

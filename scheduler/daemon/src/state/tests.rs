@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use mlsched::core::{MIB, Node, Resources};
 use mlsched::framework::Profile;
 use mlsched::plugins::policy::{Policy, PolicyInputs, profile_for};
@@ -219,8 +220,13 @@ fn gangs_wait_for_quorum_and_for_their_pod_group() {
     let r = w.pass(s(2));
     assert!(r.binds.is_empty());
     assert!(r.gangs[0].message.contains("PodGroup ml/pg does not exist"), "{}", r.gangs[0].message);
-    let unit =
-        w.state.apply_pod_group("ml/pg".into(), PodGroupInfo { min_member: 1, timeout: None, topology: None }).unwrap();
+    let unit = w
+        .state
+        .apply_pod_group(
+            "ml/pg".into(),
+            PodGroupInfo { min_member: 1, timeout: None, topology: None, min_resources: Ok(None) },
+        )
+        .unwrap();
     w.queue.touch(unit, 0, s(3));
     assert_eq!(w.pass(s(3)).binds.len(), 1);
 }
@@ -420,8 +426,13 @@ fn members_of_a_missing_pod_group_are_told_once_and_placed_when_it_appears() {
     w.add(pod_group_member("x2", "pg"), s(1));
     let r = w.pass(s(1));
     assert_eq!(told(&r).iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(), ["x2"]);
-    let unit =
-        w.state.apply_pod_group("ml/pg".into(), PodGroupInfo { min_member: 3, timeout: None, topology: None }).unwrap();
+    let unit = w
+        .state
+        .apply_pod_group(
+            "ml/pg".into(),
+            PodGroupInfo { min_member: 3, timeout: None, topology: None, min_resources: Ok(None) },
+        )
+        .unwrap();
     w.queue.touch(unit, 0, s(2));
     let r = w.pass(s(2));
     assert_eq!(r.binds[0].members.len(), 3);
@@ -431,7 +442,7 @@ fn members_of_a_missing_pod_group_are_told_once_and_placed_when_it_appears() {
 #[test]
 fn members_of_a_gang_below_min_member_are_told_what_it_waits_for() {
     let mut w = World::new(vec![gpu_node("a", 8)]);
-    let big = PodGroupInfo { min_member: 100_000, timeout: None, topology: None };
+    let big = PodGroupInfo { min_member: 100_000, timeout: None, topology: None, min_resources: Ok(None) };
     w.state.apply_pod_group("ml/big".into(), big);
     w.add(pod_group_member("b0", "big"), s(0));
     let r = w.pass(s(0));
@@ -445,7 +456,10 @@ fn members_of_a_gang_below_min_member_are_told_what_it_waits_for() {
     // A new minMember is a new cause: everyone is told again.
     let unit = w
         .state
-        .apply_pod_group("ml/big".into(), PodGroupInfo { min_member: 5, timeout: None, topology: None })
+        .apply_pod_group(
+            "ml/big".into(),
+            PodGroupInfo { min_member: 5, timeout: None, topology: None, min_resources: Ok(None) },
+        )
         .unwrap();
     w.queue.touch(unit, 0, s(2));
     let r = w.pass(s(2));
@@ -463,7 +477,10 @@ fn members_of_a_gang_below_min_member_are_told_what_it_waits_for() {
 #[test]
 fn a_gang_found_half_bound_is_completed_with_its_earlier_members_named_and_a_count_that_agrees() {
     let mut w = World::new(vec![gpu_node("a", 8), gpu_node("b", 8)]);
-    w.state.apply_pod_group("ml/train".into(), PodGroupInfo { min_member: 4, timeout: None, topology: None });
+    w.state.apply_pod_group(
+        "ml/train".into(),
+        PodGroupInfo { min_member: 4, timeout: None, topology: None, min_resources: Ok(None) },
+    );
     // Bound by a previous leader: the watch shows them bound, no decision of this process put them there.
     for name in ["w0", "w1"] {
         w.add(
@@ -533,7 +550,10 @@ fn members_this_scheduler_bound_are_not_named_again_when_their_gang_completes_la
 #[test]
 fn a_member_bound_by_another_scheduler_is_counted_but_not_given_a_scheduled_event_of_ours() {
     let mut w = World::new(vec![gpu_node("a", 8)]);
-    w.state.apply_pod_group("ml/train".into(), PodGroupInfo { min_member: 2, timeout: None, topology: None });
+    w.state.apply_pod_group(
+        "ml/train".into(),
+        PodGroupInfo { min_member: 2, timeout: None, topology: None, min_resources: Ok(None) },
+    );
     let labels = json!({"scheduling.x-k8s.io/pod-group": "train"});
     w.add(pod("theirs", 1, json!({"metadata": {"labels": labels.clone()}, "spec": {"nodeName": "a", "schedulerName": "default-scheduler"}})), s(0));
     w.add(pod("mine", 1, json!({"metadata": {"labels": labels}})), s(0));
@@ -710,4 +730,41 @@ fn a_bound_pod_resized_in_place_is_booked_at_its_new_size() {
     let r = w.pass(s(5));
     assert_eq!(r.binds.len(), 1, "fits once the running pod shrank");
     assert_eq!(r.binds[0].members[0].node, "a");
+}
+
+#[test]
+fn min_resources_are_checked_before_placement_with_running_members_counted() {
+    let min_resources = |gpus: &str| {
+        let map = [("nvidia.com/gpu".to_string(), Quantity(gpus.into()))].into_iter().collect();
+        crate::translate::min_resources(&map).map(Some).map_err(|e| e.0)
+    };
+    let group =
+        |gpus: &str| PodGroupInfo { min_member: 3, timeout: None, topology: None, min_resources: min_resources(gpus) };
+    let labels = json!({"scheduling.x-k8s.io/pod-group": "train"});
+    let mut w = World::new(vec![gpu_node("a", 8), gpu_node("b", 8)]);
+    // w0 runs already (a previous leader bound it) and holds 4 of the 20 GPUs asked.
+    w.add(pod("w0", 4, json!({"metadata": {"labels": labels.clone()}, "spec": {"nodeName": "a"}})), s(0));
+    for name in ["w1", "w2"] {
+        w.add(pod(name, 4, json!({"metadata": {"labels": labels.clone()}})), s(0));
+    }
+    w.state.apply_pod_group("ml/train".into(), group("20"));
+    let r = w.pass(s(0));
+    assert!(r.binds.is_empty(), "w1 and w2 fit, but 16 GPUs must be free and 12 are");
+    let message = "gang ml/train: minResources not free in the cluster: nvidia.com/gpu: 16 asked, 12 free";
+    assert_eq!(told(&r), [("w1".to_string(), message.to_string()), ("w2".to_string(), message.to_string())]);
+    assert_eq!(r.gangs[0].message, message, "the PodGroup says so too");
+
+    let unit = w.state.apply_pod_group("ml/train".into(), group("12")).unwrap();
+    w.queue.touch(unit, 0, s(1));
+    let r = w.pass(s(1));
+    assert_eq!(r.binds[0].members.len(), 2, "8 asked beyond w0's 4, 12 free");
+
+    // A minResources the scheduler cannot read makes the gang invalid, with the PodGroup named.
+    let mut w = World::new(vec![gpu_node("a", 8)]);
+    w.add(pod("x0", 1, json!({"metadata": {"labels": labels.clone()}})), s(0));
+    w.state.apply_pod_group("ml/train".into(), PodGroupInfo { min_member: 1, ..group("-2") });
+    let r = w.pass(s(0));
+    assert!(r.binds.is_empty());
+    assert_eq!(r.unschedulable[0].1, crate::keys::REASON_INVALID);
+    assert_eq!(r.unschedulable[0].2, "PodGroup ml/train: minResources nvidia.com/gpu: negative quantity \"-2\"");
 }

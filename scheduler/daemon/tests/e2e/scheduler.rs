@@ -190,6 +190,44 @@ async fn an_impossible_gang_binds_nothing_and_says_why() {
     env.finish().await;
 }
 
+/// A PodGroup's `minResources` is checked before placement: two 1-GPU members would fit, but the group says
+/// the job needs 24 GPUs free; it waits, told which resource is short, until a third node brings them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gang_waits_for_its_min_resources_and_says_which_are_short() {
+    let env = Env::new("gang-min-resources").await;
+    env.node("mr-a", 8).await;
+    env.node("mr-b", 8).await;
+    let s = Running::start(&env, "").await;
+    let mut group = mlsched_tests::cluster::pod_group(&env.ns, "job", 2, None);
+    group["spec"]["minResources"] = serde_json::json!({"nvidia.com/gpu": 24, "cpu": "1"});
+    let api = kube::Api::<kube::api::DynamicObject>::namespaced_with(
+        env.admin.clone(),
+        &env.ns,
+        &mlsched_tests::podgroup_api_resource(),
+    );
+    api.create(&Default::default(), &mlsched_tests::testing::typed(group)).await.unwrap();
+    for i in 0..2 {
+        env.pod(&format!("j{i}"), 1, Some("job")).await;
+    }
+    let says_why = |m: &str| m.contains("minResources not free in the cluster: nvidia.com/gpu: 24 asked, 16 free");
+    until("PodScheduled=False naming minResources", Duration::from_secs(20), || async {
+        env.scheduled_condition("j0").await.is_some_and(|(status, _, message)| status == "False" && says_why(&message))
+    })
+    .await;
+    until("the PodGroup says so", Duration::from_secs(10), || async {
+        env.pod_group_status("job").await["conditions"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["message"].as_str().is_some_and(says_why)))
+    })
+    .await;
+    assert!(env.bound().await.is_empty(), "nothing is bound while minResources is short");
+    env.node("mr-c", 8).await;
+    until("the gang bound once 24 GPUs are free", Duration::from_secs(20), || async { env.bound().await.len() == 2 })
+        .await;
+    s.stop().await;
+    env.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unfittable_pod_gets_the_condition_and_one_event_then_a_new_node_unblocks_it() {
     let env = Env::new("unfittable").await;
