@@ -1,7 +1,7 @@
 //! The async shell: watchers feed one decision loop; binds and reports run in their own tasks so the
 //! loop never waits on the API server.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1 as k8s;
+use k8s_openapi::api::scheduling::v1beta1::PodGroup as WorkloadPodGroup;
 use kube::api::Api;
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, Resource, ResourceExt};
@@ -28,7 +29,8 @@ use crate::queue::{Backoff, SchedulingQueue, UnitKey};
 use crate::ratelimit::Limiter;
 use crate::state::{BindFollowUp, BindPlan, ClusterState, MemberBind, PodGroupInfo};
 use crate::throttle::{LogThrottle, watch_cause};
-use crate::translate::{PodRef, topology_requirement, translate_bound_pod, translate_node, translate_pod};
+use crate::translate::{PodGroupApi, PodRef, topology_requirement, translate_bound_pod, translate_node, translate_pod};
+use mlsched::gang::TopologyRequirement;
 
 /// `/readyz` until nodes and pods are listed (caches synced), while a watch that failed has not listed again
 /// (caches stale), and while the Lease cannot be read. A standby is ready too, to take over at once.
@@ -41,6 +43,7 @@ enum Input {
     Node(Box<Event<k8s::Node>>),
     Pod(Box<Event<k8s::Pod>>),
     PodGroup(Box<Event<PodGroup>>),
+    WorkloadPodGroup(Box<Event<WorkloadPodGroup>>),
     BindDone(Box<BindOutcome>),
     Lease(LeaseStatus),
     /// A watch failed: it lists again shortly, and its cache is stale until then.
@@ -116,6 +119,43 @@ where
     })
 }
 
+/// Whether the API server serves Kubernetes' own PodGroups (`scheduling.k8s.io/v1beta1`, beta in 1.37 and
+/// off unless the `GenericWorkload` gate and the API version are turned on). Asked once at start: a cluster
+/// that turns it on later needs the scheduler restarted, as kube-scheduler does for its informers.
+async fn workload_pod_groups_served(client: &Client) -> bool {
+    match client.list_api_group_resources("scheduling.k8s.io/v1beta1").await {
+        Ok(list) => list.resources.iter().any(|r| r.name == "podgroups"),
+        Err(e) => {
+            debug!(error = %e, "scheduling.k8s.io/v1beta1 discovery");
+            false
+        }
+    }
+}
+
+/// The name of a PodGroup watch, in logs and in `stale`.
+fn group_watch(api: PodGroupApi) -> &'static str {
+    match api {
+        PodGroupApi::Coscheduling => "podgroups",
+        PodGroupApi::Workload => "podgroups.scheduling.k8s.io",
+    }
+}
+
+/// What the scheduler takes from a `scheduling.k8s.io/v1beta1` PodGroup: the gang policy's `minCount` (a
+/// basic policy asks no quorum: its pods are placed as they fit, still near each other), its topology
+/// constraint's node label as a required level, else mlsched's topology annotations on the group.
+fn workload_group_info(g: &WorkloadPodGroup, key: &str) -> PodGroupInfo {
+    let min_member = g.spec.scheduling_policy.gang.as_ref().map_or(1, |gang| gang.min_count.max(1) as usize);
+    let constraint = g.spec.scheduling_constraints.as_ref().and_then(|c| c.topology.as_ref()).and_then(|t| t.first());
+    let topology = match constraint {
+        Some(t) => Some(TopologyRequirement { level: t.key.clone(), required: true }),
+        None => topology_requirement(g.metadata.annotations.as_ref()).unwrap_or_else(|err| {
+            warn!(podgroup = %key, error = %err, "ignoring the PodGroup's topology annotation");
+            None
+        }),
+    };
+    PodGroupInfo { min_member, timeout: None, topology, min_resources: Ok(None), api: PodGroupApi::Workload }
+}
+
 /// Everything `run` spawned, ended when it returns.
 struct Tasks(Vec<tokio::task::JoinHandle<()>>);
 
@@ -158,7 +198,14 @@ pub async fn run(
     tasks.0.push(watch(Api::<k8s::Node>::all(client.clone()), wc.clone(), tx.clone(), Input::Node, "nodes"));
     let pods_config = wc.clone().fields("status.phase!=Succeeded,status.phase!=Failed");
     tasks.0.push(watch(Api::<k8s::Pod>::all(client.clone()), pods_config, tx.clone(), Input::Pod, "pods"));
-    tasks.0.push(watch(Api::<PodGroup>::all(client.clone()), wc, tx.clone(), Input::PodGroup, "podgroups"));
+    tasks.0.push(watch(Api::<PodGroup>::all(client.clone()), wc.clone(), tx.clone(), Input::PodGroup, "podgroups"));
+    if workload_pod_groups_served(&client).await {
+        let api = Api::<WorkloadPodGroup>::all(client.clone());
+        let name = group_watch(PodGroupApi::Workload);
+        tasks.0.push(watch(api, wc, tx.clone(), Input::WorkloadPodGroup, name));
+    } else {
+        info!("scheduling.k8s.io/v1beta1 PodGroups are not served (GenericWorkload off): not watched");
+    }
 
     // Two write budgets of the configured size, as kube-scheduler has two clients: binds and status patches
     // share one, Events have their own.
@@ -214,10 +261,10 @@ pub async fn run(
         failure_logs: LogThrottle::new(FAILURE_LOG_INTERVAL),
         synced_nodes: false,
         synced_pods: false,
-        synced_groups: false,
+        synced_groups: HashSet::new(),
         seen_nodes: None,
         seen_pods: None,
-        seen_groups: None,
+        seen_groups: HashMap::new(),
         metrics: metrics.clone(),
         health: health.clone(),
         reports: reporters,
@@ -325,10 +372,11 @@ struct Loop {
     failure_logs: LogThrottle,
     synced_nodes: bool,
     synced_pods: bool,
-    synced_groups: bool,
+    /// The PodGroup watches (by name) that have listed once.
+    synced_groups: HashSet<&'static str>,
     seen_nodes: Option<HashSet<String>>,
     seen_pods: Option<HashSet<String>>,
-    seen_groups: Option<HashSet<String>>,
+    seen_groups: HashMap<PodGroupApi, HashSet<String>>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     reports: Reporters,
@@ -380,6 +428,7 @@ impl Loop {
             Input::Node(e) => self.node_event(*e),
             Input::Pod(e) => self.pod_event(*e),
             Input::PodGroup(e) => self.pod_group_event(*e),
+            Input::WorkloadPodGroup(e) => self.workload_pod_group_event(*e),
             Input::BindDone(outcome) => self.handle_bind_done(*outcome),
             // The election logs its changes.
             Input::Lease(status) => {
@@ -392,7 +441,7 @@ impl Loop {
                 let listed = match what {
                     "nodes" => self.synced_nodes,
                     "pods" => self.synced_pods,
-                    _ => self.synced_groups,
+                    groups => self.synced_groups.contains(groups),
                 };
                 if listed {
                     self.stale.insert(what);
@@ -536,46 +585,61 @@ impl Loop {
     }
 
     fn pod_group_event(&mut self, e: Event<PodGroup>) {
+        self.group_event(PodGroupApi::Coscheduling, e, |g, key| {
+            let topology = topology_requirement(g.meta().annotations.as_ref()).unwrap_or_else(|err| {
+                warn!(podgroup = %key, error = %err, "ignoring the PodGroup's topology annotation");
+                None
+            });
+            PodGroupInfo {
+                min_member: g.spec.min_member.unwrap_or(1).max(1) as usize,
+                timeout: g.spec.schedule_timeout_seconds.filter(|s| *s > 0).map(|s| Duration::from_secs(s as u64)),
+                topology,
+                min_resources: match &g.spec.min_resources {
+                    None => Ok(None),
+                    Some(map) => crate::translate::min_resources(map).map(Some).map_err(|e| e.0),
+                },
+                api: PodGroupApi::Coscheduling,
+            }
+        });
+    }
+
+    fn workload_pod_group_event(&mut self, e: Event<WorkloadPodGroup>) {
+        self.group_event(PodGroupApi::Workload, e, workload_group_info);
+    }
+
+    fn group_event<K: Resource>(&mut self, api: PodGroupApi, e: Event<K>, info: impl Fn(&K, &str) -> PodGroupInfo) {
+        let key_of = |g: &K| format!("{}/{}", g.namespace().unwrap_or_else(|| "default".into()), g.name_any());
         match e {
             Event::Apply(g) | Event::InitApply(g) => {
-                let key = format!("{}/{}", g.namespace().unwrap_or_else(|| "default".into()), g.name_any());
-                if let Some(seen) = self.seen_groups.as_mut() {
+                let key = key_of(&g);
+                if let Some(seen) = self.seen_groups.get_mut(&api) {
                     seen.insert(key.clone());
                 }
-                let topology = topology_requirement(g.meta().annotations.as_ref()).unwrap_or_else(|err| {
-                    warn!(podgroup = %key, error = %err, "ignoring the PodGroup's topology annotation");
-                    None
-                });
-                let info = PodGroupInfo {
-                    min_member: g.spec.min_member.unwrap_or(1).max(1) as usize,
-                    timeout: g.spec.schedule_timeout_seconds.filter(|s| *s > 0).map(|s| Duration::from_secs(s as u64)),
-                    topology,
-                    min_resources: match &g.spec.min_resources {
-                        None => Ok(None),
-                        Some(map) => crate::translate::min_resources(map).map(Some).map_err(|e| e.0),
-                    },
-                };
-                let unit = self.state.apply_pod_group(key, info);
+                if self.state.pod_group_api(&key).is_some_and(|other| other != api) {
+                    warn!(podgroup = %key, "a PodGroup of this name exists in scheduling.x-k8s.io and in scheduling.k8s.io: its gang follows the one changed last");
+                }
+                let unit = self.state.apply_pod_group(key.clone(), info(&g, &key));
                 self.wake(unit);
             }
             Event::Delete(g) => {
-                let key = format!("{}/{}", g.namespace().unwrap_or_else(|| "default".into()), g.name_any());
-                let unit = self.state.delete_pod_group(&key);
+                let unit = self.state.delete_pod_group(&key_of(&g), api);
                 self.wake(unit);
             }
             Event::InitDone => {
                 // Groups deleted while the watch was down are not in the new list.
-                let seen = self.seen_groups.take().unwrap_or_default();
-                for key in self.state.pod_group_keys() {
+                let seen = self.seen_groups.remove(&api).unwrap_or_default();
+                for key in self.state.pod_group_keys(api) {
                     if !seen.contains(&key) {
-                        let unit = self.state.delete_pod_group(&key);
+                        let unit = self.state.delete_pod_group(&key, api);
                         self.wake(unit);
                     }
                 }
-                self.synced_groups = true;
-                self.stale.remove("podgroups");
+                self.synced_groups.insert(group_watch(api));
+                self.stale.remove(group_watch(api));
             }
-            Event::Init => self.seen_groups = Some(HashSet::new()),
+            Event::Init => {
+                self.seen_groups.insert(api, HashSet::new());
+            }
         }
     }
 

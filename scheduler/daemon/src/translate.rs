@@ -63,13 +63,34 @@ impl PodRef {
     }
 }
 
+/// The API of the PodGroup object a gang is named after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PodGroupApi {
+    /// `scheduling.x-k8s.io/v1alpha1` (kubernetes-sigs/scheduler-plugins), named by the pod label
+    /// `scheduling.x-k8s.io/pod-group`.
+    Coscheduling,
+    /// `scheduling.k8s.io/v1beta1` (Kubernetes' own, behind the `GenericWorkload` gate), named by the pod's
+    /// `spec.schedulingGroup.podGroupName`.
+    Workload,
+}
+
+impl PodGroupApi {
+    /// How a member names its PodGroup, for messages.
+    pub fn named_by(self) -> &'static str {
+        match self {
+            PodGroupApi::Coscheduling => "label scheduling.x-k8s.io/pod-group",
+            PodGroupApi::Workload => "spec.schedulingGroup, scheduling.k8s.io/v1beta1",
+        }
+    }
+}
+
 /// Which gang a pod belongs to, as written on the pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GangRef {
     /// `namespace/name`.
     pub key: String,
-    /// Named by the PodGroup label (size and timeout then come from the PodGroup object).
-    pub pod_group: bool,
+    /// Named after a PodGroup object (size and timeout then come from it), of this API.
+    pub pod_group: Option<PodGroupApi>,
     /// `mlsched.io/gang-size` for annotation-only gangs.
     pub size: Option<usize>,
     pub timeout: Option<Duration>,
@@ -324,11 +345,24 @@ fn tolerations(spec: &k8s::PodSpec) -> Result<Vec<Toleration>, Invalid> {
 
 fn gang_ref(pod: &k8s::Pod, namespace: &str) -> Result<Option<GangRef>, Invalid> {
     let label = pod.metadata.labels.as_ref().and_then(|l| l.get(POD_GROUP_LABEL)).map(|s| s.trim().to_string());
+    let scheduling_group = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.scheduling_group.as_ref())
+        .and_then(|g| g.pod_group_name.as_deref())
+        .map(|s| s.trim().to_string());
     let annotated = annotation(pod, GANG_NAME_ANNOTATION).map(str::to_string);
-    let (name, pod_group) = match (label, annotated) {
-        (None, None) => return Ok(None),
-        (Some(l), _) if !l.is_empty() => (l, true),
-        (_, Some(a)) if !a.is_empty() => (a, false),
+    let (name, pod_group) = match (label, scheduling_group, annotated) {
+        (Some(l), Some(g), _) if !l.is_empty() && !g.is_empty() => {
+            return Err(invalid!(
+                "the pod names two PodGroups, {g:?} in spec.schedulingGroup and {l:?} in label {POD_GROUP_LABEL}; \
+                 name one"
+            ));
+        }
+        (_, Some(g), _) if !g.is_empty() => (g, Some(PodGroupApi::Workload)),
+        (Some(l), _, _) if !l.is_empty() => (l, Some(PodGroupApi::Coscheduling)),
+        (_, _, Some(a)) if !a.is_empty() => (a, None),
+        (None, None, None) => return Ok(None),
         _ => return Err("the gang name is empty".into()),
     };
     let size = match annotation(pod, GANG_SIZE_ANNOTATION) {
@@ -338,7 +372,7 @@ fn gang_ref(pod: &k8s::Pod, namespace: &str) -> Result<Option<GangRef>, Invalid>
             _ => return Err(invalid!("annotation {GANG_SIZE_ANNOTATION}={text:?} must be a positive integer")),
         },
     };
-    if !pod_group && size.is_none() {
+    if pod_group.is_none() && size.is_none() {
         return Err(invalid!("annotation {GANG_NAME_ANNOTATION} needs {GANG_SIZE_ANNOTATION} as well"));
     }
     let timeout = match annotation(pod, GANG_TIMEOUT_ANNOTATION) {
@@ -596,7 +630,15 @@ mod tests {
         );
         let g = translate_pod(&p).unwrap().gang.unwrap();
         assert_eq!(g.key, "ml/job");
-        assert!(g.pod_group);
+        assert_eq!(g.pod_group, Some(PodGroupApi::Coscheduling));
+        let p = pod(
+            json!({"metadata": {"name": "w0", "namespace": "ml"}, "spec": {"containers": [], "schedulingGroup": {"podGroupName": "job"}}}),
+        );
+        let g = translate_pod(&p).unwrap().gang.unwrap();
+        assert_eq!((g.key.as_str(), g.pod_group), ("ml/job", Some(PodGroupApi::Workload)));
+        let p = pod(json!({"metadata": {"name": "w0", "labels": {"scheduling.x-k8s.io/pod-group": "a"}},
+            "spec": {"containers": [], "schedulingGroup": {"podGroupName": "b"}}}));
+        assert!(translate_pod(&p).unwrap_err().0.starts_with("the pod names two PodGroups"));
         let p = pod(
             json!({"metadata": {"name": "w0", "annotations": {"mlsched.io/gang-name": "j", "mlsched.io/gang-size": "8",
             "mlsched.io/topology-required-level": "rack", "mlsched.io/gang-timeout-seconds": "30"}}, "spec": {"containers": []}}),
@@ -604,7 +646,7 @@ mod tests {
         let info = translate_pod(&p).unwrap();
         assert_eq!(info.topology, Some(TopologyRequirement { level: "rack".into(), required: true }));
         let g = info.gang.unwrap();
-        assert_eq!((g.key.as_str(), g.size, g.pod_group), ("default/j", Some(8), false));
+        assert_eq!((g.key.as_str(), g.size, g.pod_group), ("default/j", Some(8), None));
         assert_eq!(g.timeout, Some(Duration::from_secs(30)));
         let p = pod(
             json!({"metadata": {"name": "w0", "annotations": {"mlsched.io/gang-name": "j"}}, "spec": {"containers": []}}),

@@ -82,10 +82,22 @@ async fn install_mlsched(cp: &ControlPlane) -> Result<String, Box<dyn std::error
 /// the test process (see [`process`]).
 pub fn shared() -> &'static Cluster {
     static SHARED: OnceLock<Cluster> = OnceLock::new();
-    SHARED.get_or_init(|| match Cluster::start(Options::default()) {
-        Ok(c) => c,
-        Err(e) => panic!("starting the test control plane: {e}"),
+    SHARED.get_or_init(|| {
+        match Cluster::start(Options { apiserver_flags: workload_api_flags(), ..Options::default() }) {
+            Ok(c) => c,
+            Err(e) => panic!("starting the test control plane: {e}"),
+        }
     })
+}
+
+/// Kubernetes' own PodGroup API (`scheduling.k8s.io/v1beta1`, beta in 1.37 behind the `GenericWorkload` gate,
+/// off by default; its topology constraint behind the alpha `TopologyAwareWorkloadScheduling`) turned on, so the tests show mlsched honouring it. The live benchmark's control plane runs
+/// without it, where mlsched finds the API absent and does not watch it.
+pub fn workload_api_flags() -> Vec<String> {
+    vec![
+        "--feature-gates=GenericWorkload=true,TopologyAwareWorkloadScheduling=true".into(),
+        "--runtime-config=scheduling.k8s.io/v1beta1=true".into(),
+    ]
 }
 
 /// Taken by a test that runs a scheduler: nodes are cluster-wide and a scheduler sees every node, so two

@@ -23,9 +23,9 @@ use mlsched::topology::Topology;
 use tracing::{debug, warn};
 
 use crate::error::{BindError, ErrorKind};
-use crate::keys::{POD_GROUP_LABEL, TOPOLOGY_PREFERRED_ANNOTATION, TOPOLOGY_REQUIRED_ANNOTATION};
+use crate::keys::{TOPOLOGY_PREFERRED_ANNOTATION, TOPOLOGY_REQUIRED_ANNOTATION};
 use crate::queue::{SchedulingQueue, UnitKey};
-use crate::translate::{Invalid, PodInfo, PodRef};
+use crate::translate::{Invalid, PodGroupApi, PodInfo, PodRef};
 
 /// What the scheduler knows of a PodGroup.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +35,7 @@ pub struct PodGroupInfo {
     pub topology: Option<TopologyRequirement>,
     /// `minResources`, or why it could not be read (the gang is then reported invalid, not placed without it).
     pub min_resources: Result<Option<MinResources>, String>,
+    pub api: PodGroupApi,
 }
 
 #[derive(Debug, Clone)]
@@ -93,8 +94,8 @@ enum BindState {
 
 /// A gang whose `PodGroup` is named by its members but does not exist (yet): the gang waits for it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("PodGroup {0} does not exist (named by label {label}); waiting until it is created", label = POD_GROUP_LABEL)]
-pub struct PodGroupMissing(pub String);
+#[error("PodGroup {0} does not exist (named by {named_by}); waiting until it is created", named_by = .1.named_by())]
+pub struct PodGroupMissing(pub String, pub PodGroupApi);
 
 #[derive(Debug, Clone)]
 struct InFlightUnit {

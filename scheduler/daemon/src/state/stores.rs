@@ -50,8 +50,14 @@ impl ClusterState {
         self.nodes.keys().cloned().collect()
     }
 
-    pub fn pod_group_keys(&self) -> Vec<String> {
-        self.pod_groups.keys().cloned().collect()
+    /// The PodGroups of `api` the state holds, for reconciling after that watch's re-list.
+    pub fn pod_group_keys(&self, api: PodGroupApi) -> Vec<String> {
+        self.pod_groups.iter().filter(|(_, g)| g.api == api).map(|(k, _)| k.clone()).collect()
+    }
+
+    /// The API of the PodGroup `key` the state holds, if any.
+    pub fn pod_group_api(&self, key: &str) -> Option<PodGroupApi> {
+        self.pod_groups.get(key).map(|g| g.api)
     }
 
     // ----- PodGroups -----
@@ -63,8 +69,12 @@ impl ClusterState {
         changed.then_some(UnitKey::Gang(key))
     }
 
-    /// Returns the unit to wake if the group was known (its members now wait on a missing PodGroup).
-    pub fn delete_pod_group(&mut self, key: &str) -> Option<UnitKey> {
+    /// Returns the unit to wake if the group was known (its members now wait on a missing PodGroup). A
+    /// group of the same name in the other API is left alone.
+    pub fn delete_pod_group(&mut self, key: &str, api: PodGroupApi) -> Option<UnitKey> {
+        if self.pod_groups.get(key)?.api != api {
+            return None;
+        }
         self.pod_groups.remove(key).map(|_| UnitKey::Gang(key.to_string()))
     }
 

@@ -224,7 +224,13 @@ fn gangs_wait_for_quorum_and_for_their_pod_group() {
         .state
         .apply_pod_group(
             "ml/pg".into(),
-            PodGroupInfo { min_member: 1, timeout: None, topology: None, min_resources: Ok(None) },
+            PodGroupInfo {
+                min_member: 1,
+                timeout: None,
+                topology: None,
+                min_resources: Ok(None),
+                api: PodGroupApi::Coscheduling,
+            },
         )
         .unwrap();
     w.queue.touch(unit, 0, s(3));
@@ -430,7 +436,13 @@ fn members_of_a_missing_pod_group_are_told_once_and_placed_when_it_appears() {
         .state
         .apply_pod_group(
             "ml/pg".into(),
-            PodGroupInfo { min_member: 3, timeout: None, topology: None, min_resources: Ok(None) },
+            PodGroupInfo {
+                min_member: 3,
+                timeout: None,
+                topology: None,
+                min_resources: Ok(None),
+                api: PodGroupApi::Coscheduling,
+            },
         )
         .unwrap();
     w.queue.touch(unit, 0, s(2));
@@ -442,7 +454,13 @@ fn members_of_a_missing_pod_group_are_told_once_and_placed_when_it_appears() {
 #[test]
 fn members_of_a_gang_below_min_member_are_told_what_it_waits_for() {
     let mut w = World::new(vec![gpu_node("a", 8)]);
-    let big = PodGroupInfo { min_member: 100_000, timeout: None, topology: None, min_resources: Ok(None) };
+    let big = PodGroupInfo {
+        min_member: 100_000,
+        timeout: None,
+        topology: None,
+        min_resources: Ok(None),
+        api: PodGroupApi::Coscheduling,
+    };
     w.state.apply_pod_group("ml/big".into(), big);
     w.add(pod_group_member("b0", "big"), s(0));
     let r = w.pass(s(0));
@@ -458,7 +476,13 @@ fn members_of_a_gang_below_min_member_are_told_what_it_waits_for() {
         .state
         .apply_pod_group(
             "ml/big".into(),
-            PodGroupInfo { min_member: 5, timeout: None, topology: None, min_resources: Ok(None) },
+            PodGroupInfo {
+                min_member: 5,
+                timeout: None,
+                topology: None,
+                min_resources: Ok(None),
+                api: PodGroupApi::Coscheduling,
+            },
         )
         .unwrap();
     w.queue.touch(unit, 0, s(2));
@@ -479,7 +503,13 @@ fn a_gang_found_half_bound_is_completed_with_its_earlier_members_named_and_a_cou
     let mut w = World::new(vec![gpu_node("a", 8), gpu_node("b", 8)]);
     w.state.apply_pod_group(
         "ml/train".into(),
-        PodGroupInfo { min_member: 4, timeout: None, topology: None, min_resources: Ok(None) },
+        PodGroupInfo {
+            min_member: 4,
+            timeout: None,
+            topology: None,
+            min_resources: Ok(None),
+            api: PodGroupApi::Coscheduling,
+        },
     );
     // Bound by a previous leader: the watch shows them bound, no decision of this process put them there.
     for name in ["w0", "w1"] {
@@ -552,7 +582,13 @@ fn a_member_bound_by_another_scheduler_is_counted_but_not_given_a_scheduled_even
     let mut w = World::new(vec![gpu_node("a", 8)]);
     w.state.apply_pod_group(
         "ml/train".into(),
-        PodGroupInfo { min_member: 2, timeout: None, topology: None, min_resources: Ok(None) },
+        PodGroupInfo {
+            min_member: 2,
+            timeout: None,
+            topology: None,
+            min_resources: Ok(None),
+            api: PodGroupApi::Coscheduling,
+        },
     );
     let labels = json!({"scheduling.x-k8s.io/pod-group": "train"});
     w.add(pod("theirs", 1, json!({"metadata": {"labels": labels.clone()}, "spec": {"nodeName": "a", "schedulerName": "default-scheduler"}})), s(0));
@@ -738,8 +774,13 @@ fn min_resources_are_checked_before_placement_with_running_members_counted() {
         let map = [("nvidia.com/gpu".to_string(), Quantity(gpus.into()))].into_iter().collect();
         crate::translate::min_resources(&map).map(Some).map_err(|e| e.0)
     };
-    let group =
-        |gpus: &str| PodGroupInfo { min_member: 3, timeout: None, topology: None, min_resources: min_resources(gpus) };
+    let group = |gpus: &str| PodGroupInfo {
+        min_member: 3,
+        timeout: None,
+        topology: None,
+        min_resources: min_resources(gpus),
+        api: PodGroupApi::Coscheduling,
+    };
     let labels = json!({"scheduling.x-k8s.io/pod-group": "train"});
     let mut w = World::new(vec![gpu_node("a", 8), gpu_node("b", 8)]);
     // w0 runs already (a previous leader bound it) and holds 4 of the 20 GPUs asked.

@@ -385,8 +385,8 @@ fn cluster_role_grants_exactly_what_the_scheduler_calls() {
     let m = load();
     let role = named(&m.cluster_roles, SCHEDULER);
     let got = grants(role.rules.as_deref().unwrap_or_default());
-    // run.rs: watchers (list + watch) on nodes, pods, podgroups. kube_io.rs: POST pods/binding, PATCH
-    // pods/status, POST + PATCH core/v1 events, PATCH podgroups/status.
+    // run.rs: watchers (list + watch) on nodes, pods, podgroups of both APIs. kube_io.rs: POST pods/binding,
+    // PATCH pods/status, POST + PATCH core/v1 events, PATCH podgroups/status (scheduling.x-k8s.io).
     let want: BTreeMap<(String, String), BTreeSet<String>> = [
         ("", "nodes", &["list", "watch"][..]),
         ("", "pods", &["list", "watch"]),
@@ -395,6 +395,7 @@ fn cluster_role_grants_exactly_what_the_scheduler_calls() {
         ("", "events", &["create", "patch"]),
         ("scheduling.x-k8s.io", "podgroups", &["list", "watch"]),
         ("scheduling.x-k8s.io", "podgroups/status", &["patch"]),
+        ("scheduling.k8s.io", "podgroups", &["list", "watch"]),
     ]
     .into_iter()
     .map(|(g, r, v)| ((g.to_string(), r.to_string()), set(v)))

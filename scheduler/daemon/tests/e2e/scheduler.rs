@@ -228,6 +228,54 @@ async fn a_gang_waits_for_its_min_resources_and_says_which_are_short() {
     env.finish().await;
 }
 
+/// Kubernetes' own PodGroup (`scheduling.k8s.io/v1beta1`, pods joined by `spec.schedulingGroup`): a gang of
+/// three 2-GPU members that must share a rack waits, with nothing bound, while no rack has 6 GPUs (the
+/// cluster has 8), and is bound whole inside rack r1 once a node there brings it to 6. A pod naming a
+/// PodGroup that does not exist is told so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubernetes_pod_group_is_placed_whole_within_its_topology_constraint() {
+    let env = Env::new("workload-pod-group").await;
+    env.node_labeled("wl-r0-a", 4, &[(RACK, "r0"), (SPINE, "s0")]).await;
+    env.node_labeled("wl-r1-a", 4, &[(RACK, "r1"), (SPINE, "s0")]).await;
+    let s = Running::start(&env, "").await;
+    let groups: kube::Api<k8s_openapi::api::scheduling::v1beta1::PodGroup> =
+        kube::Api::namespaced(env.admin.clone(), &env.ns);
+    let group = serde_json::json!({
+        "apiVersion": "scheduling.k8s.io/v1beta1", "kind": "PodGroup", "metadata": {"name": "train"},
+        "spec": {"schedulingPolicy": {"gang": {"minCount": 3}}, "schedulingConstraints": {"topology": [{"key": RACK}]}}
+    });
+    let created = groups.create(&Default::default(), &mlsched_tests::testing::typed(group)).await.unwrap();
+    let kept = created.spec.scheduling_constraints.and_then(|c| c.topology).unwrap_or_default();
+    assert_eq!(kept.len(), 1, "the API server kept the topology constraint (its gate is on)");
+    let member = |name: &str, group: &str| {
+        let mut pod = mlsched_tests::cluster::pending_pod(&env.ns, name, 2, "mlsched", None);
+        pod["spec"]["schedulingGroup"] = serde_json::json!({"podGroupName": group});
+        pod
+    };
+    for i in 0..3 {
+        env.create_pod(member(&format!("t{i}"), "train")).await;
+    }
+    env.create_pod(member("lonely", "missing")).await;
+    until("the gang told it cannot be placed yet", Duration::from_secs(20), || async {
+        env.scheduled_condition("t0").await.is_some_and(|(status, _, _)| status == "False")
+    })
+    .await;
+    let missing = "does not exist (named by spec.schedulingGroup, scheduling.k8s.io/v1beta1)";
+    until("the pod of a missing PodGroup says so", Duration::from_secs(20), || async {
+        env.scheduled_condition("lonely").await.is_some_and(|(_, _, message)| message.contains(missing))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(env.bound().await.is_empty(), "nothing of the gang is bound while no rack holds it");
+    env.node_labeled("wl-r1-b", 2, &[(RACK, "r1"), (SPINE, "s0")]).await;
+    until("the gang bound whole", Duration::from_secs(20), || async { env.bound().await.len() == 3 }).await;
+    let bound = env.bound().await;
+    assert!(bound.values().all(|n| n.starts_with("wl-r1-")), "all in rack r1: {bound:?}");
+    env.assert_no_overcommit().await;
+    s.stop().await;
+    env.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unfittable_pod_gets_the_condition_and_one_event_then_a_new_node_unblocks_it() {
     let env = Env::new("unfittable").await;
