@@ -615,8 +615,8 @@ impl Loop {
                 if let Some(seen) = self.seen_groups.get_mut(&api) {
                     seen.insert(key.clone());
                 }
-                if self.state.pod_group_api(&key).is_some_and(|other| other != api) {
-                    warn!(podgroup = %key, "a PodGroup of this name exists in scheduling.x-k8s.io and in scheduling.k8s.io: its gang follows the one changed last");
+                if self.state.pod_group_in_other_api(&key, api) {
+                    warn!(podgroup = %key, "PodGroups of this name exist in scheduling.x-k8s.io and in scheduling.k8s.io: members naming either form one gang, which follows the group its first member (by name) names");
                 }
                 let unit = self.state.apply_pod_group(key.clone(), info(&g, &key));
                 self.wake(unit);

@@ -162,7 +162,8 @@ pub struct ClusterState {
     bound: HashMap<String, BoundPod>,
     pending: HashMap<String, PendingPod>,
     unit_sizes: HashMap<UnitKey, usize>,
-    pod_groups: HashMap<String, PodGroupInfo>,
+    /// By API and `namespace/name`: a group of one API never stands in for a group of the other.
+    pod_groups: HashMap<(PodGroupApi, String), PodGroupInfo>,
     /// Pods assumed by a decision whose bound state the watch has not shown yet: key → (node, gpus).
     assumed: HashMap<String, (String, Vec<usize>)>,
     in_flight: HashMap<UnitKey, InFlightUnit>,

@@ -13,8 +13,7 @@ impl ClusterState {
         let topology_from_pods = members.iter().find_map(|m| m.info.topology.clone());
         let timeout_from_pods = members.iter().find_map(|m| m.info.gang.as_ref()?.timeout);
         if let Some(api) = first.and_then(|g| g.pod_group) {
-            let pg =
-                self.pod_groups.get(key).filter(|pg| pg.api == api).ok_or_else(|| PodGroupMissing(key.clone(), api))?;
+            let pg = self.pod_groups.get(&(api, key.clone())).ok_or_else(|| PodGroupMissing(key.clone(), api))?;
             Ok((pg.min_member, pg.timeout.or(timeout_from_pods), pg.topology.clone().or(topology_from_pods)))
         } else {
             let size = members.iter().filter_map(|m| m.info.gang.as_ref()?.size).max().unwrap_or(1);
@@ -26,7 +25,7 @@ impl ClusterState {
     fn min_resources_left(&self, unit: &UnitKey, members: &[&PendingPod]) -> Result<Option<MinResources>, String> {
         let UnitKey::Gang(key) = unit else { return Ok(None) };
         let Some(api) = members.first().and_then(|m| m.info.gang.as_ref()?.pod_group) else { return Ok(None) };
-        match self.pod_groups.get(key).filter(|pg| pg.api == api).map(|pg| &pg.min_resources) {
+        match self.pod_groups.get(&(api, key.clone())).map(|pg| &pg.min_resources) {
             Some(Ok(Some(min))) => {
                 Ok(Some(min.less_held(self.bound.values().filter(|b| b.gang.as_deref() == Some(key)).map(|b| &b.pod))))
             }
@@ -321,7 +320,7 @@ impl ClusterState {
     ) -> GangReport {
         // Only a PodGroup that exists has a status to write (a missing one is told to its members instead);
         // the status written is the coscheduling one (a scheduling.k8s.io group's members carry the news).
-        let pod_group = self.pod_groups.get(gang).is_some_and(|g| g.api == PodGroupApi::Coscheduling);
+        let pod_group = self.pod_groups.contains_key(&(PodGroupApi::Coscheduling, gang.to_string()));
         GangReport { gang: gang.to_string(), pod_group, phase, scheduled: self.bound_members(gang), reason, message }
     }
 }

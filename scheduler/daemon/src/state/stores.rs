@@ -52,30 +52,27 @@ impl ClusterState {
 
     /// The PodGroups of `api` the state holds, for reconciling after that watch's re-list.
     pub fn pod_group_keys(&self, api: PodGroupApi) -> Vec<String> {
-        self.pod_groups.iter().filter(|(_, g)| g.api == api).map(|(k, _)| k.clone()).collect()
+        self.pod_groups.keys().filter(|(a, _)| *a == api).map(|(_, k)| k.clone()).collect()
     }
 
-    /// The API of the PodGroup `key` the state holds, if any.
-    pub fn pod_group_api(&self, key: &str) -> Option<PodGroupApi> {
-        self.pod_groups.get(key).map(|g| g.api)
+    /// Whether a PodGroup `key` of the API other than `api` is held too (its members would share a gang).
+    pub fn pod_group_in_other_api(&self, key: &str, api: PodGroupApi) -> bool {
+        self.pod_groups.keys().any(|(a, k)| *a != api && k == key)
     }
 
     // ----- PodGroups -----
 
     /// Returns the unit to wake (its members may now have a quorum).
     pub fn apply_pod_group(&mut self, key: String, info: PodGroupInfo) -> Option<UnitKey> {
-        let changed = self.pod_groups.get(&key) != Some(&info);
-        self.pod_groups.insert(key.clone(), info);
+        let id = (info.api, key.clone());
+        let changed = self.pod_groups.get(&id) != Some(&info);
+        self.pod_groups.insert(id, info);
         changed.then_some(UnitKey::Gang(key))
     }
 
-    /// Returns the unit to wake if the group was known (its members now wait on a missing PodGroup). A
-    /// group of the same name in the other API is left alone.
+    /// Returns the unit to wake if the group was known (its members now wait on a missing PodGroup).
     pub fn delete_pod_group(&mut self, key: &str, api: PodGroupApi) -> Option<UnitKey> {
-        if self.pod_groups.get(key)?.api != api {
-            return None;
-        }
-        self.pod_groups.remove(key).map(|_| UnitKey::Gang(key.to_string()))
+        self.pod_groups.remove(&(api, key.to_string())).map(|_| UnitKey::Gang(key.to_string()))
     }
 
     // ----- pods -----

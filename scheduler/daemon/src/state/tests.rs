@@ -809,3 +809,35 @@ fn min_resources_are_checked_before_placement_with_running_members_counted() {
     assert_eq!(r.unschedulable[0].1, crate::keys::REASON_INVALID);
     assert_eq!(r.unschedulable[0].2, "PodGroup ml/train: minResources nvidia.com/gpu: negative quantity \"-2\"");
 }
+
+#[test]
+fn pod_groups_of_the_two_apis_never_stand_in_for_each_other() {
+    let info =
+        |min_member, api| PodGroupInfo { min_member, timeout: None, topology: None, min_resources: Ok(None), api };
+    let mut w = World::new(vec![gpu_node("a", 8)]);
+    w.state.apply_pod_group("ml/train".into(), info(2, PodGroupApi::Coscheduling));
+    w.state.apply_pod_group("ml/train".into(), info(5, PodGroupApi::Workload));
+    // The Workload group goes: the coscheduling one of the same name stays, and a label member follows it.
+    assert!(w.state.delete_pod_group("ml/train", PodGroupApi::Workload).is_some());
+    assert_eq!(w.state.pod_group_keys(PodGroupApi::Coscheduling), ["ml/train"]);
+    assert!(w.state.pod_group_keys(PodGroupApi::Workload).is_empty());
+    for name in ["w0", "w1"] {
+        w.add(pod_group_member(name, "train"), s(0));
+    }
+    assert_eq!(w.pass(s(0)).binds[0].members.len(), 2, "minMember 2 of the coscheduling group");
+    // A member naming the Workload group through spec.schedulingGroup does not take the coscheduling one.
+    let mut w = World::new(vec![gpu_node("a", 8)]);
+    w.state.apply_pod_group("ml/job".into(), info(1, PodGroupApi::Coscheduling));
+    w.add(pod("x", 1, json!({"spec": {"schedulingGroup": {"podGroupName": "job"}}})), s(0));
+    let r = w.pass(s(0));
+    assert!(r.binds.is_empty());
+    assert_eq!(
+        told(&r),
+        [(
+            "x".to_string(),
+            "PodGroup ml/job does not exist (named by spec.schedulingGroup, scheduling.k8s.io/v1beta1); waiting until it \
+             is created"
+                .to_string()
+        )]
+    );
+}
