@@ -56,9 +56,13 @@ impl Env {
     }
 
     pub async fn pod_group(&self, name: &str, min_member: u32, timeout_seconds: Option<u32>) {
+        self.create_pod_group(pod_group(&self.ns, name, min_member, timeout_seconds)).await;
+    }
+
+    /// Creates a coscheduling PodGroup written out in full (`mlsched_tests::cluster::pod_group`, amended).
+    pub async fn create_pod_group(&self, group: Value) {
         let api: Api<DynamicObject> = Api::namespaced_with(self.admin.clone(), &self.ns, &podgroup_api_resource());
-        let group: DynamicObject = typed(pod_group(&self.ns, name, min_member, timeout_seconds));
-        api.create(&PostParams::default(), &group).await.expect("PodGroup created");
+        api.create(&PostParams::default(), &typed(group)).await.expect("PodGroup created");
     }
 
     /// Binds `pod` to `node` through the `binding` subresource, as a scheduler does.

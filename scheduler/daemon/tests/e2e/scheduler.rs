@@ -118,12 +118,7 @@ async fn gangs_competing_for_racks_are_placed_whole_without_deadlock() {
     for g in ["a", "b", "c"] {
         let mut group = mlsched_tests::cluster::pod_group(&env.ns, g, 4, None);
         group["metadata"]["annotations"] = serde_json::json!({"mlsched.io/topology-required-level": RACK});
-        let api = kube::Api::<kube::api::DynamicObject>::namespaced_with(
-            env.admin.clone(),
-            &env.ns,
-            &mlsched_tests::podgroup_api_resource(),
-        );
-        api.create(&Default::default(), &mlsched_tests::testing::typed(group)).await.unwrap();
+        env.create_pod_group(group).await;
         for i in 0..4 {
             env.pod(&format!("{g}{i}"), 4, Some(g)).await;
         }
@@ -200,12 +195,7 @@ async fn a_gang_waits_for_its_min_resources_and_says_which_are_short() {
     let s = Running::start(&env, "").await;
     let mut group = mlsched_tests::cluster::pod_group(&env.ns, "job", 2, None);
     group["spec"]["minResources"] = serde_json::json!({"nvidia.com/gpu": 24, "cpu": "1"});
-    let api = kube::Api::<kube::api::DynamicObject>::namespaced_with(
-        env.admin.clone(),
-        &env.ns,
-        &mlsched_tests::podgroup_api_resource(),
-    );
-    api.create(&Default::default(), &mlsched_tests::testing::typed(group)).await.unwrap();
+    env.create_pod_group(group).await;
     for i in 0..2 {
         env.pod(&format!("j{i}"), 1, Some("job")).await;
     }
