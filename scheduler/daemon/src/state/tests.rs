@@ -47,6 +47,11 @@ fn pod_group_member(name: &str, group: &str) -> PodInfo {
     pod(name, 1, json!({"metadata": {"labels": {"scheduling.x-k8s.io/pod-group": group}}}))
 }
 
+/// A coscheduling PodGroup asking only `min_member`.
+fn group(min_member: usize) -> PodGroupInfo {
+    PodGroupInfo { min_member, timeout: None, topology: None, min_resources: Ok(None), api: PodGroupApi::Coscheduling }
+}
+
 fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
     match (a, b) {
         (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
@@ -175,14 +180,21 @@ fn a_failed_single_bind_forgets_and_backs_off() {
     assert_eq!(w.pass(s(1)).binds.len(), 1, "retried after the backoff");
 }
 
-#[test]
-fn a_gang_member_bind_is_retried_then_the_gang_is_given_up() {
+/// A 4-GPU node and the gang `ml/job` of three 1-GPU members `w0..w2`, decided in one pass at 0 s: the
+/// world, that pass and the gang's unit, its three binds in flight.
+fn job_of_three_binding() -> (World, PassResult, UnitKey) {
     let mut w = World::new(vec![gpu_node("a", 4)]);
     for i in 0..3 {
         w.add(gang_member(&format!("w{i}"), 1, "job", 3), s(0));
     }
     let r = w.pass(s(0));
     let unit = r.binds[0].unit.clone();
+    (w, r, unit)
+}
+
+#[test]
+fn a_gang_member_bind_is_retried_then_the_gang_is_given_up() {
+    let (mut w, _, unit) = job_of_three_binding();
     assert_eq!(w.gpus_used(), 3);
     assert!(matches!(w.state.bind_result(&mut w.queue, &unit, "ml/w0", Ok(()), s(0)), BindFollowUp::Bound { .. }));
     for attempt in 1..=2 {
@@ -220,19 +232,7 @@ fn gangs_wait_for_quorum_and_for_their_pod_group() {
     let r = w.pass(s(2));
     assert!(r.binds.is_empty());
     assert!(r.gangs[0].message.contains("PodGroup ml/pg does not exist"), "{}", r.gangs[0].message);
-    let unit = w
-        .state
-        .apply_pod_group(
-            "ml/pg".into(),
-            PodGroupInfo {
-                min_member: 1,
-                timeout: None,
-                topology: None,
-                min_resources: Ok(None),
-                api: PodGroupApi::Coscheduling,
-            },
-        )
-        .unwrap();
+    let unit = w.state.apply_pod_group("ml/pg".into(), group(1)).unwrap();
     w.queue.touch(unit, 0, s(3));
     assert_eq!(w.pass(s(3)).binds.len(), 1);
 }
@@ -432,19 +432,7 @@ fn members_of_a_missing_pod_group_are_told_once_and_placed_when_it_appears() {
     w.add(pod_group_member("x2", "pg"), s(1));
     let r = w.pass(s(1));
     assert_eq!(told(&r).iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(), ["x2"]);
-    let unit = w
-        .state
-        .apply_pod_group(
-            "ml/pg".into(),
-            PodGroupInfo {
-                min_member: 3,
-                timeout: None,
-                topology: None,
-                min_resources: Ok(None),
-                api: PodGroupApi::Coscheduling,
-            },
-        )
-        .unwrap();
+    let unit = w.state.apply_pod_group("ml/pg".into(), group(3)).unwrap();
     w.queue.touch(unit, 0, s(2));
     let r = w.pass(s(2));
     assert_eq!(r.binds[0].members.len(), 3);
@@ -454,13 +442,7 @@ fn members_of_a_missing_pod_group_are_told_once_and_placed_when_it_appears() {
 #[test]
 fn members_of_a_gang_below_min_member_are_told_what_it_waits_for() {
     let mut w = World::new(vec![gpu_node("a", 8)]);
-    let big = PodGroupInfo {
-        min_member: 100_000,
-        timeout: None,
-        topology: None,
-        min_resources: Ok(None),
-        api: PodGroupApi::Coscheduling,
-    };
+    let big = group(100_000);
     w.state.apply_pod_group("ml/big".into(), big);
     w.add(pod_group_member("b0", "big"), s(0));
     let r = w.pass(s(0));
@@ -472,19 +454,7 @@ fn members_of_a_gang_below_min_member_are_told_what_it_waits_for() {
     assert_eq!(told(&r), [("b1".to_string(), "gang ml/big: waiting for members: 2/100000 exist".to_string())]);
     assert_eq!(r.gangs[0].message, "gang ml/big: waiting for members: 2/100000 exist", "the PodGroup's count is live");
     // A new minMember is a new cause: everyone is told again.
-    let unit = w
-        .state
-        .apply_pod_group(
-            "ml/big".into(),
-            PodGroupInfo {
-                min_member: 5,
-                timeout: None,
-                topology: None,
-                min_resources: Ok(None),
-                api: PodGroupApi::Coscheduling,
-            },
-        )
-        .unwrap();
+    let unit = w.state.apply_pod_group("ml/big".into(), group(5)).unwrap();
     w.queue.touch(unit, 0, s(2));
     let r = w.pass(s(2));
     let names: Vec<String> = told(&r).into_iter().map(|(p, m)| format!("{p}: {m}")).collect();
@@ -501,16 +471,7 @@ fn members_of_a_gang_below_min_member_are_told_what_it_waits_for() {
 #[test]
 fn a_gang_found_half_bound_is_completed_with_its_earlier_members_named_and_a_count_that_agrees() {
     let mut w = World::new(vec![gpu_node("a", 8), gpu_node("b", 8)]);
-    w.state.apply_pod_group(
-        "ml/train".into(),
-        PodGroupInfo {
-            min_member: 4,
-            timeout: None,
-            topology: None,
-            min_resources: Ok(None),
-            api: PodGroupApi::Coscheduling,
-        },
-    );
+    w.state.apply_pod_group("ml/train".into(), group(4));
     // Bound by a previous leader: the watch shows them bound, no decision of this process put them there.
     for name in ["w0", "w1"] {
         w.add(
@@ -545,12 +506,7 @@ fn a_gang_found_half_bound_is_completed_with_its_earlier_members_named_and_a_cou
 
 #[test]
 fn members_this_scheduler_bound_are_not_named_again_when_their_gang_completes_later() {
-    let mut w = World::new(vec![gpu_node("a", 4)]);
-    for i in 0..3 {
-        w.add(gang_member(&format!("w{i}"), 1, "job", 3), s(0));
-    }
-    let r = w.pass(s(0));
-    let unit = r.binds[0].unit.clone();
+    let (mut w, r, unit) = job_of_three_binding();
     let node_of =
         |r: &PassResult, pod: &str| r.binds[0].members.iter().find(|m| m.pod.name == pod).unwrap().node.clone();
     let w0_node = node_of(&r, "w0");
@@ -580,16 +536,7 @@ fn members_this_scheduler_bound_are_not_named_again_when_their_gang_completes_la
 #[test]
 fn a_member_bound_by_another_scheduler_is_counted_but_not_given_a_scheduled_event_of_ours() {
     let mut w = World::new(vec![gpu_node("a", 8)]);
-    w.state.apply_pod_group(
-        "ml/train".into(),
-        PodGroupInfo {
-            min_member: 2,
-            timeout: None,
-            topology: None,
-            min_resources: Ok(None),
-            api: PodGroupApi::Coscheduling,
-        },
-    );
+    w.state.apply_pod_group("ml/train".into(), group(2));
     let labels = json!({"scheduling.x-k8s.io/pod-group": "train"});
     w.add(pod("theirs", 1, json!({"metadata": {"labels": labels.clone()}, "spec": {"nodeName": "a", "schedulerName": "default-scheduler"}})), s(0));
     w.add(pod("mine", 1, json!({"metadata": {"labels": labels}})), s(0));
@@ -670,12 +617,7 @@ fn a_404_does_not_drop_a_new_pod_of_the_same_name() {
 
 #[test]
 fn a_gang_member_refused_as_bound_already_is_not_retried_and_the_rest_of_the_gang_binds() {
-    let mut w = World::new(vec![gpu_node("a", 4)]);
-    for i in 0..3 {
-        w.add(gang_member(&format!("w{i}"), 1, "job", 3), s(0));
-    }
-    let r = w.pass(s(0));
-    let unit = r.binds[0].unit.clone();
+    let (mut w, _, unit) = job_of_three_binding();
     assert!(matches!(
         w.state.bind_result(&mut w.queue, &unit, "ml/w1", failed(409), s(0)),
         BindFollowUp::Dropped { kind: ErrorKind::Conflict, .. }
@@ -708,12 +650,7 @@ fn a_gang_member_refused_as_bound_already_is_not_retried_and_the_rest_of_the_gan
 
 #[test]
 fn a_gang_member_refused_for_good_gives_the_gang_up_at_once_and_a_throttled_one_is_retried() {
-    let mut w = World::new(vec![gpu_node("a", 4)]);
-    for i in 0..3 {
-        w.add(gang_member(&format!("w{i}"), 1, "job", 3), s(0));
-    }
-    let r = w.pass(s(0));
-    let unit = r.binds[0].unit.clone();
+    let (mut w, _, unit) = job_of_three_binding();
     assert!(matches!(w.state.bind_result(&mut w.queue, &unit, "ml/w0", failed(429), s(0)), BindFollowUp::Retry(_, 1)));
     assert!(matches!(
         w.state.bind_result(&mut w.queue, &unit, "ml/w2", failed(404), s(0)),
@@ -774,13 +711,7 @@ fn min_resources_are_checked_before_placement_with_running_members_counted() {
         let map = [("nvidia.com/gpu".to_string(), Quantity(gpus.into()))].into_iter().collect();
         crate::translate::min_resources(&map).map(Some).map_err(|e| e.0)
     };
-    let group = |gpus: &str| PodGroupInfo {
-        min_member: 3,
-        timeout: None,
-        topology: None,
-        min_resources: min_resources(gpus),
-        api: PodGroupApi::Coscheduling,
-    };
+    let needing = |gpus: &str| PodGroupInfo { min_resources: min_resources(gpus), ..group(3) };
     let labels = json!({"scheduling.x-k8s.io/pod-group": "train"});
     let mut w = World::new(vec![gpu_node("a", 8), gpu_node("b", 8)]);
     // w0 runs already (a previous leader bound it) and holds 4 of the 20 GPUs asked.
@@ -788,14 +719,14 @@ fn min_resources_are_checked_before_placement_with_running_members_counted() {
     for name in ["w1", "w2"] {
         w.add(pod(name, 4, json!({"metadata": {"labels": labels.clone()}})), s(0));
     }
-    w.state.apply_pod_group("ml/train".into(), group("20"));
+    w.state.apply_pod_group("ml/train".into(), needing("20"));
     let r = w.pass(s(0));
     assert!(r.binds.is_empty(), "w1 and w2 fit, but 16 GPUs must be free and 12 are");
     let message = "gang ml/train: minResources not free in the cluster: nvidia.com/gpu: 16 asked, 12 free";
     assert_eq!(told(&r), [("w1".to_string(), message.to_string()), ("w2".to_string(), message.to_string())]);
     assert_eq!(r.gangs[0].message, message, "the PodGroup says so too");
 
-    let unit = w.state.apply_pod_group("ml/train".into(), group("12")).unwrap();
+    let unit = w.state.apply_pod_group("ml/train".into(), needing("12")).unwrap();
     w.queue.touch(unit, 0, s(1));
     let r = w.pass(s(1));
     assert_eq!(r.binds[0].members.len(), 2, "8 asked beyond w0's 4, 12 free");
@@ -803,7 +734,7 @@ fn min_resources_are_checked_before_placement_with_running_members_counted() {
     // A minResources the scheduler cannot read makes the gang invalid, with the PodGroup named.
     let mut w = World::new(vec![gpu_node("a", 8)]);
     w.add(pod("x0", 1, json!({"metadata": {"labels": labels.clone()}})), s(0));
-    w.state.apply_pod_group("ml/train".into(), PodGroupInfo { min_member: 1, ..group("-2") });
+    w.state.apply_pod_group("ml/train".into(), PodGroupInfo { min_member: 1, ..needing("-2") });
     let r = w.pass(s(0));
     assert!(r.binds.is_empty());
     assert_eq!(r.unschedulable[0].1, crate::keys::REASON_INVALID);
@@ -812,8 +743,7 @@ fn min_resources_are_checked_before_placement_with_running_members_counted() {
 
 #[test]
 fn pod_groups_of_the_two_apis_never_stand_in_for_each_other() {
-    let info =
-        |min_member, api| PodGroupInfo { min_member, timeout: None, topology: None, min_resources: Ok(None), api };
+    let info = |min_member, api| PodGroupInfo { api, ..group(min_member) };
     let mut w = World::new(vec![gpu_node("a", 8)]);
     w.state.apply_pod_group("ml/train".into(), info(2, PodGroupApi::Coscheduling));
     w.state.apply_pod_group("ml/train".into(), info(5, PodGroupApi::Workload));
