@@ -57,7 +57,11 @@ impl ClusterState {
 
     /// Whether a PodGroup `key` of the API other than `api` is held too (its members would share a gang).
     pub fn pod_group_in_other_api(&self, key: &str, api: PodGroupApi) -> bool {
-        self.pod_groups.keys().any(|(a, k)| *a != api && k == key)
+        let other = match api {
+            PodGroupApi::Coscheduling => PodGroupApi::Workload,
+            PodGroupApi::Workload => PodGroupApi::Coscheduling,
+        };
+        self.pod_groups.contains_key(&(other, key.to_string()))
     }
 
     // ----- PodGroups -----
