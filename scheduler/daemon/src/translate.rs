@@ -136,9 +136,18 @@ fn to_resources(list: &BTreeMap<String, i64>, cpu_milli: i64) -> Resources {
 
 /// Parses a resource list into milli-units (cpu) and units (everything else).
 fn parse_list(map: Option<&BTreeMap<String, Quantity>>, what: &str) -> Result<BTreeMap<String, i64>, Invalid> {
+    parse_list_in_milli(map, what, &["cpu"])
+}
+
+/// Parses a resource list into milli-units (the resources named in `milli`) and units (everything else).
+fn parse_list_in_milli(
+    map: Option<&BTreeMap<String, Quantity>>,
+    what: &str,
+    milli: &[&str],
+) -> Result<BTreeMap<String, i64>, Invalid> {
     let mut out = BTreeMap::new();
     for (name, q) in quantity_map(map) {
-        let value = if name == "cpu" { parse_milli_i64(&q.0) } else { parse_units(&q.0) }
+        let value = if milli.contains(&name.as_str()) { parse_milli_i64(&q.0) } else { parse_units(&q.0) }
             .map_err(|e| format!("{what} {name}: {e}"))?;
         if value < 0 {
             return Err(invalid!("{what} {name}: negative quantity {:?}", q.0));
@@ -151,17 +160,8 @@ fn parse_list(map: Option<&BTreeMap<String, Quantity>>, what: &str) -> Result<BT
 /// A PodGroup's `minResources`: CPU in millicores, `nvidia.com/gpu` in milli-GPU (it may be fractional, for
 /// shared GPUs), everything else in units.
 pub fn min_resources(map: &BTreeMap<String, Quantity>) -> Result<MinResources, Invalid> {
-    let others: BTreeMap<String, Quantity> =
-        map.iter().filter(|(k, _)| *k != GPU_RESOURCE).map(|(k, v)| (k.clone(), v.clone())).collect();
-    let list = parse_list(Some(&others), "minResources")?;
-    let gpu_milli = match map.get(GPU_RESOURCE) {
-        None => 0,
-        Some(q) => match parse_milli_i64(&q.0) {
-            Ok(milli) if milli >= 0 => milli,
-            Ok(_) => return Err(invalid!("minResources {GPU_RESOURCE}: negative quantity {:?}", q.0)),
-            Err(e) => return Err(invalid!("minResources {GPU_RESOURCE}: {e}")),
-        },
-    };
+    let list = parse_list_in_milli(Some(map), "minResources", &["cpu", GPU_RESOURCE])?;
+    let gpu_milli = list.get(GPU_RESOURCE).copied().unwrap_or(0);
     Ok(MinResources { resources: to_resources(&list, list.get("cpu").copied().unwrap_or(0)), gpu_milli })
 }
 
