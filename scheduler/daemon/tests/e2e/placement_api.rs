@@ -145,6 +145,12 @@ async fn the_placement_api_answers_from_the_scheduler_s_snapshot() {
             other => panic!("WorkloadPods: {other:?}"),
         }
     };
+    // The other pods were created last: the web pods being in the cache says nothing of them.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while h.headroom(&["other-0", "other-1"]).await.iter().any(|p| p.node.is_empty()) {
+        assert!(tokio::time::Instant::now() < deadline, "other-0 and other-1 never reached the scheduler's cache");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let seen: Vec<(&str, &str)> =
         pods.iter().map(|p| (p.pod.as_ref().unwrap().name.as_str(), p.node.as_str())).collect();
     assert_eq!(seen, [("web-0", "b0"), ("web-1", "b0"), ("web-2", "b1")]);
