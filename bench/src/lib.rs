@@ -12,5 +12,7 @@ pub mod readme;
 pub mod replay;
 pub mod reproduce;
 pub mod stream;
+pub mod stress;
+pub mod stress_table;
 pub mod trace;
 pub mod trace_error;
