@@ -1,14 +1,16 @@
-//! `mlsim stress` end to end on the library: a variant generated from the bundled default list, written
-//! as a pod list, read back as the replay reads any trace, and replayed under the four policies. Four
-//! times the default's CPU-only pods must make CPU the scarce resource, so that every policy leaves far
-//! more GPU unallocated than on the default: the variants stress what they claim to.
+//! `mlsim stress` end to end on the library: variants generated from the bundled default list, written
+//! as pod lists, read back as the replay reads any trace, and replayed under the four policies. The
+//! variants must stress what they claim to, and mlsched must hold up where CPU runs out first.
 
+use mlsched::plugins::policy::Policy;
 use mlsim::stress::{VARIANTS, default_counts, generate, manifest};
 use mlsim::stress_table::{POLICIES, markdown, run};
 use mlsim::trace::{BUNDLED_NODES, BUNDLED_PODS, Source, read_nodes, read_pods};
 
 const SEEDS: [u64; 2] = [42, 43];
 
+/// Four times the default's CPU-only pods make CPU the scarce resource: every policy leaves far more GPU
+/// unallocated than on the default.
 #[test]
 fn four_times_the_cpu_only_pods_leave_gpus_unallocated_under_every_policy() {
     let Source::Bundled { bytes: default_csv, .. } = BUNDLED_PODS else { unreachable!() };
@@ -35,4 +37,26 @@ fn four_times_the_cpu_only_pods_leave_gpus_unallocated_under_every_policy() {
     assert!(text.contains("| cpux4 |") && text.contains("| 23.5 |"), "{text}");
     let table = markdown(&[stressed]);
     assert_eq!(table.lines().count(), 3, "{table}");
+}
+
+/// mlsched's two leave at most as much GPU unallocated as the better of FGD and BestFit on every stress
+/// variant but one: on `sharesmall-cpux2` (every GPU pod a small share, 2x the CPU-only pods) FGD is still
+/// ahead (bench/README.md), and there they are asserted only to beat BestFit.
+#[test]
+fn mlsched_is_at_or_below_the_better_of_fgd_and_bestfit_on_the_stress_variants() {
+    let Source::Bundled { bytes: default_csv, .. } = BUNDLED_PODS else { unreachable!() };
+    let nodes = read_nodes(&BUNDLED_NODES).unwrap();
+    let seeds: Vec<u64> = (42..=51).collect();
+    let dir = tempfile::tempdir().unwrap();
+    for variant in VARIANTS {
+        let (csv, _) = generate(default_csv, &variant, 1).unwrap();
+        let file = mlsim::reproduce::workload_file(dir.path(), variant.name);
+        std::fs::write(&file, &csv).unwrap();
+        let row = run(variant.name, &nodes, &read_pods(&Source::File(&file)).unwrap(), &seeds);
+        let to_beat = if variant.name == "sharesmall-cpux2" { row.mean(Policy::BestFit) } else { row.best_baseline() };
+        for p in [Policy::Mlsched, Policy::MlschedOnline] {
+            eprintln!("{}: {p} {:.2}, to beat {to_beat:.2}", variant.name, row.mean(p));
+            assert!(row.mean(p) <= to_beat, "{}: {p} {:.2} > {to_beat:.2}", variant.name, row.mean(p));
+        }
+    }
 }

@@ -28,7 +28,10 @@
 //!    and CPU-heavy pods go where CPU is plentiful relative to the GPUs left (T4 nodes with 52 cores per
 //!    GPU rather than P100 nodes with 8), and CPU-light GPU pods are drawn to the GPUs of CPU-poor nodes,
 //!    which only they can use. (Capping `rho` at each node's own hardware ratio, so that an idle P100 node
-//!    is not "stranded" to begin with, loses that pull.)
+//!    is not "stranded" to begin with, loses that pull.) That is the regime where GPUs run out first, as
+//!    on every workload of the shared trace folder. Where the workload asks more CPU per GPU than the
+//!    cluster has, CPU runs out first and the cost is taken per GPU shape instead, each needing its CPU in
+//!    one piece ([`CpuFeed`] has both regimes and the measurements behind them).
 //! 3. **Scarce models** (`price`): taking `g` milli of model `M` displaces `price(M) · g` milli of demand
 //!    restricted to `M` (by `gpu_spec`), where `price(M)` is the share of `M`'s capacity that the
 //!    restricted typical shapes will need (their GPU demand on `M` over `M`'s share of the cluster,
@@ -82,10 +85,12 @@
 //! On the default trace ~3.1 of the remaining ~3.9 % are GPUs holding one 810-milli share: only the rare
 //! ≤190-milli shares can complete them, so that part is out of any placement policy's reach.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rustc_hash::FxHashMap;
 
+use super::cpu_feed::CpuFeed;
 use super::score_memo::ScoreMemo;
 
 use crate::core::{GPU_MILLI, Node, NodeId, Pod, Snapshot};
@@ -127,27 +132,6 @@ impl ShapeCounts {
     pub fn typical(&self, coverage: f64) -> TypicalShapes {
         TypicalShapes::from_counts(self.counts.iter().map(|(s, n)| (s.clone(), *n)), coverage)
     }
-}
-
-/// CPU milli the GPU shapes ask per GPU milli, frequency-weighted; 0 without GPU shapes.
-pub fn cpu_per_gpu_milli(typical: &TypicalShapes) -> f64 {
-    let (mut cpu, mut gpu) = (0.0, 0.0);
-    for w in &typical.shapes {
-        let g = (i64::from(w.shape.gpu_count) * w.shape.milli_per_gpu) as f64;
-        if g > 0.0 {
-            cpu += w.weight * w.shape.cpu_milli as f64;
-            gpu += w.weight * g;
-        }
-    }
-    if gpu > 0.0 { cpu / gpu } else { 0.0 }
-}
-
-/// Idle GPU milli that `cpu_free` cannot feed at `rho` CPU milli per GPU milli.
-pub fn stranded_milli(gpu_free: i64, cpu_free: i64, rho: f64) -> f64 {
-    if rho <= 0.0 {
-        return 0.0;
-    }
-    (gpu_free as f64 - cpu_free.max(0) as f64 / rho).max(0.0)
 }
 
 /// `w[l]`: the milli a GPU with `l` free is expected to keep idle for good if arriving pods that fit
@@ -234,8 +218,15 @@ pub fn waste_table_contested(typical: &TypicalShapes, model: &str, comp: Option<
 pub struct MlschedScore {
     /// The typical shapes: the prior as given, or learned from the arrivals so far.
     typical: TypicalShapes,
-    /// CPU milli per GPU milli of the GPU shapes of `typical`.
-    rho: f64,
+    /// How much idle GPU free CPU can feed, for `typical`.
+    feed: CpuFeed,
+    /// The cluster's CPU milli per GPU milli, and the node count it was counted at.
+    cluster_ratio: Mutex<(usize, f64)>,
+    /// The node count of `cluster_ratio`, readable without the lock on every score.
+    counted_nodes: AtomicUsize,
+    /// Whether the workload asks more CPU per GPU than the cluster has: which of `feed`'s two regimes
+    /// prices stranding.
+    cpu_scarce: AtomicBool,
     /// `Some` for the online variant.
     online: Option<ShapeCounts>,
     next_refresh: u64,
@@ -256,10 +247,12 @@ pub struct MlschedScore {
 impl MlschedScore {
     /// Given the workload's typical shapes, as FGD is.
     pub fn with_prior(typical: TypicalShapes) -> Self {
-        let rho = cpu_per_gpu_milli(&typical);
         MlschedScore {
+            feed: CpuFeed::of(&typical),
+            cluster_ratio: Mutex::new((usize::MAX, 0.0)),
+            counted_nodes: AtomicUsize::new(usize::MAX),
+            cpu_scarce: AtomicBool::new(false),
             typical,
-            rho,
             online: None,
             next_refresh: u64::MAX,
             waste: Mutex::new(FxHashMap::default()),
@@ -285,7 +278,27 @@ impl MlschedScore {
     }
 
     pub fn cpu_per_gpu_milli(&self) -> f64 {
-        self.rho
+        self.feed.rho()
+    }
+
+    /// Whether the workload runs out of CPU before GPUs on this cluster. The cluster's ratio is recounted
+    /// when its node count changes; a change of regime changes every score, so it clears the memo.
+    fn cpu_scarce(&self, snapshot: &Snapshot) -> bool {
+        let nodes = snapshot.nodes();
+        if self.counted_nodes.load(Ordering::Relaxed) != nodes.len() {
+            let mut ratio = self.cluster_ratio.lock().expect("cluster ratio lock");
+            if ratio.0 != nodes.len() {
+                let cpu: i64 = nodes.iter().map(|n| n.allocatable.cpu_milli).sum();
+                let gpu: i64 = nodes.iter().map(|n| n.gpu_capacity_milli()).sum();
+                *ratio = (nodes.len(), if gpu > 0 { cpu as f64 / gpu as f64 } else { 0.0 });
+                let scarce = self.feed.cpu_scarce(ratio.1);
+                if self.cpu_scarce.swap(scarce, Ordering::Relaxed) != scarce {
+                    self.memo.clear();
+                }
+                self.counted_nodes.store(nodes.len(), Ordering::Relaxed);
+            }
+        }
+        self.cpu_scarce.load(Ordering::Relaxed)
     }
 
     fn waste_table(&self, model: &str) -> Arc<Vec<f64>> {
@@ -316,7 +329,8 @@ impl MlschedScore {
 
     /// The cost (milli-GPU made unusable) of placing `pod` on `node`, as a score, and for a share the GPU.
     /// `price` is the share of the node model's GPUs that pods restricted to it will need.
-    pub fn evaluate(&self, node: &Node, pod: &Pod, price: f64) -> (i64, Option<usize>) {
+    /// `cpu_scarce`: the workload runs out of CPU before GPUs (see [`CpuFeed`]).
+    pub fn evaluate(&self, node: &Node, pod: &Pod, price: f64, cpu_scarce: bool) -> (i64, Option<usize>) {
         if pod.gpu.is_none() && pod.requests.cpu_milli == 0 {
             return (SCORE_OFFSET, None);
         }
@@ -330,7 +344,7 @@ impl MlschedScore {
         let cpu_free = node.free_cpu_milli();
         let cpu_after = cpu_free - pod.requests.cpu_milli;
         let cost = |free: &[i64], cpu_free: i64| -> f64 {
-            STRAND_WEIGHT * stranded_milli(free.iter().sum(), cpu_free, self.rho) + WASTE_WEIGHT * waste(free)
+            STRAND_WEIGHT * self.feed.stranded(free.iter().sum(), cpu_free, cpu_scarce) + WASTE_WEIGHT * waste(free)
         };
         let before = cost(&free, cpu_free);
         let cost_after = |free: &[i64]| cost(free, cpu_after);
@@ -430,7 +444,8 @@ impl MlschedScore {
 
     fn cached_evaluate(&self, snapshot: &Snapshot, node: &Node, pod: &Pod) -> (i64, Option<usize>) {
         self.refresh_competition(snapshot);
-        self.memo.get_or_compute(node, pod, || self.evaluate(node, pod, self.price(snapshot, node)))
+        let cpu_scarce = self.cpu_scarce(snapshot);
+        self.memo.get_or_compute(node, pod, || self.evaluate(node, pod, self.price(snapshot, node), cpu_scarce))
     }
 }
 
@@ -441,6 +456,7 @@ impl ScorePlugin for MlschedScore {
 
     fn pre_score(&self, snapshot: &Snapshot) {
         self.refresh_competition(snapshot);
+        self.cpu_scarce(snapshot);
     }
 
     /// Every change of what a score depends on beyond the pod, the node and the node list (the learned
@@ -467,7 +483,9 @@ impl ScorePlugin for MlschedScore {
         let n = counts.total();
         if n >= self.next_refresh {
             self.typical = counts.typical(TypicalShapes::DEFAULT_COVERAGE);
-            self.rho = cpu_per_gpu_milli(&self.typical);
+            self.feed = CpuFeed::of(&self.typical);
+            let cluster_ratio = self.cluster_ratio.get_mut().expect("cluster ratio lock").1;
+            *self.cpu_scarce.get_mut() = self.feed.cpu_scarce(cluster_ratio);
             self.waste.get_mut().expect("waste lock").clear();
             self.prices.get_mut().expect("price lock").clear();
             self.memo.clear();
@@ -482,6 +500,7 @@ mod tests {
     use crate::core::{GpuRequest, Resources};
     use crate::frag::{FreeView, WeightedShape, node_frag_milli};
     use crate::framework::schedule_one;
+    use crate::plugins::cpu_feed::stranded_milli;
     use crate::plugins::policy::{Policy, PolicyInputs, profile_for};
 
     const GIB: i64 = 1 << 30;
@@ -542,7 +561,7 @@ mod tests {
         n.gpus[2].used_milli = 650;
         let t = openb_like();
         let s = MlschedScore::with_prior(t.clone());
-        let (_, gpu) = s.evaluate(&n, &pod("p", 4000, GpuRequest::shared(320)), 0.0);
+        let (_, gpu) = s.evaluate(&n, &pod("p", 4000, GpuRequest::shared(320)), 0.0, false);
         assert_eq!(gpu, Some(2));
         let table = waste_table(&t, "G2");
         assert!(table[30] < table[210]);
@@ -593,7 +612,7 @@ mod tests {
         assert_eq!(stranded_milli(2000, 0, 0.0), 0.0, "no GPU shapes known: nothing is stranded");
         let t = typical(&[(shape(4000, 1, 1000), 0.5), (shape(2000, 1, 500), 0.5), (shape(9000, 0, 0), 1.0)]);
         // (0.5·4000 + 0.5·2000) / (0.5·1000 + 0.5·500) = 3000 / 750.
-        assert!((cpu_per_gpu_milli(&t) - 4.0).abs() < 1e-12);
+        assert!((MlschedScore::with_prior(t).cpu_per_gpu_milli() - 4.0).abs() < 1e-12);
     }
 
     #[test]
@@ -682,8 +701,8 @@ mod tests {
             pod("b", 8000, GpuRequest::whole(2)),
             pod("c", 8000, GpuRequest::none()),
         ] {
-            let (so, go) = online.evaluate(&n, &p, 0.0);
-            let (sp, gp) = prior.evaluate(&n, &p, 0.0);
+            let (so, go) = online.evaluate(&n, &p, 0.0, false);
+            let (sp, gp) = prior.evaluate(&n, &p, 0.0, false);
             assert_eq!(go, gp, "{}", p.key);
             // Within 2 milli-GPU of a ~500-milli cost: the estimate is at most 1/8 of the stream old, and the
             // sliver term, at full weight, is the most sensitive to it.
@@ -725,9 +744,9 @@ mod tests {
         let s = MlschedScore::with_prior(openb_like());
         let n = node("n", 96_000, 8);
         let t4 = pod("t4", 1000, GpuRequest::whole(1).with_models(vec!["T4".into()]));
-        assert_eq!(s.evaluate(&n, &t4, 0.0), (0, None));
+        assert_eq!(s.evaluate(&n, &t4, 0.0, false), (0, None));
         let empty = pod("e", 0, GpuRequest::none());
-        assert_eq!(s.evaluate(&n, &empty, 0.0).0, SCORE_OFFSET);
-        assert!(s.evaluate(&n, &pod("g", 8000, GpuRequest::whole(1)), 0.0).0 > 0);
+        assert_eq!(s.evaluate(&n, &empty, 0.0, false).0, SCORE_OFFSET);
+        assert!(s.evaluate(&n, &pod("g", 8000, GpuRequest::whole(1)), 0.0, false).0 > 0);
     }
 }

@@ -1,6 +1,7 @@
 //! Every filter and score policy, one file each; `policy` builds a profile from a policy name.
 
 pub mod best_fit;
+pub mod cpu_feed;
 pub mod dot_product;
 pub mod fgd;
 pub mod gpu_clustering;
