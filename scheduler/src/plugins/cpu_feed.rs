@@ -20,8 +20,8 @@
 //! 48.16. Threshold alone: 8.48, 15.70, 23.62, 35.83, 46.68 (the near-balanced `cpux2` lost to FGD's
 //! 6.00). Strict weight 0.5: 4.78, 15.68, 25.77, 34.16, 46.58; 0.2: 5.66, 15.13, 24.89, 34.11, 46.50;
 //! 0.1: 6.12 on `cpux2`. 0.2 wins on the most variants with the widest margins; on `sharesmall-cpux2` no
-//! weight got below FGD's 45.84. The per-shape cost used while GPUs run out first made the default trace
-//! worse (3.89 % instead of 3.87 %), hence the two regimes.
+//! weight got below FGD's 45.84. The strict per-shape cost, used while GPUs run out first too, made the
+//! default trace worse (3.89 % instead of 3.87 %), hence the two regimes.
 
 use crate::frag::TypicalShapes;
 

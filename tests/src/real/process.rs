@@ -151,7 +151,19 @@ impl Drop for Process {
     }
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; the caller binds it right away).
+/// A free TCP port on 127.0.0.1 (bound and released; the caller starts its server on it right away).
+///
+/// Taken below the kernel's ephemeral range (32768 and up by default), not from port 0: a port from that
+/// range can be handed to an outgoing connection of any process before the server binds it, which once
+/// stopped a test API server with "address already in use".
 pub fn free_port() -> io::Result<u16> {
+    use std::hash::{BuildHasher, Hasher};
+    for _ in 0..200 {
+        let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+        let port = 20_000 + (random % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
