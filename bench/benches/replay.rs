@@ -1,5 +1,6 @@
 //! Hot paths of the simulator: one whole FGD replay of the paper's default trace, and the time of one
-//! scheduling decision per policy on a cluster that is half full.
+//! scheduling decision per policy on a cluster that is half full, on the default trace and on a stress
+//! variant where CPU runs out first (mlsched's per-shape stranding regime).
 
 use std::hint::black_box;
 
@@ -7,7 +8,7 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use mlsched::framework::schedule_one;
 use mlsched::plugins::policy::{Policy, PolicyInputs, profile_for};
 use mlsim::replay::{ReplayInput, ReplayState, replay};
-use mlsim::trace::{BUNDLED_NODES, BUNDLED_PODS, read_nodes, read_pods};
+use mlsim::trace::{BUNDLED_NODES, BUNDLED_PODS, Source, TracePod, read_nodes, read_pods};
 
 fn whole_replay(c: &mut Criterion) {
     let nodes = read_nodes(&BUNDLED_NODES).unwrap();
@@ -29,11 +30,25 @@ fn whole_replay(c: &mut Criterion) {
 /// after half of the stream. Every batch gets a fresh profile, so memoizing policies start cold: this is
 /// the cost of a decision on a cluster state they have not seen, the worst case for them.
 fn one_decision(c: &mut Criterion) {
+    decisions_half_full(c, "decision_half_full", &read_pods(&BUNDLED_PODS).unwrap(), &Policy::EXTENDED);
+}
+
+/// The same on `cpux4` (4x the default's CPU-only pods, `mlsim stress --seed 1`), where the workload asks
+/// more CPU per GPU than the cluster has and mlsched, given the prior, prices stranding per GPU shape (a
+/// fresh `mlsched-online` knows no shapes yet, so it is left out).
+fn one_decision_cpu_scarce(c: &mut Criterion) {
+    let Source::Bundled { bytes, .. } = BUNDLED_PODS else { unreachable!("the default list is bundled") };
+    let variant = mlsim::stress::VARIANTS.iter().find(|v| v.name == "cpux4").expect("cpux4");
+    let (csv, _) = mlsim::stress::generate(bytes, variant, 1).unwrap();
+    let pods = read_pods(&Source::Bundled { name: "cpux4", bytes: &csv }).unwrap();
+    decisions_half_full(c, "decision_half_full_cpux4", &pods, &[Policy::BestFit, Policy::Fgd, Policy::Mlsched]);
+}
+
+fn decisions_half_full(c: &mut Criterion, name: &str, pods: &[TracePod], policies: &[Policy]) {
     let nodes = read_nodes(&BUNDLED_NODES).unwrap();
-    let pods = read_pods(&BUNDLED_PODS).unwrap();
-    let mut group = c.benchmark_group("decision_half_full");
-    for policy in Policy::EXTENDED {
-        let mut state = ReplayState::new(&ReplayInput { nodes: &nodes, pods: &pods, policy, seed: 42, tune: 1.3 });
+    let mut group = c.benchmark_group(name);
+    for &policy in policies {
+        let mut state = ReplayState::new(&ReplayInput { nodes: &nodes, pods, policy, seed: 42, tune: 1.3 });
         let half = state.stream.len() / 2;
         for _ in 0..half {
             state.step();
@@ -55,5 +70,5 @@ fn one_decision(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, whole_replay, one_decision);
+criterion_group!(benches, whole_replay, one_decision, one_decision_cpu_scarce);
 criterion_main!(benches);

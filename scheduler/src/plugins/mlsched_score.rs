@@ -76,9 +76,10 @@
 //! Scores are memoised by (node state incl. model, pod shape) as in `fgd`; the price depends only on the
 //! model and the workload estimate, the sliver table also on the competition (re-measured every
 //! [`COMPETITION_EVERY`] arrivals by one O(GPUs) pass), and the memo is cleared whenever either changes
-//! (each online refresh; a competition that changed a sliver table). A cold decision costs about 0.9x what
+//! (each online refresh; a competition that changed a sliver table). A cold decision costs 0.9x–1.0x what
 //! FGD's does (criterion, `decision_half_full`): the cost is a table look-up per GPU, where FGD's measure
-//! walks every typical shape.
+//! walks every typical shape. Where CPU runs out first, the stranding cost walks the GPU shapes once per
+//! candidate, still 0.62x FGD's time (`decision_half_full_cpux4`).
 //!
 //! # Where the rest goes
 //!
