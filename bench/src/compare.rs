@@ -45,6 +45,13 @@ pub fn mean_sd(values: &[f64]) -> (f64, f64) {
     (mean, sd)
 }
 
+/// Mean and sample standard deviation over seeds of `policy`'s unallocated GPU % at 100 % arrival.
+pub fn unallocated_mean_sd(summaries: &[ReplaySummary], policy: Policy) -> (f64, f64) {
+    let values: Vec<f64> =
+        summaries.iter().filter(|s| s.policy == policy.name()).filter_map(|s| s.unallocated_gpu_pct_at_100).collect();
+    mean_sd(&values)
+}
+
 /// One row per policy: mean ± sd over seeds of unallocated GPU % and fragmentation % at 100 % arrival.
 pub fn markdown_table(summaries: &[ReplaySummary], policies: &[Policy]) -> String {
     let mut out = String::from(
@@ -52,11 +59,10 @@ pub fn markdown_table(summaries: &[ReplaySummary], policies: &[Policy]) -> Strin
     );
     for policy in policies {
         let runs: Vec<&ReplaySummary> = summaries.iter().filter(|s| s.policy == policy.name()).collect();
-        let unalloc: Vec<f64> = runs.iter().filter_map(|s| s.unallocated_gpu_pct_at_100).collect();
         let frag: Vec<f64> = runs.iter().filter_map(|s| s.frag_pct_at_100).collect();
         let failed: Vec<f64> = runs.iter().map(|s| s.pods_failed as f64).collect();
         let secs: Vec<f64> = runs.iter().map(|s| s.elapsed_seconds).collect();
-        let (um, us) = mean_sd(&unalloc);
+        let (um, us) = unallocated_mean_sd(summaries, *policy);
         let (fm, fs) = mean_sd(&frag);
         let _ = writeln!(
             out,

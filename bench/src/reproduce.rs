@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use mlsched::core::Node;
 use mlsched::plugins::policy::Policy;
 
-use crate::compare::{mean_sd, run_all};
+use crate::compare::{run_all, unallocated_mean_sd};
 use crate::published::Published;
 use crate::replay::ReplaySummary;
 use crate::trace::TracePod;
@@ -53,19 +53,11 @@ pub fn rows(result: &WorkloadResult, published: &Published) -> Vec<Row> {
     Policy::EXTENDED
         .iter()
         .filter(|p| result.summaries.iter().any(|s| s.policy == p.name()))
-        .map(|&policy| {
-            let values: Vec<f64> = result
-                .summaries
-                .iter()
-                .filter(|s| s.policy == policy.name())
-                .filter_map(|s| s.unallocated_gpu_pct_at_100)
-                .collect();
-            Row {
-                workload: result.workload.clone(),
-                policy,
-                ours: mean_sd(&values),
-                published: published.mean_unallocated(&result.workload, policy),
-            }
+        .map(|&policy| Row {
+            workload: result.workload.clone(),
+            policy,
+            ours: unallocated_mean_sd(&result.summaries, policy),
+            published: published.mean_unallocated(&result.workload, policy),
         })
         .collect()
 }

@@ -80,73 +80,79 @@ pub fn generate(default_csv: &[u8], variant: &Variant, seed: u64) -> anyhow::Res
     let mut reader = csv::Reader::from_reader(default_csv);
     let header = reader.headers().context("reading the default list's header")?.clone();
     let column = |name: &str| header.iter().position(|h| h == name).with_context(|| format!("no column {name}"));
-    let (name_col, num_gpu_col, gpu_milli_col) = (column("name")?, column("num_gpu")?, column("gpu_milli")?);
+    let name_col = column("name")?;
+    let (cpu_col, num_gpu_col, gpu_milli_col) = (column("cpu_milli")?, column("num_gpu")?, column("gpu_milli")?);
     let mut cpu_only = Vec::new();
     let mut gpu = Vec::new();
     for (line, record) in reader.records().enumerate() {
         let record = record.with_context(|| format!("default list, row {}", line + 2))?;
-        let number = |col: usize| -> anyhow::Result<u32> {
+        let number = |col: usize| -> anyhow::Result<u64> {
             let text = record.get(col).unwrap_or("");
             text.trim().parse().with_context(|| format!("default list, row {}: {text:?} is not a count", line + 2))
         };
-        let (num_gpu, gpu_milli) = (number(num_gpu_col)?, number(gpu_milli_col)?);
-        if num_gpu == 0 {
-            cpu_only.push(record);
-        } else {
-            gpu.push((record, num_gpu == 1 && gpu_milli < 1000, gpu_milli));
-        }
+        let (cpu_milli, num_gpu, gpu_milli) = (number(cpu_col)?, number(num_gpu_col)?, number(gpu_milli_col)?);
+        let row = Row {
+            sharing: num_gpu == 1 && gpu_milli < 1000,
+            gpu_milli,
+            cpu_milli,
+            gpu_total: num_gpu * gpu_milli,
+            record,
+        };
+        if num_gpu == 0 { cpu_only.push(row) } else { gpu.push(row) }
     }
     if cpu_only.is_empty() || gpu.is_empty() {
         bail!("the default list needs CPU-only and GPU pods to resample");
     }
     let mut rng = ChaCha8Rng::seed_from_u64(variant.stream_seed(seed));
-    let mut out: Vec<(csv::StringRecord, bool)> = Vec::new();
+    let mut out: Vec<&Row> = Vec::new();
     match variant.gpu_pods {
-        GpuPods::Default => out.extend(gpu.iter().map(|(r, sharing, _)| (r.clone(), *sharing))),
+        GpuPods::Default => out.extend(&gpu),
         GpuPods::Sharing { min_milli, max_milli } => {
-            let pool: Vec<&csv::StringRecord> = gpu
+            let pool: Vec<&Row> = gpu
                 .iter()
-                .filter(|(_, sharing, milli)| *sharing && (min_milli..=max_milli).contains(milli))
-                .map(|(r, _, _)| r)
+                .filter(|r| r.sharing && (u64::from(min_milli)..=u64::from(max_milli)).contains(&r.gpu_milli))
                 .collect();
             if pool.is_empty() {
                 bail!("{}: the default list has no sharing pod of {min_milli}..{max_milli} milli", variant.name);
             }
-            out.extend((0..gpu.len()).map(|_| (pool[rng.random_range(0..pool.len())].clone(), true)));
+            out.extend((0..gpu.len()).map(|_| pool[rng.random_range(0..pool.len())]));
         }
     }
-    let gpu_count = out.len();
-    out.extend(cpu_only.iter().map(|r| (r.clone(), false)));
+    out.extend(&cpu_only);
     let extra = cpu_only.len() * (variant.cpu_only_factor.max(1) as usize - 1);
-    out.extend((0..extra).map(|_| (cpu_only[rng.random_range(0..cpu_only.len())].clone(), false)));
+    out.extend((0..extra).map(|_| &cpu_only[rng.random_range(0..cpu_only.len())]));
 
-    let requested = |col: usize| -> u64 {
-        out.iter().map(|(r, _)| r.get(col).and_then(|t| t.trim().parse::<u64>().ok()).unwrap_or(0)).sum()
-    };
-    let cpu_milli = requested(column("cpu_milli")?);
-    let gpu_milli: u64 = out
-        .iter()
-        .map(|(r, _)| {
-            let n = |c: usize| r.get(c).and_then(|t| t.trim().parse::<u64>().ok()).unwrap_or(0);
-            n(num_gpu_col) * n(gpu_milli_col)
-        })
-        .sum();
+    let cpu_only_count = cpu_only.len() + extra;
+    let sharing = out.iter().filter(|r| r.sharing).count();
     let counts = Counts {
-        cpu_milli,
-        gpu_milli,
         pods: out.len(),
-        cpu_only: out.len() - gpu_count,
-        sharing: out.iter().filter(|(_, s)| *s).count(),
-        whole_gpu: gpu_count - out.iter().filter(|(_, s)| *s).count(),
+        cpu_only: cpu_only_count,
+        sharing,
+        whole_gpu: out.len() - cpu_only_count - sharing,
+        cpu_milli: out.iter().map(|r| r.cpu_milli).sum(),
+        gpu_milli: out.iter().map(|r| r.gpu_total).sum(),
     };
     let mut writer = csv::Writer::from_writer(Vec::new());
     writer.write_record(&header)?;
     let width = out.len().to_string().len().max(4);
-    for (i, (record, _)) in out.iter().enumerate() {
+    for (i, row) in out.iter().enumerate() {
         let name = format!("openb-pod-{i:0width$}");
-        writer.write_record(record.iter().enumerate().map(|(c, f)| if c == name_col { name.as_str() } else { f }))?;
+        writer
+            .write_record(row.record.iter().enumerate().map(|(c, f)| if c == name_col { name.as_str() } else { f }))?;
     }
     Ok((writer.into_inner().context("finishing the CSV")?, counts))
+}
+
+/// A row of the default list, with the numbers the generator reads from it parsed once.
+struct Row {
+    record: csv::StringRecord,
+    /// One GPU, less than all of it.
+    sharing: bool,
+    /// Per GPU.
+    gpu_milli: u64,
+    cpu_milli: u64,
+    /// `num_gpu × gpu_milli`.
+    gpu_total: u64,
 }
 
 /// The manifest written beside the generated lists: how each was made, with the seed.

@@ -6,8 +6,7 @@ use std::fmt::Write as _;
 use mlsched::core::Node;
 use mlsched::plugins::policy::Policy;
 
-use crate::compare::{mean_sd, run_all};
-use crate::replay::ReplaySummary;
+use crate::compare::{run_all, unallocated_mean_sd};
 use crate::trace::TracePod;
 
 /// The policies replayed on each variant: the two best of the paper's, and mlsched's.
@@ -39,22 +38,14 @@ impl StressRow {
 /// Replays [`POLICIES`] × `seeds` on `pods`, tuned to 1.3x as the paper did.
 pub fn run(workload: &str, nodes: &[Node], pods: &[TracePod], seeds: &[u64]) -> StressRow {
     let summaries = run_all(nodes, pods, &POLICIES, seeds, 1.3);
-    StressRow { workload: workload.to_string(), means: means(&summaries) }
-}
-
-fn means(summaries: &[ReplaySummary]) -> Vec<(Policy, f64, f64)> {
-    POLICIES
+    let means = POLICIES
         .iter()
         .map(|&p| {
-            let values: Vec<f64> = summaries
-                .iter()
-                .filter(|s| s.policy == p.name())
-                .filter_map(|s| s.unallocated_gpu_pct_at_100)
-                .collect();
-            let (mean, sd) = mean_sd(&values);
+            let (mean, sd) = unallocated_mean_sd(&summaries, p);
             (p, mean, sd)
         })
-        .collect()
+        .collect();
+    StressRow { workload: workload.to_string(), means }
 }
 
 pub fn markdown(rows: &[StressRow]) -> String {

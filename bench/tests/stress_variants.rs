@@ -32,9 +32,9 @@ fn four_times_the_cpu_only_pods_leave_gpus_unallocated_under_every_policy() {
             default.mean(p)
         );
     }
-    let cluster_ratio = 17.2;
+    let cluster_ratio = mlsched::plugins::cpu_feed::cluster_cpu_per_gpu_milli(&nodes);
     let text = manifest(1, &[(variant, counts)], default_counts(default_csv).unwrap(), cluster_ratio);
-    assert!(text.contains("| cpux4 |") && text.contains("| 23.5 |"), "{text}");
+    assert!(text.contains("| cpux4 |") && text.contains("| 23.5 |") && text.contains("17.2 cores per GPU"), "{text}");
     let table = markdown(&[stressed]);
     assert_eq!(table.lines().count(), 3, "{table}");
 }

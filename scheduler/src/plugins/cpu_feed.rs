@@ -23,6 +23,7 @@
 //! weight got below FGD's 45.84. The strict per-shape cost, used while GPUs run out first too, made the
 //! default trace worse (3.89 % instead of 3.87 %), hence the two regimes.
 
+use crate::core::Node;
 use crate::frag::TypicalShapes;
 
 /// Weight of the strict view in the CPU-scarce regime; the threshold view has the rest.
@@ -99,6 +100,14 @@ impl CpuFeed {
             })
             .sum()
     }
+}
+
+/// The CPU milli the cluster `nodes` has per GPU milli (0 without GPUs): what [`CpuFeed::cpu_scarce`]
+/// compares the workload's demand with.
+pub fn cluster_cpu_per_gpu_milli(nodes: &[Node]) -> f64 {
+    let cpu: i64 = nodes.iter().map(|n| n.allocatable.cpu_milli).sum();
+    let gpu: i64 = nodes.iter().map(|n| n.gpu_capacity_milli()).sum();
+    if gpu > 0 { cpu as f64 / gpu as f64 } else { 0.0 }
 }
 
 /// Idle GPU milli that `cpu_free` cannot feed at `rho` CPU milli per GPU milli.

@@ -91,7 +91,7 @@ use std::sync::{Arc, Mutex};
 
 use rustc_hash::FxHashMap;
 
-use super::cpu_feed::CpuFeed;
+use super::cpu_feed::{CpuFeed, cluster_cpu_per_gpu_milli};
 use super::score_memo::ScoreMemo;
 
 use crate::core::{GPU_MILLI, Node, NodeId, Pod, Snapshot};
@@ -289,9 +289,7 @@ impl MlschedScore {
         if self.counted_nodes.load(Ordering::Relaxed) != nodes.len() {
             let mut ratio = self.cluster_ratio.lock().expect("cluster ratio lock");
             if ratio.0 != nodes.len() {
-                let cpu: i64 = nodes.iter().map(|n| n.allocatable.cpu_milli).sum();
-                let gpu: i64 = nodes.iter().map(|n| n.gpu_capacity_milli()).sum();
-                *ratio = (nodes.len(), if gpu > 0 { cpu as f64 / gpu as f64 } else { 0.0 });
+                *ratio = (nodes.len(), cluster_cpu_per_gpu_milli(nodes));
                 let scarce = self.feed.cpu_scarce(ratio.1);
                 if self.cpu_scarce.swap(scarce, Ordering::Relaxed) != scarce {
                     self.memo.clear();
