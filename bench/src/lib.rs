@@ -1,8 +1,11 @@
 //! mlsim: replays recorded cluster traces through the very scheduling core the live scheduler runs.
 
 pub mod autoscale;
+pub mod bound;
+pub mod bound_table;
 pub mod buckets;
 pub mod compare;
+pub mod drift;
 pub mod jobs;
 pub mod mig;
 pub mod plot;

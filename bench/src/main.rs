@@ -30,6 +30,12 @@ enum Command {
     /// Stress variants of the default workload (more CPU-only pods, other share-size mixes), generated from
     /// it with a seed, written as pod lists, and replayed under BestFit, FGD and mlsched's two.
     Stress(StressArgs),
+    /// A proven lower bound on the unallocated GPU % (LP relaxation with a dual certificate) and the best
+    /// offline placement found, beside every policy's replays, per workload.
+    Bound(BoundArgs),
+    /// A stream whose shape mix changes halfway (one workload, then another): the fixed prior against
+    /// mlsched-online's fading window and its all-history count.
+    Drift(DriftArgs),
     /// A MIG cluster under a mixed-profile workload: least-allocated, most-allocated and mlsched packing.
     Mig(MigArgs),
     /// Replays real training-job traces (ITP, Philly) with gangs and network topology.
@@ -76,6 +82,60 @@ struct StressArgs {
     /// Also splice the manifest and the table into this markdown file (`generated:stress` markers).
     #[arg(long)]
     readme: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct BoundArgs {
+    /// Folder with pod lists (`openb_pod_list_<workload>.csv`: the shared trace folder, or `mlsim stress`'s
+    /// output); without it only the bundled default workload.
+    #[arg(long)]
+    traces: Option<PathBuf>,
+    /// Workloads (default: every pod list in `--traces`, the default first).
+    #[arg(long, value_delimiter = ',')]
+    workloads: Vec<String>,
+    /// Policies replayed beside the bound.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "random,dotprod,gpuclustering,gpupacking,bestfit,fgd,mlsched,mlsched-online"
+    )]
+    policies: Vec<Policy>,
+    #[arg(long, default_value = "42..51", value_parser = parse_seeds)]
+    seeds: Seeds,
+    /// Directory for bound.md and bounds.json (per seed).
+    #[arg(long, default_value = "out/bound")]
+    out: PathBuf,
+    /// Also splice the table into this markdown file, between `generated:<marker>` markers.
+    #[arg(long)]
+    readme: Option<PathBuf>,
+    #[arg(long, default_value = "bound")]
+    marker: String,
+}
+
+#[derive(Args)]
+struct DriftArgs {
+    /// The workload of the first half: `default`, a stress variant (made from the bundled default with
+    /// `--variant-seed`), or a pod list of `--traces`.
+    #[arg(long, default_value = "sharelarge")]
+    first: String,
+    /// The workload of the second half.
+    #[arg(long, default_value = "sharesmall")]
+    second: String,
+    #[arg(long)]
+    traces: Option<PathBuf>,
+    /// The seed stress variants are drawn with (as `mlsim stress --seed`).
+    #[arg(long, default_value_t = 1)]
+    variant_seed: u64,
+    #[arg(long, default_value = "42..51", value_parser = parse_seeds)]
+    seeds: Seeds,
+    /// Directory for drift.md.
+    #[arg(long, default_value = "out/drift")]
+    out: PathBuf,
+    /// Also splice the table into this markdown file, between `generated:<marker>` markers.
+    #[arg(long)]
+    readme: Option<PathBuf>,
+    #[arg(long, default_value = "drift")]
+    marker: String,
 }
 
 #[derive(Args)]
@@ -336,6 +396,118 @@ fn run_reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The bundled default, or every pod list of `traces` (or the ones named), with their pods.
+fn workload_pods(
+    traces: Option<&Path>,
+    named: &[String],
+) -> anyhow::Result<Vec<(String, Vec<mlsim::trace::TracePod>)>> {
+    use mlsim::reproduce::{shared_workloads, workload_file};
+    let workloads = match (named.is_empty(), traces) {
+        (false, _) => named.to_vec(),
+        (true, Some(dir)) => shared_workloads(dir)?,
+        (true, None) => vec!["default".to_string()],
+    };
+    workloads
+        .into_iter()
+        .map(|w| {
+            let pods = match (traces, w.as_str()) {
+                (None, "default") => read_pods(&BUNDLED_PODS)?,
+                (None, other) => bail!("workload {other} needs --traces"),
+                (Some(dir), name) => read_pods(&Source::File(&workload_file(dir, name)))?,
+            };
+            Ok((w, pods))
+        })
+        .collect()
+}
+
+fn run_bound(args: &BoundArgs) -> anyhow::Result<()> {
+    let nodes = read_nodes(&BUNDLED_NODES)?;
+    if args.seeds.0.is_empty() {
+        bail!("give at least one seed");
+    }
+    let mut rows = Vec::new();
+    for (workload, pods) in workload_pods(args.traces.as_deref(), &args.workloads)? {
+        eprintln!(
+            "bounding {workload}: {} pods, {} policies x {} seeds",
+            pods.len(),
+            args.policies.len(),
+            args.seeds.0.len()
+        );
+        let started = std::time::Instant::now();
+        let row = mlsim::bound_table::run(&workload, &nodes, &pods, &args.policies, &args.seeds.0)
+            .with_context(|| format!("bounding workload {workload}"))?;
+        eprintln!(
+            "  {workload}: LP bound {:.2} %, offline {:.2} % ({:.0} s)",
+            row.lp_bound(),
+            row.offline(),
+            started.elapsed().as_secs_f64()
+        );
+        rows.push(row);
+    }
+    let seeds = &args.seeds.0;
+    let header = format!(
+        "Generated by `mlsim bound`, seeds {}..{}: unallocated GPU % at 100 % arrived, mean over seeds.\n\n",
+        seeds[0],
+        seeds[seeds.len() - 1]
+    );
+    let table = header + &mlsim::bound_table::markdown(&rows);
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::write(args.out.join("bound.md"), &table)?;
+    let per_seed: Vec<_> = rows.iter().map(|r| (&r.workload, &r.seeds)).collect();
+    std::fs::write(args.out.join("bounds.json"), serde_json::to_string_pretty(&per_seed)?)?;
+    print!("{table}");
+    if let Some(readme) = &args.readme {
+        mlsim::readme::splice(readme, &args.marker, &table)?;
+        println!("updated {}", readme.display());
+    }
+    Ok(())
+}
+
+/// A workload by name: the bundled default, a stress variant made from it, or a list in `traces`.
+fn named_workload(name: &str, traces: Option<&Path>, variant_seed: u64) -> anyhow::Result<Vec<mlsim::trace::TracePod>> {
+    if name == "default" {
+        return Ok(read_pods(&BUNDLED_PODS)?);
+    }
+    if let Some(variant) = mlsim::stress::VARIANTS.iter().find(|v| v.name == name) {
+        let Source::Bundled { bytes, .. } = BUNDLED_PODS else { unreachable!("the default list is bundled") };
+        let (csv, _) = mlsim::stress::generate(bytes, variant, variant_seed)?;
+        return Ok(read_pods(&Source::Bundled { name, bytes: &csv })?);
+    }
+    match traces {
+        Some(dir) => Ok(read_pods(&Source::File(&mlsim::reproduce::workload_file(dir, name)))?),
+        None => bail!("workload {name} is neither the default nor a stress variant; give --traces"),
+    }
+}
+
+fn run_drift(args: &DriftArgs) -> anyhow::Result<()> {
+    let nodes = read_nodes(&BUNDLED_NODES)?;
+    let first = named_workload(&args.first, args.traces.as_deref(), args.variant_seed)?;
+    let second = named_workload(&args.second, args.traces.as_deref(), args.variant_seed)?;
+    if args.seeds.0.is_empty() {
+        bail!("give at least one seed");
+    }
+    let learners = mlsim::drift::default_learners();
+    let runs = mlsim::drift::run(&nodes, &first, &second, &learners, &args.seeds.0);
+    let seeds = &args.seeds.0;
+    let header = format!(
+        "Generated by `mlsim drift --first {} --second {}` (stress variants drawn with seed {}), seeds {}..{}: mean ± sd; mix distance is the total variation distance between the learned typical shapes and the second workload's (0 = the same mix, 1 = disjoint).\n\n",
+        args.first,
+        args.second,
+        args.variant_seed,
+        seeds[0],
+        seeds[seeds.len() - 1]
+    );
+    let table = header + &mlsim::drift::markdown(&runs, &learners);
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::write(args.out.join("drift.md"), &table)?;
+    print!("{table}");
+    if let Some(readme) = &args.readme {
+        mlsim::readme::splice(readme, &args.marker, &table)?;
+        println!("updated {}", readme.display());
+    }
+    Ok(())
+}
+
 fn run_stress(args: &StressArgs) -> anyhow::Result<()> {
     use mlsim::stress::{VARIANTS, generate, manifest};
     let nodes = read_nodes(&BUNDLED_NODES)?;
@@ -398,6 +570,8 @@ fn main() -> ExitCode {
         Command::Compare(args) => run_compare(args),
         Command::Reproduce(args) => run_reproduce(args),
         Command::Stress(args) => run_stress(args),
+        Command::Bound(args) => run_bound(args),
+        Command::Drift(args) => run_drift(args),
         Command::Mig(args) => run_mig(args),
         Command::Jobs(args) => mlsim::jobs::run(args),
         Command::Autoscale(args) => mlsim::autoscale::run(args),

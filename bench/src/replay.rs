@@ -26,6 +26,9 @@ pub struct ReplaySummary {
     pub gpus: usize,
     pub pods_arrived: usize,
     pub pods_failed: usize,
+    /// CPU-only pods that found no room before the arrived workload passed 100 % (rounded): the room a
+    /// policy gave GPU pods instead, which `mlsim bound` needs to read its bounds.
+    pub cpu_only_failed_by_100: usize,
     pub unallocated_gpu_pct_at_100: Option<f64>,
     pub frag_pct_at_100: Option<f64>,
     pub alloc_pct_by_arrived: Vec<Option<f64>>,
@@ -54,6 +57,8 @@ pub struct ReplayState {
     arrived_milli: i64,
     used_milli: i64,
     failed: usize,
+    cpu_only_failed_by_100: usize,
+    capacity_milli: i64,
     next: usize,
 }
 
@@ -64,10 +69,16 @@ impl ReplayState {
         let stream = build_stream(input.pods, capacity_milli, input.tune, &mut rng);
         let mut nodes = input.nodes.to_vec();
         prefix_node_names(&mut nodes, &mut rng);
-        let snapshot = Snapshot::new(nodes).expect("node names are unique after prefixing");
         // Fragmentation is measured against the untuned workload, the same prior FGD gets.
         let typical = TypicalShapes::from_pods(input.pods.iter().map(|p| &p.pod), TypicalShapes::DEFAULT_COVERAGE);
         let profile = profile_for(input.policy, PolicyInputs { seed: input.seed, typical: typical.clone() });
+        ReplayState::with_stream(nodes, stream, profile, typical)
+    }
+
+    /// A replay of a stream built elsewhere, under any profile; `typical` is fragmentation's yardstick.
+    pub fn with_stream(nodes: Vec<Node>, stream: Vec<TracePod>, profile: Profile, typical: TypicalShapes) -> Self {
+        let capacity_milli = nodes.iter().map(|n| n.gpu_capacity_milli()).sum();
+        let snapshot = Snapshot::new(nodes).expect("node names are unique after prefixing");
         let node_frag: Vec<f64> = snapshot.nodes().iter().map(|n| current_node_frag_milli(n, &typical)).collect();
         let frag_total = node_frag.iter().sum();
         ReplayState {
@@ -81,6 +92,8 @@ impl ReplayState {
             arrived_milli: 0,
             used_milli: 0,
             failed: 0,
+            cpu_only_failed_by_100: 0,
+            capacity_milli,
             next: 0,
         }
     }
@@ -103,7 +116,13 @@ impl ReplayState {
                 self.frag_total += new_frag - self.node_frag[decision.node];
                 self.node_frag[decision.node] = new_frag;
             }
-            Err(_) => self.failed += 1,
+            Err(_) => {
+                self.failed += 1;
+                let arrived_pct = (100.0 * self.arrived_milli as f64 / self.capacity_milli as f64).round_ties_even();
+                if tp.gpu_milli_total == 0 && arrived_pct <= 100.0 {
+                    self.cpu_only_failed_by_100 += 1;
+                }
+            }
         }
         self.buckets.record(self.arrived_milli, self.used_milli, self.frag_total);
     }
@@ -122,7 +141,19 @@ impl ReplayState {
 /// Calls `progress(done, total)` now and then, for a progress bar.
 pub fn replay(input: &ReplayInput<'_>, progress: &mut dyn FnMut(usize, usize)) -> ReplaySummary {
     let started = Instant::now();
-    let mut state = ReplayState::new(input);
+    let state = ReplayState::new(input);
+    run_to_end(state, &input.policy.to_string(), input.seed, input.tune, started, progress)
+}
+
+/// Replays what is left of `state` and summarises it under the name `policy`.
+pub fn run_to_end(
+    mut state: ReplayState,
+    policy: &str,
+    seed: u64,
+    tune: f64,
+    started: Instant,
+    progress: &mut dyn FnMut(usize, usize),
+) -> ReplaySummary {
     let total = state.stream.len();
     while !state.is_done() {
         state.step();
@@ -135,13 +166,14 @@ pub fn replay(input: &ReplayInput<'_>, progress: &mut dyn FnMut(usize, usize)) -
     let alloc = state.buckets.alloc_pct();
     let frag = state.buckets.frag_pct();
     ReplaySummary {
-        policy: input.policy.to_string(),
-        seed: input.seed,
-        tune: input.tune,
+        policy: policy.to_string(),
+        seed,
+        tune,
         nodes: state.snapshot.nodes().len(),
         gpus: state.snapshot.nodes().iter().map(|n| n.gpus.len()).sum(),
         pods_arrived: total,
         pods_failed: state.failed,
+        cpu_only_failed_by_100: state.cpu_only_failed_by_100,
         unallocated_gpu_pct_at_100: alloc[100].map(|a| round2(100.0 - a)),
         frag_pct_at_100: frag[100],
         alloc_pct_by_arrived: alloc,

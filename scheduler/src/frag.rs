@@ -61,27 +61,32 @@ impl TypicalShapes {
     /// From pod counts per shape. Ties in count are broken by larger CPU, then larger per-GPU milli, then
     /// more GPUs, then the model list, so the result never depends on input order.
     pub fn from_counts(counts: impl IntoIterator<Item = (Shape, u64)>, coverage: f64) -> TypicalShapes {
-        let mut counts: Vec<(Shape, u64)> = counts.into_iter().filter(|(_, n)| *n > 0).collect();
-        let total: u64 = counts.iter().map(|(_, n)| n).sum();
-        if total == 0 {
+        TypicalShapes::from_weights(counts.into_iter().map(|(s, n)| (s, n as f64)), coverage)
+    }
+
+    /// From nonnegative weights per shape (counts, or counts that fade with age), ordered and cut as
+    /// [`TypicalShapes::from_counts`].
+    pub fn from_weights(weights: impl IntoIterator<Item = (Shape, f64)>, coverage: f64) -> TypicalShapes {
+        let mut counts: Vec<(Shape, f64)> = weights.into_iter().filter(|(_, n)| *n > 0.0).collect();
+        let total: f64 = counts.iter().map(|(_, n)| n).sum();
+        if total <= 0.0 {
             return TypicalShapes::default();
         }
         counts.sort_by(|(a, na), (b, nb)| {
-            nb.cmp(na)
+            nb.total_cmp(na)
                 .then(b.cpu_milli.cmp(&a.cpu_milli))
                 .then(b.milli_per_gpu.cmp(&a.milli_per_gpu))
                 .then(b.gpu_count.cmp(&a.gpu_count))
                 .then(b.models_key().cmp(&a.models_key()))
         });
-        let mut taken = 0u64;
+        let mut taken = 0.0;
         let mut prefix = 0;
-        while prefix < counts.len() && (taken as f64) < coverage * total as f64 {
+        while prefix < counts.len() && taken < coverage * total {
             taken += counts[prefix].1;
             prefix += 1;
         }
         counts.truncate(prefix);
-        let shapes =
-            counts.into_iter().map(|(shape, n)| WeightedShape { shape, weight: n as f64 / taken as f64 }).collect();
+        let shapes = counts.into_iter().map(|(shape, n)| WeightedShape { shape, weight: n / taken }).collect();
         TypicalShapes { shapes }
     }
 

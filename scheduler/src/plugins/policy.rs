@@ -119,6 +119,13 @@ pub fn scheduler_profile(
     }
 }
 
+/// `mlsched-online`'s score plugins added to `profile` at weight 1000: `learner` (an online
+/// [`MlschedScore`], whichever half-life) and MIG slice packing.
+pub fn with_mlsched_online(profile: Profile, learner: MlschedScore) -> Profile {
+    const WEIGHT: i64 = 1000;
+    profile.score_and_pick_gpus(learner, WEIGHT).score(MigFragScore::default(), WEIGHT)
+}
+
 /// One score plugin, weight 1000, as the FGD paper's runs were configured.
 pub fn profile_for(policy: Policy, inputs: PolicyInputs) -> Profile {
     let profile = default_filters(Profile::new(policy.name()));
@@ -134,8 +141,6 @@ pub fn profile_for(policy: Policy, inputs: PolicyInputs) -> Profile {
         Policy::Mlsched => profile
             .score_and_pick_gpus(MlschedScore::with_prior(inputs.typical), WEIGHT)
             .score(MigFragScore::default(), WEIGHT),
-        Policy::MlschedOnline => {
-            profile.score_and_pick_gpus(MlschedScore::online(), WEIGHT).score(MigFragScore::default(), WEIGHT)
-        }
+        Policy::MlschedOnline => with_mlsched_online(profile, MlschedScore::online()),
     }
 }
