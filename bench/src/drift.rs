@@ -4,7 +4,8 @@
 //!
 //! The first half of the stream is the first workload's pods, shuffled and tuned to half the usual
 //! 1.3x capacity; the second half the same for the second workload. No pod departs (the FGD method), so
-//! the unallocated GPU % at 100 % arrived is read a third of the way into the second half. Beside it, the
+//! the unallocated GPU % at 100 % arrived is read just past the middle of the second half (which spans 65 %
+//! to 130 % arrived). Beside it, the
 //! learner itself is followed: the distance between the mix it has learned and the second workload's
 //! true mix, some pods after the switch.
 
