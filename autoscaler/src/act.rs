@@ -125,7 +125,9 @@ async fn scale_up(s: &Scope<'_>, obs: &Observation, new: u32, to: u32) -> Acted 
     let existing: Vec<String> = obs.pods.iter().map(|p| p.name.clone()).collect();
     let plan = match s.placement.plan_replicas(s.ns, &obs.template, new, &existing).await {
         Ok(plan) => plan,
-        Err(e) => return Err(Fail::new(Source::Placement, "PlacementAvailable", "PlacementAPIError", e)).into(),
+        Err(e) => {
+            return Err(Fail::new(Source::Placement, "PlacementAvailable", "PlacementAPIError", e.to_string())).into();
+        }
     };
     let result = async {
         if obs.near_workload.as_deref() != Some(obs.selector.as_str()) {

@@ -104,65 +104,80 @@ impl Default for Config {
     }
 }
 
-fn positive(v: f64, field: &str) -> Result<(), String> {
-    if v.is_finite() && v > 0.0 { Ok(()) } else { Err(format!("config: {field}: {v} must be positive")) }
+/// A config the autoscaler cannot run with; the message names the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config: {0}")]
+    Parse(#[from] serde_yaml_ng::Error),
+    #[error("config: {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { field, reason: reason.into() }
+}
+
+fn positive(v: f64, field: &'static str) -> Result<(), ConfigError> {
+    if v.is_finite() && v > 0.0 { Ok(()) } else { Err(invalid(field, format!("{v} must be positive"))) }
 }
 
 impl Config {
     /// Parses and validates; every error names the field it is about.
-    pub fn from_yaml(text: &str) -> Result<Config, String> {
-        let config: Config = if text.trim().is_empty() {
-            Config::default()
-        } else {
-            serde_yaml_ng::from_str(text).map_err(|e| format!("config: {e}"))?
-        };
+    pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = if text.trim().is_empty() { Config::default() } else { serde_yaml_ng::from_str(text)? };
         config.validate()?;
         Ok(config)
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         positive(self.period_seconds, "periodSeconds")?;
         positive(self.placement_timeout_seconds, "placementTimeoutSeconds")?;
         positive(self.api_timeout_seconds, "apiTimeoutSeconds")?;
         positive(self.metrics_timeout_seconds, "metricsTimeoutSeconds")?;
         if self.metrics_timeout_seconds >= self.api_timeout_seconds {
-            return Err(format!(
-                "config: metricsTimeoutSeconds: {} must be below apiTimeoutSeconds {}",
-                self.metrics_timeout_seconds, self.api_timeout_seconds
+            return Err(invalid(
+                "metricsTimeoutSeconds",
+                format!(
+                    "{} must be below apiTimeoutSeconds {}",
+                    self.metrics_timeout_seconds, self.api_timeout_seconds
+                ),
             ));
         }
         positive(self.history_seconds, "historySeconds")?;
         positive(self.scale_up_limit.period_seconds, "scaleUpLimit.periodSeconds")?;
         if !(self.scale_up_limit.factor.is_finite() && self.scale_up_limit.factor >= 1.0) {
-            return Err(format!("config: scaleUpLimit.factor: {} must be at least 1", self.scale_up_limit.factor));
+            return Err(invalid("scaleUpLimit.factor", format!("{} must be at least 1", self.scale_up_limit.factor)));
         }
         if !(self.margin.is_finite() && (0.0..=10.0).contains(&self.margin)) {
-            return Err(format!("config: margin: {} is outside 0..=10", self.margin));
+            return Err(invalid("margin", format!("{} is outside 0..=10", self.margin)));
         }
-        self.placement_uri().map_err(|e| format!("config: placementApi: {e}"))?;
+        self.placement_uri()?;
         self.listen_address
             .parse::<SocketAddr>()
-            .map_err(|e| format!("config: listenAddress: {:?}: {e}", self.listen_address))?;
+            .map_err(|e| invalid("listenAddress", format!("{:?}: {e}", self.listen_address)))?;
         let le = &self.leader_election;
         if le.enabled {
             if le.lease_name.trim().is_empty() || le.namespace.trim().is_empty() {
-                return Err("config: leaderElection: leaseName and namespace must not be empty".into());
+                return Err(invalid("leaderElection", "leaseName and namespace must not be empty"));
             }
             if le.renew_grace_seconds == 0 || le.renew_grace_seconds >= le.lease_duration_seconds {
-                return Err("config: leaderElection.renewGraceSeconds: must be in 1..leaseDurationSeconds".into());
+                return Err(invalid("leaderElection.renewGraceSeconds", "must be in 1..leaseDurationSeconds"));
             }
         }
         Ok(())
     }
 
     /// The Placement API as an `http://` URI (TCP only; Unix sockets are not supported by this client yet).
-    pub fn placement_uri(&self) -> Result<String, String> {
+    pub fn placement_uri(&self) -> Result<String, ConfigError> {
         let a = self.placement_api.trim();
         if a.starts_with("unix:") {
-            return Err(format!("{a:?}: Unix sockets are not supported by the autoscaler yet; use host:port"));
+            return Err(invalid(
+                "placementApi",
+                format!("{a:?}: Unix sockets are not supported by the autoscaler yet; use host:port"),
+            ));
         }
         let uri = if a.starts_with("http://") { a.to_string() } else { format!("http://{a}") };
-        uri.parse::<tonic::transport::Uri>().map_err(|e| format!("{a:?}: {e}"))?;
+        uri.parse::<tonic::transport::Uri>().map_err(|e| invalid("placementApi", format!("{a:?}: {e}")))?;
         Ok(uri)
     }
 
@@ -192,12 +207,16 @@ mod tests {
         assert_eq!(Config::from_yaml("").unwrap(), Config::default());
         let c = Config::from_yaml("periodSeconds: 0.5\nplacementApi: http://127.0.0.1:9000\n").unwrap();
         assert_eq!(c.period(), Duration::from_millis(500));
-        assert!(Config::from_yaml("periodSeconds: 0").unwrap_err().contains("periodSeconds"));
-        assert!(Config::from_yaml("bogus: 1").unwrap_err().contains("bogus"));
-        assert!(Config::from_yaml("placementApi: unix:/tmp/x").unwrap_err().contains("placementApi"));
-        assert!(Config::from_yaml("scaleUpLimit: {factor: 0.5}").unwrap_err().contains("scaleUpLimit.factor"));
+        assert!(Config::from_yaml("periodSeconds: 0").unwrap_err().to_string().contains("periodSeconds"));
+        assert!(Config::from_yaml("bogus: 1").unwrap_err().to_string().contains("bogus"));
+        assert!(Config::from_yaml("placementApi: unix:/tmp/x").unwrap_err().to_string().contains("placementApi"));
+        assert!(
+            Config::from_yaml("scaleUpLimit: {factor: 0.5}").unwrap_err().to_string().contains("scaleUpLimit.factor")
+        );
         // A metrics timeout at or above the period's own would never be reported.
-        assert!(Config::from_yaml("metricsTimeoutSeconds: 10").unwrap_err().contains("metricsTimeoutSeconds"));
+        assert!(
+            Config::from_yaml("metricsTimeoutSeconds: 10").unwrap_err().to_string().contains("metricsTimeoutSeconds")
+        );
         assert_eq!(Config::from_yaml("metricsTimeoutSeconds: 2").unwrap().metrics_timeout(), Duration::from_secs(2));
     }
 }

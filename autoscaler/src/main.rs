@@ -22,7 +22,7 @@ fn main() -> std::process::ExitCode {
         "mlsched-autoscaler",
         args.config.as_deref(),
         args.flags,
-        Config::from_yaml,
+        |text| Config::from_yaml(text).map_err(|e| e.to_string()),
         |c| &mut c.log_format,
         |config| async move {
             let client = mlsched_edge::kube_client::client().await?;

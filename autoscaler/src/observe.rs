@@ -376,7 +376,7 @@ async fn headroom(s: &Scope<'_>, pods: &[PodSample]) -> Headroom {
     let names: Vec<String> = pods.iter().map(|p| p.name.clone()).collect();
     match s.placement.node_headroom(s.ns, &names).await {
         Ok(h) => Headroom::Known(h),
-        Err(e) => Headroom::Failed(e),
+        Err(e) => Headroom::Failed(e.to_string()),
     }
 }
 

@@ -1,4 +1,5 @@
-//! The scheduler's Placement gRPC API, with a timeout on every call. Errors are strings for the status.
+//! The scheduler's Placement gRPC API, with a timeout on every call. Errors keep their kind (a bad
+//! address, a timeout, or the gRPC status the scheduler answered); the status condition reads their text.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -8,6 +9,21 @@ use mlsched_proto::v1::placement_client::PlacementClient;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::decide::Res;
+
+/// Why a Placement API call gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum PlacementError {
+    #[error("placement API address {uri:?}: {source}")]
+    Address {
+        uri: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("{call} timed out after {after:?}")]
+    TimedOut { call: &'static str, after: Duration },
+    #[error("{call}: {}: {}", .status.code(), .status.message())]
+    Status { call: &'static str, status: tonic::Status },
+}
 
 #[derive(Clone)]
 pub struct Placement {
@@ -40,9 +56,9 @@ pub struct TemplateInfo {
 
 impl Placement {
     /// Connects lazily: a scheduler that is not up yet makes calls fail (and the autoscaler wait), not the start.
-    pub fn new(uri: &str, timeout: Duration) -> Result<Self, String> {
+    pub fn new(uri: &str, timeout: Duration) -> Result<Self, PlacementError> {
         let endpoint = Endpoint::from_shared(uri.to_string())
-            .map_err(|e| format!("placement API address {uri:?}: {e}"))?
+            .map_err(|source| PlacementError::Address { uri: uri.to_string(), source })?
             .connect_timeout(timeout)
             .timeout(timeout);
         Ok(Placement { client: PlacementClient::new(endpoint.connect_lazy()), timeout })
@@ -53,13 +69,17 @@ impl Placement {
     }
 
     /// Per pod: (node, free CPU/memory on it). Pods the scheduler does not know are left out.
-    pub async fn node_headroom(&self, ns: &str, pods: &[String]) -> Result<BTreeMap<String, (String, Res)>, String> {
+    pub async fn node_headroom(
+        &self,
+        ns: &str,
+        pods: &[String],
+    ) -> Result<BTreeMap<String, (String, Res)>, PlacementError> {
         let mut c = self.client.clone();
         let req = pb::NodeHeadroomRequest { pods: Self::refs(ns, pods) };
         let resp = tokio::time::timeout(self.timeout, c.node_headroom(req))
             .await
-            .map_err(|_| format!("NodeHeadroom timed out after {:?}", self.timeout))?
-            .map_err(|s| format!("NodeHeadroom: {}: {}", s.code(), s.message()))?
+            .map_err(|_| PlacementError::TimedOut { call: "NodeHeadroom", after: self.timeout })?
+            .map_err(|status| PlacementError::Status { call: "NodeHeadroom", status })?
             .into_inner();
         Ok(resp
             .pods
@@ -78,7 +98,7 @@ impl Placement {
         template: &TemplateInfo,
         replicas: u32,
         existing: &[String],
-    ) -> Result<Plan, String> {
+    ) -> Result<Plan, PlacementError> {
         let mut c = self.client.clone();
         let req = pb::PlanReplicasRequest {
             template: Some(pb::PodTemplate {
@@ -96,8 +116,8 @@ impl Placement {
         };
         let resp = tokio::time::timeout(self.timeout, c.plan_replicas(req))
             .await
-            .map_err(|_| format!("PlanReplicas timed out after {:?}", self.timeout))?
-            .map_err(|s| format!("PlanReplicas: {}: {}", s.code(), s.message()))?
+            .map_err(|_| PlacementError::TimedOut { call: "PlanReplicas", after: self.timeout })?
+            .map_err(|status| PlacementError::Status { call: "PlanReplicas", status })?
             .into_inner();
         Ok(Plan {
             placements: resp
@@ -108,5 +128,33 @@ impl Placement {
             unplaceable: resp.unplaceable,
             reason: resp.reason,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_address_is_an_address_error_naming_it() {
+        let err = Placement::new("http://[::1", Duration::from_secs(1)).err().expect("not a URI");
+        assert!(matches!(err, PlacementError::Address { .. }), "{err:?}");
+        assert!(err.to_string().contains("http://[::1"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_scheduler_not_listening_is_an_unavailable_status_not_a_timeout() {
+        // A port nothing listens on: the connection is refused at once, well inside the timeout.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let placement = Placement::new(&format!("http://127.0.0.1:{port}"), Duration::from_secs(5)).unwrap();
+        let err = placement.node_headroom("ns", &["p".into()]).await.expect_err("nothing listens");
+        match &err {
+            PlacementError::Status { call, status } => {
+                assert_eq!(*call, "NodeHeadroom");
+                assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+            }
+            other => panic!("expected a gRPC status, got {other:?}"),
+        }
+        assert!(err.to_string().starts_with("NodeHeadroom: "), "{err}");
     }
 }

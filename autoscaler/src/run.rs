@@ -55,7 +55,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
     listening: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
 ) -> anyhow::Result<()> {
-    config.validate().map_err(anyhow::Error::msg)?;
+    config.validate()?;
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
     let listener = tokio::net::TcpListener::bind(&config.listen_address).await?;
@@ -66,8 +66,7 @@ pub async fn run(
     }
     let http = tokio::spawn(mlsched_edge::http::serve(listener, metrics.clone(), health.clone(), NOT_READY));
     let identity = config.leader_election.identity.clone().unwrap_or_else(default_identity);
-    let placement = Placement::new(&config.placement_uri().map_err(anyhow::Error::msg)?, config.placement_timeout())
-        .map_err(anyhow::Error::msg)?;
+    let placement = Placement::new(&config.placement_uri()?, config.placement_timeout())?;
     let recorder =
         Recorder::new(client.clone(), Reporter { controller: COMPONENT.into(), instance: Some(identity.clone()) });
     let lease = acquire_lease(&config, &client, identity).await?;
@@ -183,7 +182,7 @@ fn default_identity() -> String {
 async fn reconcile(ctx: &Ctx, mem: &mut Memory, ha: &HybridAutoscaler, key: &str) {
     let mut report = Report::new(ha, &ctx.metrics, key);
     match policy_from_spec(&ha.spec, &ctx.config) {
-        Err(e) => report.invalid(&e),
+        Err(e) => report.invalid(&e.to_string()),
         Ok(policy) => {
             report.valid();
             let work = Work { ha, policy: &policy, key };
@@ -234,52 +233,66 @@ async fn step(ctx: &Ctx, mem: &mut Memory, w: &Work<'_>, report: &mut Report<'_>
     report.acted(&Decided { policy: w.policy, obs: &obs, decision: &d }, record, acted)
 }
 
-fn parse_bound(q: &Option<ResourceQuantities>, at: &str) -> Result<(Option<i64>, Option<i64>), String> {
+/// A HybridAutoscaler spec that cannot be run: the field (a path such as `spec.maxReplicas`) and why. It
+/// becomes the `Valid=False` condition's message.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct SpecError {
+    pub field: String,
+    pub reason: String,
+}
+
+fn spec_error(field: impl Into<String>, reason: impl Into<String>) -> SpecError {
+    SpecError { field: field.into(), reason: reason.into() }
+}
+
+fn parse_bound(q: &Option<ResourceQuantities>, at: &str) -> Result<(Option<i64>, Option<i64>), SpecError> {
     let Some(q) = q else { return Ok((None, None)) };
-    let cpu = q.cpu.as_deref().map(parse_milli_i64).transpose().map_err(|e| format!("{at}.cpu: {e}"))?;
-    let mem = q.memory.as_deref().map(parse_units).transpose().map_err(|e| format!("{at}.memory: {e}"))?;
+    let cpu = q.cpu.as_deref().map(parse_milli_i64).transpose().map_err(|e| spec_error(format!("{at}.cpu"), e))?;
+    let mem = q.memory.as_deref().map(parse_units).transpose().map_err(|e| spec_error(format!("{at}.memory"), e))?;
     Ok((cpu, mem))
 }
 
 /// Validates the spec into a [`Policy`]; the error names the field (it becomes a `Valid=False` condition).
-pub fn policy_from_spec(spec: &HybridAutoscalerSpec, config: &Config) -> Result<Policy, String> {
+pub fn policy_from_spec(spec: &HybridAutoscalerSpec, config: &Config) -> Result<Policy, SpecError> {
     let t = &spec.target_ref;
     if !matches!(t.kind.as_str(), "Deployment" | "StatefulSet") {
-        return Err(format!("spec.targetRef.kind: {:?} is not Deployment or StatefulSet", t.kind));
+        return Err(spec_error("spec.targetRef.kind", format!("{:?} is not Deployment or StatefulSet", t.kind)));
     }
     if t.api_version.as_deref().is_some_and(|v| v != "apps/v1") {
-        return Err(format!("spec.targetRef.apiVersion: {:?} is not apps/v1", t.api_version.as_deref().unwrap_or("")));
+        let version = t.api_version.as_deref().unwrap_or("");
+        return Err(spec_error("spec.targetRef.apiVersion", format!("{version:?} is not apps/v1")));
     }
     if t.name.trim().is_empty() {
-        return Err("spec.targetRef.name: must not be empty".into());
+        return Err(spec_error("spec.targetRef.name", "must not be empty"));
     }
     let min = spec.min_replicas.unwrap_or(1);
     if min < 1 {
-        return Err(format!("spec.minReplicas: {min} must be at least 1"));
+        return Err(spec_error("spec.minReplicas", format!("{min} must be at least 1")));
     }
     if spec.max_replicas < min {
-        return Err(format!("spec.maxReplicas: {} is below minReplicas {min}", spec.max_replicas));
+        return Err(spec_error("spec.maxReplicas", format!("{} is below minReplicas {min}", spec.max_replicas)));
     }
-    let pct = |v: Option<i32>, field: &str| -> Result<Option<f64>, String> {
+    let pct = |v: Option<i32>, field: &str| -> Result<Option<f64>, SpecError> {
         match v {
             None => Ok(None),
             Some(p) if (1..=1000).contains(&p) => Ok(Some(p as f64 / 100.0)),
-            Some(p) => Err(format!("spec.{field}: {p} is outside 1..=1000")),
+            Some(p) => Err(spec_error(format!("spec.{field}"), format!("{p} is outside 1..=1000"))),
         }
     };
     let cpu_target = pct(spec.target_cpu_utilization_percent, "targetCPUUtilizationPercent")?;
     let mem_target = pct(spec.target_memory_utilization_percent, "targetMemoryUtilizationPercent")?;
     if cpu_target.is_none() && mem_target.is_none() {
-        return Err("spec: set targetCPUUtilizationPercent or targetMemoryUtilizationPercent".into());
+        return Err(spec_error("spec", "set targetCPUUtilizationPercent or targetMemoryUtilizationPercent"));
     }
     let tolerance = spec.tolerance.unwrap_or(0.1);
     if !(tolerance.is_finite() && (0.0..1.0).contains(&tolerance)) {
-        return Err(format!("spec.tolerance: {tolerance} is outside 0..1"));
+        return Err(spec_error("spec.tolerance", format!("{tolerance} is outside 0..1")));
     }
-    let window = |v: Option<i32>, default: i32, field: &str| -> Result<f64, String> {
+    let window = |v: Option<i32>, default: i32, field: &str| -> Result<f64, SpecError> {
         let s = v.unwrap_or(default);
         if !(0..=3600).contains(&s) {
-            return Err(format!("spec.{field}: {s} is outside 0..=3600"));
+            return Err(spec_error(format!("spec.{field}"), format!("{s} is outside 0..=3600")));
         }
         Ok(s as f64)
     };
@@ -287,12 +300,12 @@ pub fn policy_from_spec(spec: &HybridAutoscalerSpec, config: &Config) -> Result<
     for (i, cp) in spec.container_policies.iter().enumerate() {
         let at = format!("spec.containerPolicies[{i}]");
         if cp.container_name.trim().is_empty() {
-            return Err(format!("{at}.containerName: must not be empty (use \"*\" for every container)"));
+            return Err(spec_error(format!("{at}.containerName"), "must not be empty (use \"*\" for every container)"));
         }
         let (min_cpu, min_mem) = parse_bound(&cp.min_allowed, &format!("{at}.minAllowed"))?;
         let (max_cpu, max_mem) = parse_bound(&cp.max_allowed, &format!("{at}.maxAllowed"))?;
         if min_cpu.zip(max_cpu).is_some_and(|(a, b)| a > b) || min_mem.zip(max_mem).is_some_and(|(a, b)| a > b) {
-            return Err(format!("{at}: minAllowed is above maxAllowed"));
+            return Err(spec_error(at, "minAllowed is above maxAllowed"));
         }
         bounds.entry(cp.container_name.clone()).or_insert(Bounds { min_cpu, max_cpu, min_mem, max_mem });
     }
@@ -356,7 +369,7 @@ mod tests {
         ];
         for (s, field) in bad {
             let e = policy_from_spec(&s, &c).unwrap_err();
-            assert!(e.contains(field), "{e}");
+            assert!(e.field.ends_with(field) || e.to_string().contains(field), "{e}");
         }
     }
 }
