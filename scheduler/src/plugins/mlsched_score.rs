@@ -141,12 +141,6 @@ pub struct ShapeCounts {
     total: u64,
 }
 
-impl Default for ShapeCounts {
-    fn default() -> Self {
-        ShapeCounts::with_half_life(Some(LEARNER_HALF_LIFE))
-    }
-}
-
 impl ShapeCounts {
     pub fn with_half_life(half_life: Option<f64>) -> Self {
         let growth = half_life.filter(|h| h.is_finite() && *h > 0.0).map_or(1.0, |h| 2f64.powf(1.0 / h));
@@ -708,7 +702,8 @@ mod tests {
             }
         }
         let weight = |sh: &Shape| s.typical().shapes.iter().find(|w| &w.shape == sh).map_or(0.0, |w| w.weight);
-        // The schedule refreshes every 1/8 more pods, so the estimate is at most 1/8 of the stream old.
+        // The schedule refreshes every 1/8 more pods, at most every 256, so the estimate is at most 256
+        // arrivals old.
         assert!((weight(&shape(8000, 1, 1000)) - 0.75).abs() < 0.01);
         assert!((weight(&shape(2000, 1, 500)) - 0.25).abs() < 0.01);
         // rho = (0.75·8000 + 0.25·2000) / (0.75·1000 + 0.25·500) = 6500 / 875.
@@ -776,8 +771,8 @@ mod tests {
             let (so, go) = all_history.evaluate(&n, p, 0.0, false);
             let (sp, gp) = prior.evaluate(&n, p, 0.0, false);
             assert_eq!(go, gp, "{}", p.key);
-            // Within 2 milli-GPU of a ~500-milli cost: the estimate is at most 1/8 of the stream old, and the
-            // sliver term, at full weight, is the most sensitive to it.
+            // Within 2 milli-GPU of a ~500-milli cost: the estimate is at most 256 arrivals old, and the sliver
+            // term, at full weight, is the most sensitive to it.
             assert!((so - sp).abs() < 2 * SCORE_SCALE as i64, "{}: {so} vs {sp}", p.key);
         }
         // The fading learner (the shipped one) is not held to this: fed shape by shape, its last rounds weigh
