@@ -9,6 +9,7 @@ use rayon::prelude::*;
 
 use crate::bound::{SeedBound, bound_seed};
 use crate::compare::{mean_sd, run_all, unallocated_mean_sd};
+use crate::stream::PAPER_TUNE;
 use crate::trace::TracePod;
 
 /// One workload: the replays' means per policy and the bound per seed.
@@ -52,7 +53,7 @@ pub fn run(
     policies: &[Policy],
     seeds: &[u64],
 ) -> anyhow::Result<BoundRow> {
-    let summaries = run_all(nodes, pods, policies, seeds, 1.3);
+    let summaries = run_all(nodes, pods, policies, seeds, PAPER_TUNE);
     let mlsched: Vec<f64> = summaries
         .iter()
         .filter(|s| s.policy == Policy::Mlsched.name())
@@ -60,7 +61,8 @@ pub fn run(
         .collect();
     let mlsched_cpu_only_failed = (!mlsched.is_empty()).then(|| mean_sd(&mlsched).0);
     let policies = policies.iter().map(|&p| (p, unallocated_mean_sd(&summaries, p).0)).collect();
-    let seeds = seeds.par_iter().map(|&seed| bound_seed(nodes, pods, seed, 1.3)).collect::<anyhow::Result<Vec<_>>>()?;
+    let seeds =
+        seeds.par_iter().map(|&seed| bound_seed(nodes, pods, seed, PAPER_TUNE)).collect::<anyhow::Result<Vec<_>>>()?;
     Ok(BoundRow { workload: workload.to_string(), policies, mlsched_cpu_only_failed, seeds })
 }
 

@@ -4,6 +4,11 @@
 
 pub const MAX_ARRIVED_PCT: usize = 130;
 
+/// The bucket of an arrived GPU request: its % of capacity, rounded half to even.
+pub fn arrived_bucket(arrived_milli: i64, capacity_milli: i64) -> f64 {
+    (100.0 * arrived_milli as f64 / capacity_milli as f64).round_ties_even()
+}
+
 #[derive(Debug, Clone)]
 pub struct ArrivalBuckets {
     capacity_milli: i64,
@@ -17,16 +22,20 @@ impl ArrivalBuckets {
     }
 
     pub fn record(&mut self, arrived_milli: i64, used_milli: i64, frag_milli: f64) {
-        let capacity = self.capacity_milli as f64;
-        let k = (100.0 * arrived_milli as f64 / capacity).round_ties_even();
+        let k = self.bucket(arrived_milli);
         if !(0.0..=MAX_ARRIVED_PCT as f64).contains(&k) {
             return;
         }
-        let alloc = crate::replay::round2(100.0 * used_milli as f64 / capacity);
+        let alloc = crate::replay::round2(100.0 * used_milli as f64 / self.capacity_milli as f64);
         let bucket = &mut self.sums[k as usize];
         bucket.0 += 1;
         bucket.1 += alloc;
         bucket.2 += frag_milli;
+    }
+
+    /// [`arrived_bucket`] on this cluster's capacity.
+    pub fn bucket(&self, arrived_milli: i64) -> f64 {
+        arrived_bucket(arrived_milli, self.capacity_milli)
     }
 
     fn mean(&self, k: usize, pick: impl Fn(&(u64, f64, f64)) -> f64) -> Option<f64> {

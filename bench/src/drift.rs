@@ -23,7 +23,7 @@ use rayon::prelude::*;
 
 use crate::compare::mean_sd;
 use crate::replay::{ReplayState, run_to_end};
-use crate::stream::{build_stream, prefix_node_names};
+use crate::stream::{PAPER_TUNE, build_stream, prefix_node_names};
 use crate::trace::TracePod;
 
 /// Pods after the switch at which the learned mix is compared with the second workload's.
@@ -135,7 +135,7 @@ pub fn run(
     learners: &[Learner],
     seeds: &[u64],
 ) -> Vec<DriftRun> {
-    let tune = 1.3;
+    let tune = PAPER_TUNE;
     let both: Vec<&TracePod> = first.iter().chain(second).collect();
     let prior = TypicalShapes::from_pods(both.iter().map(|p| &p.pod), TypicalShapes::DEFAULT_COVERAGE);
     let truth = TypicalShapes::from_pods(second.iter().map(|p| &p.pod), TypicalShapes::DEFAULT_COVERAGE);

@@ -54,7 +54,7 @@ struct MigArgs {
     mix: String,
     #[arg(long, default_value = "42..51", value_parser = parse_seeds)]
     seeds: Seeds,
-    #[arg(long, default_value_t = 1.3)]
+    #[arg(long, default_value_t = mlsim::stream::PAPER_TUNE)]
     tune: f64,
     /// Directory for mig.md and summaries.json.
     #[arg(long, default_value = "out/mig")]
@@ -108,8 +108,8 @@ struct BoundArgs {
 
 #[derive(Args)]
 struct DriftArgs {
-    /// The workload of the first half: `default`, a stress variant (made from the bundled default with
-    /// `--variant-seed`), or a pod list of `--traces`.
+    /// The workload of the first half: a pod list of `--traces` when given; without it `default` or a
+    /// stress variant (made from the bundled default with `--variant-seed`).
     #[arg(long, default_value = "sharelarge")]
     first: String,
     /// The workload of the second half.
@@ -161,7 +161,7 @@ struct TraceArgs {
     #[arg(long)]
     pods: Option<PathBuf>,
     /// Tune the stream's GPU request to this multiple of the cluster's GPU capacity (0: no tuning).
-    #[arg(long, default_value_t = 1.3)]
+    #[arg(long, default_value_t = mlsim::stream::PAPER_TUNE)]
     tune: f64,
 }
 
@@ -386,25 +386,23 @@ fn run_reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The bundled default, or every pod list of `traces` (or the ones named), with their pods.
+/// The named workloads (default: every pod list of `traces`, or the bundled default without it), with
+/// their pods read by [`named_workload`].
 fn workload_pods(
     traces: Option<&Path>,
     named: &[String],
 ) -> anyhow::Result<Vec<(String, Vec<mlsim::trace::TracePod>)>> {
-    use mlsim::reproduce::{shared_workloads, workload_file};
     let workloads = match (named.is_empty(), traces) {
         (false, _) => named.to_vec(),
-        (true, Some(dir)) => shared_workloads(dir)?,
+        (true, Some(dir)) => mlsim::reproduce::shared_workloads(dir)?,
         (true, None) => vec!["default".to_string()],
     };
+    // Stress variants are read from `traces` when given; otherwise drawn as `mlsim stress` does by default.
+    let variant_seed = 1;
     workloads
         .into_iter()
         .map(|w| {
-            let pods = match (traces, w.as_str()) {
-                (None, "default") => read_pods(&BUNDLED_PODS)?,
-                (None, other) => bail!("workload {other} needs --traces"),
-                (Some(dir), name) => read_pods(&Source::File(&workload_file(dir, name)))?,
-            };
+            let pods = named_workload(&w, traces, variant_seed)?;
             Ok((w, pods))
         })
         .collect()
@@ -453,20 +451,21 @@ fn run_bound(args: &BoundArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A workload by name: the bundled default, a stress variant made from it, or a list in `traces`.
+/// A workload by name: the pod list `openb_pod_list_<name>.csv` in `traces` when given; without it the
+/// bundled default, or a stress variant made from it with `variant_seed`.
 fn named_workload(name: &str, traces: Option<&Path>, variant_seed: u64) -> anyhow::Result<Vec<mlsim::trace::TracePod>> {
+    if let Some(dir) = traces {
+        return Ok(read_pods(&Source::File(&mlsim::reproduce::workload_file(dir, name)))?);
+    }
     if name == "default" {
         return Ok(read_pods(&BUNDLED_PODS)?);
     }
-    if let Some(variant) = mlsim::stress::VARIANTS.iter().find(|v| v.name == name) {
-        let Source::Bundled { bytes, .. } = BUNDLED_PODS else { unreachable!("the default list is bundled") };
-        let (csv, _) = mlsim::stress::generate(bytes, variant, variant_seed)?;
-        return Ok(read_pods(&Source::Bundled { name, bytes: &csv })?);
-    }
-    match traces {
-        Some(dir) => Ok(read_pods(&Source::File(&mlsim::reproduce::workload_file(dir, name)))?),
-        None => bail!("workload {name} is neither the default nor a stress variant; give --traces"),
-    }
+    let Some(variant) = mlsim::stress::VARIANTS.iter().find(|v| v.name == name) else {
+        bail!("workload {name} is neither the default nor a stress variant; give --traces");
+    };
+    let Source::Bundled { bytes, .. } = BUNDLED_PODS else { unreachable!("the default list is bundled") };
+    let (csv, _) = mlsim::stress::generate(bytes, variant, variant_seed)?;
+    Ok(read_pods(&Source::Bundled { name, bytes: &csv })?)
 }
 
 fn run_drift(args: &DriftArgs) -> anyhow::Result<()> {

@@ -7,12 +7,10 @@ use mlsched::frag::{TypicalShapes, current_node_frag_milli};
 use mlsched::framework::Profile;
 use mlsched::framework::schedule_one;
 use mlsched::plugins::policy::{Policy, PolicyInputs, profile_for};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::buckets::ArrivalBuckets;
-use crate::stream::{build_stream, prefix_node_names};
+use crate::stream::seeded_stream;
 use crate::trace::TracePod;
 
 /// What one replay measured. `alloc_pct_by_arrived[k]` is the mean allocation ratio (%) over the events
@@ -58,17 +56,12 @@ pub struct ReplayState {
     used_milli: i64,
     failed: usize,
     cpu_only_failed_by_100: usize,
-    capacity_milli: i64,
     next: usize,
 }
 
 impl ReplayState {
     pub fn new(input: &ReplayInput<'_>) -> Self {
-        let mut rng = ChaCha8Rng::seed_from_u64(input.seed);
-        let capacity_milli = input.nodes.iter().map(|n| n.gpu_capacity_milli()).sum();
-        let stream = build_stream(input.pods, capacity_milli, input.tune, &mut rng);
-        let mut nodes = input.nodes.to_vec();
-        prefix_node_names(&mut nodes, &mut rng);
+        let (nodes, stream) = seeded_stream(input.nodes, input.pods, input.seed, input.tune);
         // Fragmentation is measured against the untuned workload, the same prior FGD gets.
         let typical = TypicalShapes::from_pods(input.pods.iter().map(|p| &p.pod), TypicalShapes::DEFAULT_COVERAGE);
         let profile = profile_for(input.policy, PolicyInputs { seed: input.seed, typical: typical.clone() });
@@ -93,7 +86,6 @@ impl ReplayState {
             used_milli: 0,
             failed: 0,
             cpu_only_failed_by_100: 0,
-            capacity_milli,
             next: 0,
         }
     }
@@ -118,8 +110,7 @@ impl ReplayState {
             }
             Err(_) => {
                 self.failed += 1;
-                let arrived_pct = (100.0 * self.arrived_milli as f64 / self.capacity_milli as f64).round_ties_even();
-                if tp.gpu_milli_total == 0 && arrived_pct <= 100.0 {
+                if tp.gpu_milli_total == 0 && self.buckets.bucket(self.arrived_milli) <= 100.0 {
                     self.cpu_only_failed_by_100 += 1;
                 }
             }

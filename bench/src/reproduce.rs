@@ -13,6 +13,7 @@ use mlsched::plugins::policy::Policy;
 use crate::compare::{run_all, unallocated_mean_sd};
 use crate::published::Published;
 use crate::replay::ReplaySummary;
+use crate::stream::PAPER_TUNE;
 use crate::trace::TracePod;
 
 /// ±0.5 percentage points on the default workload, ±1.0 on the variants.
@@ -45,7 +46,10 @@ impl Row {
 
 /// Every policy (the paper's six and mlsched's two) on one workload, tuned to 1.3x as the paper did.
 pub fn run_workload(workload: &str, nodes: &[Node], pods: &[TracePod], seeds: &[u64]) -> WorkloadResult {
-    WorkloadResult { workload: workload.to_string(), summaries: run_all(nodes, pods, &Policy::EXTENDED, seeds, 1.3) }
+    WorkloadResult {
+        workload: workload.to_string(),
+        summaries: run_all(nodes, pods, &Policy::EXTENDED, seeds, PAPER_TUNE),
+    }
 }
 
 /// One row per policy that ran; `published` is `None` for mlsched's own policies.

@@ -3,11 +3,25 @@
 //! and the node priority order used to break score ties.
 
 use mlsched::core::Node;
-use rand::RngExt;
 use rand::seq::SliceRandom;
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::trace::TracePod;
+
+/// The stream the FGD paper's runs were tuned to: 1.3x the cluster's GPU capacity.
+pub const PAPER_TUNE: f64 = 1.3;
+
+/// A replay's stream and its renamed nodes for `seed`, drawn from one RNG in that order, so every user of a
+/// seed (the replay, `mlsim bound`) sees the same pods in the same order on the same node priority.
+pub fn seeded_stream(nodes: &[Node], pods: &[TracePod], seed: u64, tune: f64) -> (Vec<Node>, Vec<TracePod>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let capacity_milli = nodes.iter().map(|n| n.gpu_capacity_milli()).sum();
+    let stream = build_stream(pods, capacity_milli, tune, &mut rng);
+    let mut named = nodes.to_vec();
+    prefix_node_names(&mut named, &mut rng);
+    (named, stream)
+}
 
 /// Sorted by name, shuffled, tuned. Tuning up appends copies of pods drawn with replacement from the
 /// name-sorted original list, until the next draw would overshoot the target; tuning down removes random

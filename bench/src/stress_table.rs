@@ -7,6 +7,7 @@ use mlsched::core::Node;
 use mlsched::plugins::policy::Policy;
 
 use crate::compare::{run_all, unallocated_mean_sd};
+use crate::stream::PAPER_TUNE;
 use crate::trace::TracePod;
 
 /// The policies replayed on each variant: the two best of the paper's, and mlsched's.
@@ -37,7 +38,7 @@ impl StressRow {
 
 /// Replays [`POLICIES`] × `seeds` on `pods`, tuned to 1.3x as the paper did.
 pub fn run(workload: &str, nodes: &[Node], pods: &[TracePod], seeds: &[u64]) -> StressRow {
-    let summaries = run_all(nodes, pods, &POLICIES, seeds, 1.3);
+    let summaries = run_all(nodes, pods, &POLICIES, seeds, PAPER_TUNE);
     let means = POLICIES
         .iter()
         .map(|&p| {

@@ -18,12 +18,11 @@ pub mod offline;
 use anyhow::Context as _;
 use mlsched::core::Node;
 use mlsched::frag::TypicalShapes;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use crate::buckets::arrived_bucket;
 use crate::replay::round2;
-use crate::stream::{build_stream, prefix_node_names};
+use crate::stream::seeded_stream;
 use crate::trace::TracePod;
 
 /// One seed's bound and offline placement, as unallocated GPU % of the cluster.
@@ -58,7 +57,7 @@ fn floor2(x: f64) -> f64 {
 /// unallocated GPU % is read from: arrived rounds half-to-even to 100). When no event falls in it the
 /// replay reads the neighbours' mean, so the 101 % bucket's events are taken too.
 pub fn prefix_len(stream: &[TracePod], capacity_milli: i64) -> usize {
-    let bucket = |arrived: i64| (100.0 * arrived as f64 / capacity_milli as f64).round_ties_even();
+    let bucket = |arrived: i64| arrived_bucket(arrived, capacity_milli);
     let mut arrived = 0i64;
     let (mut last_100, mut last_101) = (None, None);
     for (i, p) in stream.iter().enumerate() {
@@ -80,10 +79,7 @@ pub fn prefix_len(stream: &[TracePod], capacity_milli: i64) -> usize {
 /// The bound and the offline placement for one seed of one workload, tuned as the replays are.
 pub fn bound_seed(nodes: &[Node], pods: &[TracePod], seed: u64, tune: f64) -> anyhow::Result<SeedBound> {
     let capacity_milli: i64 = nodes.iter().map(|n| n.gpu_capacity_milli()).sum();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let stream = build_stream(pods, capacity_milli, tune, &mut rng);
-    let mut named = nodes.to_vec();
-    prefix_node_names(&mut named, &mut rng);
+    let (named, stream) = seeded_stream(nodes, pods, seed, tune);
     let tried = &stream[..prefix_len(&stream, capacity_milli)];
     let capacity_gpus = capacity_milli as f64 / mlsched::core::GPU_MILLI as f64;
     let pct_unallocated = |gpus: f64| 100.0 - 100.0 * gpus / capacity_gpus;
