@@ -20,8 +20,14 @@ fn args() -> JobsArgs {
         cluster: None,
         policy: JobPolicy::Mlsched,
         out: PathBuf::from("unused"),
+        load: mlsim::jobs::cluster::DEFAULT_TARGET_LOAD,
+        vc: None,
         limit: None,
         compare: false,
+        sweep: false,
+        loads: vec![],
+        alpha_racks: vec![],
+        alpha_spines: vec![],
         traces_dir: PathBuf::from("unused"),
         readme: None,
         alpha_rack: DEFAULT_ALPHA_RACK,
@@ -29,6 +35,9 @@ fn args() -> JobsArgs {
         window: DEFAULT_WINDOW,
         partial_timeout: DEFAULT_PARTIAL_TIMEOUT_SECONDS,
         reserve_after_skips: 3,
+        hints: mlsim::jobs::Hints::Declared,
+        min_locality_gain: 600,
+        cause: false,
     }
 }
 

@@ -62,17 +62,22 @@ impl ClusterSpec {
             .collect()
     }
 
-    /// The default cluster for a trace, 8-GPU nodes, 8 nodes per rack, 4 racks per spine:
-    /// GPUs = offered demand / [`DEFAULT_TARGET_LOAD`], where offered demand = Σ gpus × duration over
+    /// The default cluster for a trace: [`ClusterSpec::sized_for`] at [`DEFAULT_TARGET_LOAD`].
+    pub fn default_for(jobs: &[Job]) -> ClusterSpec {
+        Self::sized_for(jobs, DEFAULT_TARGET_LOAD)
+    }
+
+    /// The cluster for a trace at a target load, 8-GPU nodes, 8 nodes per rack, 4 racks per spine:
+    /// GPUs = offered demand / `load`, where offered demand = Σ gpus × duration over
     /// the span from first to last submission (the mean number of busy GPUs if nothing ever waited);
     /// at least twice the largest gang; rounded up to whole racks.
-    pub fn default_for(jobs: &[Job]) -> ClusterSpec {
+    pub fn sized_for(jobs: &[Job], load: f64) -> ClusterSpec {
         let (gpus_per_node, nodes_per_rack, racks_per_spine) = (8u32, 8usize, 4usize);
         let gpu_seconds: f64 = jobs.iter().map(|j| j.duration * f64::from(j.gpus)).sum();
         let span = jobs.last().map_or(0.0, |j| j.submit) - jobs.first().map_or(0.0, |j| j.submit);
         let span = if span > 0.0 { span } else { jobs.iter().map(|j| j.duration).fold(1.0, f64::max) };
         let demand = gpu_seconds / span;
-        let by_load = (demand / DEFAULT_TARGET_LOAD / f64::from(gpus_per_node)).ceil() as usize;
+        let by_load = (demand / load / f64::from(gpus_per_node)).ceil() as usize;
         let largest = jobs.iter().map(|j| j.gpus).max().unwrap_or(1);
         let by_gang = 2 * largest.div_ceil(gpus_per_node) as usize;
         let nodes = by_load.max(by_gang).max(1).div_ceil(nodes_per_rack) * nodes_per_rack;
@@ -138,10 +143,12 @@ mod tests {
 
     #[test]
     fn default_size_follows_load_and_largest_gang() {
-        let job = |submit: f64, duration: f64, gpus: u32| Job { id: String::new(), submit, duration, gpus };
+        let job = |submit: f64, duration: f64, gpus: u32| Job { id: String::new(), submit, duration, gpus, vc: None };
         // 100 GPU-days over 1 day of submissions: 100 GPUs busy on average, / 0.7 = 143 → 18 nodes → 3 racks.
         let jobs = vec![job(0.0, 86_400.0, 50), job(86_400.0, 86_400.0, 50)];
         assert_eq!(ClusterSpec::default_for(&jobs).nodes, 24);
+        // At load 1.0: 100 GPUs → 13 nodes → 2 racks.
+        assert_eq!(ClusterSpec::sized_for(&jobs, 1.0).nodes, 16);
         // A 128-GPU gang needs 2 × 16 nodes.
         let jobs = vec![job(0.0, 10.0, 128), job(86_400.0, 10.0, 1)];
         assert_eq!(ClusterSpec::default_for(&jobs).nodes, 32);

@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use mlsched::core::{GpuRequest, NodeId, Pod, Resources, Snapshot};
 use mlsched::framework::{Profile, schedule_one};
-use mlsched::gang::{Gang, GangQueue, QueueConfig};
+use mlsched::gang::{Gang, GangQueue, QueueConfig, RuntimeHints};
 use mlsched::plugins::policy::{Policy, PolicyInputs, profile_for};
 use mlsched::topology::{HOSTNAME_LABEL, Topology};
 
@@ -84,6 +84,28 @@ impl FromStr for JobPolicy {
     }
 }
 
+/// What the gang policies' queue is told about run times (`RuntimeHints`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Hints {
+    /// Nothing: reservations hold their room, gangs start as tightly as they fit now.
+    None,
+    /// Each job declares its run time (the trace's duration, as a Slurm time limit that is exact).
+    Declared,
+    /// Learned online: the mean duration of the finished jobs of the same size class (1, 2-8, 9-16,
+    /// 17-32, 33+ GPUs); unknown until one has finished.
+    Learned,
+}
+
+impl fmt::Display for Hints {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Hints::None => "none",
+            Hints::Declared => "declared",
+            Hints::Learned => "learned",
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct EngineConfig {
     pub policy: JobPolicy,
@@ -95,6 +117,10 @@ pub struct EngineConfig {
     pub partial_timeout: f64,
     /// Gang policies: `QueueConfig::reserve_after_skips` (aging reservations of the GangQueue).
     pub reserve_after_skips: u32,
+    /// Gang policies: what the queue knows about run times.
+    pub hints: Hints,
+    /// mlsched: `QueueConfig::min_locality_gain`.
+    pub min_locality_gain: Duration,
 }
 
 /// What happened to one job.
@@ -120,6 +146,11 @@ pub struct EngineResult {
     pub allocated_gpu_seconds: f64,
     /// GPU-seconds of the trace's own durations of finished jobs (work done, without slowdown).
     pub useful_gpu_seconds: f64,
+    /// Gang policies: (pass, gang) pairs where a waiting gang was not placed.
+    pub gang_waits: u64,
+    /// Of those, the ones where the cluster had at least the gang's GPUs free, but not on nodes (or in
+    /// the domains) that could hold it: waits caused by fragmentation, not by load.
+    pub gang_waits_with_gpus_free: u64,
     /// Time of the last event.
     pub end: f64,
     pub passes: u64,
@@ -200,6 +231,9 @@ struct Engine<'a> {
     /// Jobs waiting outside the window, oldest first.
     overflow: VecDeque<usize>,
     held: Vec<Held>,
+    /// When each started job will finish (its finish event's time).
+    finish_at: Vec<f64>,
+    learned: Learned,
     events: BinaryHeap<Event>,
     free_gpus: u64,
     /// A pass could place something it could not at the last pass.
@@ -225,10 +259,20 @@ pub fn simulate(jobs: &[Job], config: &EngineConfig) -> EngineResult {
         snapshot: Snapshot::new(nodes).expect("generated node names are unique"),
         real,
         plan_topology,
-        queue: GangQueue::new(QueueConfig { reserve_after_skips: config.reserve_after_skips }),
+        queue: GangQueue::new(QueueConfig {
+            reserve_after_skips: config.reserve_after_skips,
+            spread_cost: vec![
+                (RACK_LABEL.to_string(), config.slowdown.alpha_rack),
+                (SPINE_LABEL.to_string(), config.slowdown.alpha_spine),
+            ],
+            min_locality_gain: config.min_locality_gain,
+            ..QueueConfig::default()
+        }),
         window: Vec::new(),
         overflow: VecDeque::new(),
         held: vec![Held::default(); jobs.len()],
+        finish_at: vec![f64::NAN; jobs.len()],
+        learned: Learned::default(),
         events: BinaryHeap::new(),
         free_gpus,
         dirty: false,
@@ -322,11 +366,19 @@ impl Engine<'_> {
     }
 
     fn gang_pass(&mut self, now: f64) -> usize {
-        let outcome = self.queue.schedule_pass(
+        let hints = JobHints {
+            kind: self.config.hints,
+            jobs: self.jobs,
+            finish_at: &self.finish_at,
+            outcomes: &self.result.outcomes,
+            learned: &self.learned,
+        };
+        let outcome = self.queue.schedule_pass_with(
             &self.profile,
             &mut self.snapshot,
             &self.plan_topology,
             Duration::from_secs_f64(now),
+            &hints,
         );
         assert!(outcome.rejected.is_empty(), "job gangs are valid: {:?}", outcome.rejected);
         let started = outcome.placed.len();
@@ -341,6 +393,13 @@ impl Engine<'_> {
             held.placed = placement.members.len();
             self.window.retain(|&j| j != job);
             self.start(job, now);
+        }
+        for (gang, _) in &outcome.waiting {
+            let job: usize = gang[1..].parse().expect("gangs are named j<index>");
+            self.result.gang_waits += 1;
+            if u64::from(self.jobs[job].gpus) <= self.free_gpus {
+                self.result.gang_waits_with_gpus_free += 1;
+            }
         }
         started
     }
@@ -400,6 +459,7 @@ impl Engine<'_> {
         let spread = spread_of(&self.real, &nodes);
         let slowdown = self.config.slowdown.factor(spread);
         let finish = now + self.jobs[job].duration * slowdown;
+        self.finish_at[job] = finish;
         self.free_gpus -= u64::from(self.jobs[job].gpus);
         let outcome = &mut self.result.outcomes[job];
         outcome.start = Some(now);
@@ -429,6 +489,7 @@ impl Engine<'_> {
     fn finish(&mut self, job: usize, now: f64) {
         self.release(job, now);
         self.result.outcomes[job].finish = Some(now);
+        self.learned.record(self.jobs[job].gpus, self.jobs[job].duration);
         self.result.useful_gpu_seconds += self.jobs[job].duration * f64::from(self.jobs[job].gpus);
     }
 
@@ -444,12 +505,83 @@ impl Engine<'_> {
     }
 }
 
+/// Mean run time (as recorded, before slowdown) of finished jobs per size class.
+#[derive(Debug, Clone, Default)]
+struct Learned {
+    by_class: [(f64, u32); 5],
+}
+
+impl Learned {
+    fn class(gpus: u32) -> usize {
+        match gpus {
+            0..=1 => 0,
+            2..=8 => 1,
+            9..=16 => 2,
+            17..=32 => 3,
+            _ => 4,
+        }
+    }
+
+    fn record(&mut self, gpus: u32, duration: f64) {
+        let slot = &mut self.by_class[Self::class(gpus)];
+        slot.0 += duration;
+        slot.1 += 1;
+    }
+
+    fn mean(&self, gpus: u32) -> Option<f64> {
+        let (sum, n) = self.by_class[Self::class(gpus)];
+        (n > 0).then(|| sum / f64::from(n))
+    }
+}
+
+/// The queue's view of run times, from the engine's state.
+struct JobHints<'a> {
+    kind: Hints,
+    jobs: &'a [Job],
+    finish_at: &'a [f64],
+    outcomes: &'a [JobOutcome],
+    learned: &'a Learned,
+}
+
+impl JobHints<'_> {
+    fn runtime(&self, job: usize) -> Option<f64> {
+        match self.kind {
+            Hints::None => None,
+            Hints::Declared => Some(self.jobs[job].duration),
+            Hints::Learned => self.learned.mean(self.jobs[job].gpus),
+        }
+    }
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.max(0.0))
+}
+
+impl RuntimeHints for JobHints<'_> {
+    fn expected_end(&self, pod_key: &str) -> Option<Duration> {
+        let job: usize = pod_key[1..].split('-').next()?.parse().ok()?;
+        match self.kind {
+            Hints::None => None,
+            Hints::Declared => Some(secs(self.finish_at[job])),
+            Hints::Learned => {
+                let o = &self.outcomes[job];
+                Some(secs(o.start? + self.runtime(job)? * o.slowdown))
+            }
+        }
+    }
+
+    fn expected_runtime(&self, gang: &Gang) -> Option<Duration> {
+        let job: usize = gang.name[1..].parse().ok()?;
+        self.runtime(job).map(secs)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn job(submit: f64, duration: f64, gpus: u32) -> Job {
-        Job { id: String::new(), submit, duration, gpus }
+        Job { id: String::new(), submit, duration, gpus, vc: None }
     }
 
     fn config(policy: JobPolicy, spec: &str) -> EngineConfig {
@@ -460,6 +592,8 @@ mod tests {
             window: DEFAULT_WINDOW,
             partial_timeout: DEFAULT_PARTIAL_TIMEOUT_SECONDS,
             reserve_after_skips: QueueConfig::default().reserve_after_skips,
+            hints: Hints::None,
+            min_locality_gain: QueueConfig::default().min_locality_gain,
         }
     }
 

@@ -44,9 +44,55 @@ pub struct JobsSummary {
     /// Of started multi-pod jobs: share that crossed racks (incl. spines), and spines.
     pub cross_rack_gang_fraction: f64,
     pub cross_spine_gang_fraction: f64,
+    /// Per job size (GPUs): how long its jobs waited and ran, and how often they crossed racks.
+    pub by_size: Vec<SizeClass>,
+    /// Gang waits (a waiting gang not placed in a pass), and the share of them with the gang's GPUs free.
+    pub gang_waits: u64,
+    pub gang_waits_with_gpus_free_fraction: f64,
     pub makespan_seconds: f64,
     pub scheduling_passes: u64,
     pub elapsed_seconds: f64,
+}
+
+/// Finished jobs of one size class.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SizeClass {
+    /// `1`, `2-8`, `9-16`, `17-32`, `33+` GPUs.
+    pub gpus: &'static str,
+    pub jobs: usize,
+    pub mean_queue_seconds: f64,
+    /// Start to finish, slowdown included.
+    pub mean_run_seconds: f64,
+    pub mean_jct_seconds: f64,
+    pub cross_rack_fraction: f64,
+}
+
+const SIZE_CLASSES: [(&str, u32, u32); 5] =
+    [("1", 1, 1), ("2-8", 2, 8), ("9-16", 9, 16), ("17-32", 17, 32), ("33+", 33, u32::MAX)];
+
+fn size_classes(jobs: &[Job], result: &EngineResult) -> Vec<SizeClass> {
+    SIZE_CLASSES
+        .iter()
+        .map(|&(label, lo, hi)| {
+            let (mut queue, mut run, mut jct, mut cross) = (Vec::new(), Vec::new(), Vec::new(), 0usize);
+            for (job, o) in jobs.iter().zip(&result.outcomes) {
+                if let (true, Some(start), Some(finish)) = ((lo..=hi).contains(&job.gpus), o.start, o.finish) {
+                    queue.push(start - job.submit);
+                    run.push(finish - start);
+                    jct.push(finish - job.submit);
+                    cross += usize::from(o.spread >= Some(Spread::CrossRack));
+                }
+            }
+            SizeClass {
+                gpus: label,
+                jobs: jct.len(),
+                mean_queue_seconds: mean(&queue),
+                mean_run_seconds: mean(&run),
+                mean_jct_seconds: mean(&jct),
+                cross_rack_fraction: if jct.is_empty() { 0.0 } else { cross as f64 / jct.len() as f64 },
+            }
+        })
+        .collect()
 }
 
 /// Linear-interpolated percentile of sorted values (`q` in 0..=1); NaN when empty.
@@ -126,6 +172,13 @@ pub fn summarize(
         mean_gang_spread_hops: if hops.is_empty() { 0.0 } else { mean(&hops) },
         cross_rack_gang_fraction: frac(cross_rack),
         cross_spine_gang_fraction: frac(cross_spine),
+        by_size: size_classes(jobs, result),
+        gang_waits: result.gang_waits,
+        gang_waits_with_gpus_free_fraction: if result.gang_waits == 0 {
+            0.0
+        } else {
+            result.gang_waits_with_gpus_free as f64 / result.gang_waits as f64
+        },
         makespan_seconds: result.end,
         scheduling_passes: result.passes,
         elapsed_seconds,

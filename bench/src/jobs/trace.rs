@@ -21,6 +21,8 @@ pub struct Job {
     /// Run time in seconds as recorded: taken as the run time with a rack-local (or single-node) placement.
     pub duration: f64,
     pub gpus: u32,
+    /// Philly's virtual cluster (`cluster` column); ITP rows have none (a file is one cluster).
+    pub vc: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +50,6 @@ struct PhillyRow {
     #[allow(dead_code)]
     #[serde(default)]
     gpu_time: Option<f64>,
-    #[allow(dead_code)]
     #[serde(default)]
     cluster: Option<String>,
 }
@@ -93,11 +94,23 @@ pub fn read_jobs_from(path: &Path, input: impl Read) -> Result<(TraceFormat, Vec
         return Err(TraceError::File { file: path.to_path_buf(), message: "no jobs".into() });
     }
     jobs.sort_by(|a, b| a.submit.total_cmp(&b.submit));
-    let first = jobs[0].submit;
-    for job in &mut jobs {
+    shift_to_zero(&mut jobs);
+    Ok((format, jobs))
+}
+
+/// Submission times relative to the first job (sorted input).
+pub fn shift_to_zero(jobs: &mut [Job]) {
+    let first = jobs.first().map_or(0.0, |j| j.submit);
+    for job in jobs {
         job.submit -= first;
     }
-    Ok((format, jobs))
+}
+
+/// The jobs of one Philly virtual cluster, its first submission at 0.
+pub fn only_vc(jobs: &[Job], vc: &str) -> Vec<Job> {
+    let mut kept: Vec<Job> = jobs.iter().filter(|j| j.vc.as_deref() == Some(vc)).cloned().collect();
+    shift_to_zero(&mut kept);
+    kept
 }
 
 fn check(file: &Path, line: u64, duration: f64, gpus: u32, gpu_column: &str) -> Result<(), JobTraceError> {
@@ -123,7 +136,13 @@ fn read_itp<R: Read>(
             return Err(invalid(file, line, "submission_time", format!("{} is not a time", row.submission_time)));
         }
         check(file, line, row.duration, row.num_gpu, "num_gpu")?;
-        jobs.push(Job { id: row.job_id, submit: row.submission_time, duration: row.duration, gpus: row.num_gpu });
+        jobs.push(Job {
+            id: row.job_id,
+            submit: row.submission_time,
+            duration: row.duration,
+            gpus: row.num_gpu,
+            vc: None,
+        });
     }
     Ok(jobs)
 }
@@ -146,6 +165,7 @@ fn read_philly<R: Read>(
             submit: submit as f64,
             duration: row.duration,
             gpus: row.num_gpus,
+            vc: row.cluster.filter(|c| !c.is_empty()),
         });
     }
     Ok(jobs)
@@ -190,6 +210,11 @@ mod tests {
         assert_eq!(jobs[0].gpus, 4);
         assert_eq!(jobs[1].submit, 33.0);
         assert_eq!(jobs[2].submit, (83 * 86_400 + 17 * 3600 + 46 * 60 + 56) as f64);
+        assert_eq!(jobs[2].vc.as_deref(), Some("ee9e8c"));
+        let ee = only_vc(&jobs, "ee9e8c");
+        assert_eq!((ee.len(), ee[0].submit, ee[0].gpus), (1, 0.0, 16));
+        assert_eq!(only_vc(&jobs, "6214e9").len(), 2);
+        assert!(only_vc(&jobs, "nope").is_empty());
     }
 
     #[test]

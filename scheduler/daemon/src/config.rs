@@ -17,6 +17,7 @@
 //! logFormat: text                   # or json
 //! ```
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -56,6 +57,12 @@ macro_rules! config_error {
 pub struct Config {
     pub profiles: Vec<ProfileConfig>,
     pub topology_levels: Vec<String>,
+    /// How much longer a gang runs when its members span several domains of a level: `{label: α}` for
+    /// run time × (1 + α). With `mlsched.io/expected-runtime-seconds` on the pods, a gang that prefers a
+    /// level waits for a domain of it when that is expected sooner than the spread would cost, and a gang
+    /// placed on reserved nodes is bounded by the stretch it lands with. Empty: spreading costs nothing,
+    /// so no gang waits for locality.
+    pub spread_cost: BTreeMap<String, f64>,
     pub client: ClientConfig,
     /// Binds in flight at most. kube-scheduler binds every pod in a goroutine of its own, limited by its QPS
     /// alone; under a loaded API server a bind takes tens of milliseconds, so 16 at once capped binds at a
@@ -203,6 +210,7 @@ impl Default for Config {
         Config {
             profiles: vec![ProfileConfig::default()],
             topology_levels: DEFAULT_TOPOLOGY_LEVELS.iter().map(|l| l.to_string()).collect(),
+            spread_cost: BTreeMap::new(),
             client: ClientConfig::default(),
             bind_concurrency: 64,
             bind_retries: 3,
@@ -246,6 +254,14 @@ impl Config {
         }
         let levels: Vec<&str> = self.topology_levels.iter().map(String::as_str).collect();
         mlsched::topology::Topology::from_labels(&levels, &[]).map_err(|e| format!("config: topologyLevels: {e}"))?;
+        for (label, alpha) in &self.spread_cost {
+            if !levels.contains(&label.as_str()) {
+                return Err(config_error!("config: spreadCost: {label:?} is not one of topologyLevels {levels:?}"));
+            }
+            if !(alpha.is_finite() && *alpha >= 0.0) {
+                return Err(config_error!("config: spreadCost.{label}: {alpha} must be a number ≥ 0"));
+            }
+        }
         if !(self.client.qps.is_finite() && self.client.qps > 0.0) {
             return Err(config_error!("config: client.qps: {} must be positive", self.client.qps));
         }
@@ -291,6 +307,14 @@ impl Config {
 
     pub fn backoff_max(&self) -> Duration {
         Duration::from_secs_f64(self.backoff.max_seconds)
+    }
+
+    /// The core queue's settings: its defaults, with `spreadCost`.
+    pub fn queue_config(&self) -> mlsched::gang::QueueConfig {
+        mlsched::gang::QueueConfig {
+            spread_cost: self.spread_cost.iter().map(|(l, a)| (l.clone(), *a)).collect(),
+            ..mlsched::gang::QueueConfig::default()
+        }
     }
 
     pub fn scheduler_names(&self) -> Vec<String> {
@@ -376,6 +400,21 @@ mod tests {
         assert!(err("placementApi: 0.0.0.0:10260\n").contains("placementApi"));
         assert!(err("placementApi: unix:relative.sock\n").contains("placementApi"));
         assert!(err("placementApi: nowhere\n").contains("placementApi"));
+        assert!(err("spreadCost: {rack: 0.3}\n").contains("spreadCost: \"rack\" is not one of topologyLevels"));
+        assert!(err("spreadCost: {network.mlsched.io/rack: -1}\n").contains("spreadCost.network.mlsched.io/rack"));
+    }
+
+    #[test]
+    fn spread_cost_reaches_the_queue() {
+        let c =
+            Config::from_yaml("spreadCost: {network.mlsched.io/rack: 0.3, network.mlsched.io/spine: 0.6}\n").unwrap();
+        let q = c.queue_config();
+        assert_eq!(
+            q.spread_cost,
+            vec![("network.mlsched.io/rack".to_string(), 0.3), ("network.mlsched.io/spine".to_string(), 0.6)]
+        );
+        assert_eq!(q.reserve_after_skips, mlsched::gang::QueueConfig::default().reserve_after_skips);
+        assert!(Config::default().queue_config().spread_cost.is_empty());
     }
 
     #[test]

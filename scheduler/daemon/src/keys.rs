@@ -31,6 +31,11 @@ pub const TOPOLOGY_PREFERRED_ANNOTATION: &str = "mlsched.io/topology-preferred-l
 pub const NEAR_WORKLOAD_ANNOTATION: &str = "mlsched.io/near-workload";
 /// Optional gang timeout for annotation-only gangs, in seconds.
 pub const GANG_TIMEOUT_ANNOTATION: &str = "mlsched.io/gang-timeout-seconds";
+/// Optional: how long the pod runs once started, in whole seconds (as a batch system's time limit). With
+/// it the gang queue knows when room frees up: a gang may use a reservation's room when it will be gone
+/// before the reserved gang can start, and a gang that prefers a topology level may wait for a domain of
+/// it (see `spreadCost` in the config).
+pub const EXPECTED_RUNTIME_ANNOTATION: &str = "mlsched.io/expected-runtime-seconds";
 
 /// Event reasons and condition values, phrased as kube-scheduler phrases them.
 pub const REASON_FAILED_SCHEDULING: &str = "FailedScheduling";

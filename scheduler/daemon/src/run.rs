@@ -250,7 +250,8 @@ pub async fn run(
     }
 
     let mut lp = Loop {
-        state: ClusterState::new(config.topology_levels.clone(), config.scheduler_names(), config.bind_retries),
+        state: ClusterState::new(config.topology_levels.clone(), config.scheduler_names(), config.bind_retries)
+            .with_queue_config(config.queue_config()),
         queue: SchedulingQueue::new(Backoff { initial: config.backoff_initial(), max: config.backoff_max() }),
         profiles,
         start: Instant::now(),

@@ -116,6 +116,8 @@ pub struct PodInfo {
     /// `mlsched.io/topology-{required,preferred}-level` on the pod. A gang member's applies to its gang;
     /// on a single pod it is checked against the configured levels and otherwise trivially met.
     pub topology: Option<TopologyRequirement>,
+    /// `mlsched.io/expected-runtime-seconds`: how long the pod runs once started.
+    pub expected_runtime: Option<Duration>,
 }
 
 fn quantity_map(map: Option<&BTreeMap<String, Quantity>>) -> impl Iterator<Item = (&String, &Quantity)> {
@@ -461,7 +463,17 @@ pub fn translate_pod(pod: &k8s::Pod) -> Result<PodInfo, Invalid> {
             Some(parse_label_selector(text).map_err(|e| format!("annotation {NEAR_WORKLOAD_ANNOTATION}: {e}"))?)
         }
     };
+    let expected_runtime = match annotation(pod, EXPECTED_RUNTIME_ANNOTATION) {
+        None => None,
+        Some(text) => match text.parse::<u64>() {
+            Ok(seconds) if seconds > 0 => Some(Duration::from_secs(seconds)),
+            _ => {
+                return Err(invalid!("annotation {EXPECTED_RUNTIME_ANNOTATION}={text:?} must be whole seconds above 0"));
+            }
+        },
+    };
     Ok(PodInfo {
+        expected_runtime,
         labels: pod.metadata.labels.clone().unwrap_or_default(),
         near_workload,
         topology: topology_requirement(pod.metadata.annotations.as_ref())?,

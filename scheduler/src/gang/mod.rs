@@ -8,6 +8,7 @@
 //! The job finishes → `GangPlacement::release` (or `Snapshot::forget` each member).
 
 pub mod min_resources;
+pub mod outlook;
 pub mod plan;
 pub mod queue;
 
@@ -22,6 +23,7 @@ use crate::core::{NodeId, Pod, Snapshot, SnapshotError};
 use crate::topology::DomainId;
 
 pub use min_resources::MinResources;
+pub use outlook::{NoHints, RuntimeHints};
 pub use plan::{PlanOptions, plan_gang, plan_gang_with};
 pub use queue::{GangQueue, PassOutcome, QueueConfig, QueueError, TimedOutGang};
 

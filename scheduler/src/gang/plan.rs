@@ -151,7 +151,7 @@ fn validate(
 /// The member that asks most (GPU first, then CPU, then memory). Domains are sized by copies of it, a
 /// safe over-estimate of what every member needs; a gang with several shapes is then checked for real
 /// when each member is placed.
-fn sizing_member(members: &[Pod]) -> &Pod {
+pub(crate) fn sizing_member(members: &[Pod]) -> &Pod {
     members
         .iter()
         .max_by_key(|p| (p.gpu.total_milli(), p.requests.cpu_milli, p.requests.memory_bytes))
@@ -412,6 +412,18 @@ impl Planner<'_> {
     }
 }
 
+/// The room held for a gang that has waited too long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    /// Nodes no later gang may use (unless it is gone before the gang can start, see `outlook`).
+    pub nodes: Vec<NodeId>,
+    /// Nodes whose pods must end for the gang to start: the reserved ones, or for a gang that may span
+    /// the cluster every node, since room freed anywhere lets it start.
+    pub waits_on: Vec<NodeId>,
+    /// By node id: whether the filters accept the gang's sizing member on the node once it is empty.
+    pub eligible: Vec<bool>,
+}
+
 /// The nodes to keep free for `gang` once it has waited too long: a single node that could hold
 /// `min_member` if it were empty (the one that holds most now); else, for a gang with a required level,
 /// the tightest domain within that level that could, choosing the one that holds most now; else, for a
@@ -423,25 +435,43 @@ pub fn reservation_for(
     gang: &Gang,
     topology: &Topology,
 ) -> Option<Vec<NodeId>> {
+    reservation(profile, snapshot, gang, topology).map(|r| r.nodes)
+}
+
+/// By node id: whether every filter accepts `pod` on the node as it will be once its pods have ended
+/// (filters judge current occupancy too).
+pub(crate) fn eligible_when_empty(profile: &Profile, snapshot: &Snapshot, pod: &Pod) -> Vec<bool> {
+    snapshot
+        .nodes()
+        .iter()
+        .map(|node| {
+            let mut empty = node.clone();
+            empty.requested = Default::default();
+            empty.gpus.iter_mut().for_each(|g| g.used_milli = 0);
+            profile.filters.iter().all(|f| f.filter(pod, &empty).is_ok())
+        })
+        .collect()
+}
+
+/// [`reservation_for`], with what the queue needs to estimate when the gang can start.
+pub fn reservation(profile: &Profile, snapshot: &Snapshot, gang: &Gang, topology: &Topology) -> Option<Reservation> {
     let requirement = validate(gang, snapshot, topology).ok()?;
     let sizing = sizing_member(&gang.members);
     let need = gang.min_member as u64;
     let mut when_empty = vec![0u64; snapshot.nodes().len()];
     let mut now = vec![0u64; snapshot.nodes().len()];
+    let eligible = eligible_when_empty(profile, snapshot, sizing);
     for (id, node) in snapshot.nodes().iter().enumerate() {
-        // Filters judge current occupancy too; judge the node as it will be once its pods finish.
-        let mut empty = node.clone();
-        empty.requested = Default::default();
-        empty.gpus.iter_mut().for_each(|g| g.used_milli = 0);
-        if profile.filters.iter().all(|f| f.filter(sizing, &empty).is_ok()) {
+        if eligible[id] {
             when_empty[id] = copies_that_fit(node, sizing, Occupancy::Empty);
             now[id] = copies_that_fit(node, sizing, Occupancy::Current);
         }
     }
+    let only = |nodes: Vec<NodeId>, eligible: Vec<bool>| Reservation { waits_on: nodes.clone(), nodes, eligible };
     let best_node =
         (0..when_empty.len()).filter(|&n| when_empty[n] >= need).max_by_key(|&n| (now[n], std::cmp::Reverse(n)));
     if let Some(node) = best_node {
-        return Some(vec![node]);
+        return Some(only(vec![node], eligible));
     }
     let Some(required) = requirement.filter(|r| r.required) else {
         // A gang that may span the cluster starts as soon as enough copies are free anywhere, so it
@@ -463,7 +493,7 @@ pub fn reservation_for(
                 more
             })
             .collect();
-        return Some(hold);
+        return Some(Reservation { nodes: hold, waits_on: (0..now.len()).collect(), eligible });
     };
     let empty_by_domain = topology.sum_by_domain(&when_empty);
     let now_by_domain = topology.sum_by_domain(&now);
@@ -476,7 +506,7 @@ pub fn reservation_for(
             .filter(|&d| topology.domain(d).known && empty_by_domain[d] >= need)
             .max_by_key(|&d| (now_by_domain[d], std::cmp::Reverse(d)));
         if let Some(domain) = best {
-            return Some(topology.domain(domain).nodes.clone());
+            return Some(only(topology.domain(domain).nodes.clone(), eligible));
         }
     }
     None

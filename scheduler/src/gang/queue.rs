@@ -11,6 +11,11 @@
 //!   that fits elsewhere still flows. One reservation at a time, always for the oldest starving gang of
 //!   the highest priority, so reservations cannot deadlock each other. A gang that could not fit even in
 //!   an empty cluster (or its required level) reserves nothing; its timeout ends its wait.
+//! - **Backfill into the reservation**: when the caller knows when running pods end and how long a gang
+//!   runs ([`RuntimeHints`]), the reserved gang's start is estimated (its shadow time, see `outlook`), and a
+//!   gang behind it may use the reserved nodes if it is expected to be gone by then, stretched by how far
+//!   it ended up spread ([`QueueConfig::spread_cost`]). The reserved gang starts no later for it, and
+//!   its room does not sit idle meanwhile. Without hints the reservation simply holds its nodes.
 //! - **Timeouts**: a gang whose `timeout` has passed since it arrived is removed and reported. It never
 //!   held anything: gangs are placed whole or not at all. Time is passed in by the caller (`now`), so the
 //!   queue stays pure and a simulator drives it with its own clock.
@@ -20,21 +25,46 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use super::plan::{PlanOptions, plan_gang_with, reservation_for};
+use super::outlook::{NoHints, RuntimeHints, earliest_fit};
+use super::plan::{PlanOptions, Reservation, eligible_when_empty, plan_gang_with, reservation, sizing_member};
 use super::{Gang, GangPlacement, GangUnschedulable};
-use crate::core::{Pod, Snapshot};
+use crate::core::{NodeId, Pod, Snapshot};
 use crate::framework::Profile;
 use crate::topology::Topology;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QueueConfig {
     /// Skips after which the oldest starving gang reserves its domain.
     pub reserve_after_skips: u32,
+    /// How much longer a gang runs when its members span several domains of a topology level:
+    /// `(level label, α)` for run time × (1 + α); the loosest level spanned counts. A level not listed
+    /// costs nothing. The scheduler's own model of its network, used to bound a backfilled gang's run.
+    pub spread_cost: Vec<(String, f64)>,
+    /// A gang waits for a domain of its preferred level only when that saves it at least this much over
+    /// starting spread now. Waiting holds the domain from work that would not be gone in time; for a gain
+    /// of a few minutes that cost to the queue outweighs it (replays: `bench/README.md`, "Topology-aware
+    /// gangs").
+    pub min_locality_gain: Duration,
 }
 
 impl Default for QueueConfig {
     fn default() -> Self {
-        QueueConfig { reserve_after_skips: 3 }
+        QueueConfig { reserve_after_skips: 3, spread_cost: Vec::new(), min_locality_gain: Duration::from_secs(600) }
+    }
+}
+
+impl QueueConfig {
+    /// The stretch factor of a placement on `nodes`: 1 + α of the loosest level they span.
+    pub fn stretch(&self, topology: &Topology, nodes: &[NodeId]) -> f64 {
+        for (level, info) in topology.levels().iter().enumerate().take(topology.group_levels()) {
+            let mut domains = nodes.iter().map(|&n| topology.domain_of(n, level));
+            let first = domains.next().flatten();
+            if domains.any(|d| d != first) {
+                let alpha = self.spread_cost.iter().find(|(label, _)| *label == info.label).map_or(0.0, |c| c.1);
+                return 1.0 + alpha;
+            }
+        }
+        1.0
     }
 }
 
@@ -77,6 +107,28 @@ pub struct PassOutcome {
     pub waiting: Vec<(String, String)>,
     /// The gang whose domain was kept free of later work this pass.
     pub reserved_for: Option<String>,
+    /// Gangs placed on reserved nodes because they are expected to be gone before the reserved gang can
+    /// start.
+    pub backfilled: Vec<String>,
+}
+
+/// The reservation of one pass: the nodes held, and, once asked, when the gang they are held for is
+/// expected to be able to start (`None` inside when unknown).
+struct Held {
+    mask: Vec<bool>,
+    reservation: Reservation,
+    sizing: Pod,
+    need: u64,
+    shadow: Option<Option<Duration>>,
+}
+
+impl Held {
+    fn shadow(&mut self, snapshot: &Snapshot, hints: &dyn RuntimeHints, now: Duration) -> Option<Duration> {
+        *self.shadow.get_or_insert_with(|| {
+            let r = &self.reservation;
+            earliest_fit(snapshot, &r.waits_on, &r.eligible, &self.sizing, self.need, hints, now)
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -153,7 +205,7 @@ impl GangQueue {
         self.entries.iter().find(|e| e.gang.name == gang).map(|e| e.skips)
     }
 
-    /// Expires timed-out gangs, then tries every other gang once in queue order.
+    /// Expires timed-out gangs, then tries every other gang once in queue order, knowing no run times.
     pub fn schedule_pass(
         &mut self,
         profile: &Profile,
@@ -161,9 +213,22 @@ impl GangQueue {
         topology: &Topology,
         now: Duration,
     ) -> PassOutcome {
+        self.schedule_pass_with(profile, snapshot, topology, now, &NoHints)
+    }
+
+    /// [`GangQueue::schedule_pass`] with what the caller knows about run times (backfill into the
+    /// reservation).
+    pub fn schedule_pass_with(
+        &mut self,
+        profile: &Profile,
+        snapshot: &mut Snapshot,
+        topology: &Topology,
+        now: Duration,
+        hints: &dyn RuntimeHints,
+    ) -> PassOutcome {
         let mut outcome = PassOutcome { timed_out: self.expire(now), ..PassOutcome::default() };
         self.entries.sort_by_key(|e| (Reverse(e.gang.priority), e.arrival));
-        let mut avoid: Option<Vec<bool>> = None;
+        let mut held: Option<Held> = None;
         let mut index = 0;
         while index < self.entries.len() {
             let entry = &mut self.entries[index];
@@ -179,8 +244,36 @@ impl GangQueue {
                 index += 1;
                 continue;
             }
-            let options = PlanOptions { avoid: avoid.as_deref(), ..PlanOptions::default() };
-            match plan_gang_with(profile, snapshot, &entry.gang, topology, &options) {
+            let options = PlanOptions { avoid: held.as_ref().map(|h| &h.mask[..]), ..PlanOptions::default() };
+            let mut planned = plan_gang_with(profile, snapshot, &entry.gang, topology, &options);
+            if planned.is_err()
+                && let Some(h) = held.as_mut()
+                && let Some(placement) = backfill(&self.config, profile, snapshot, topology, &entry.gang, h, hints, now)
+            {
+                outcome.backfilled.push(placement.gang.clone());
+                planned = Ok(placement);
+            }
+            if let Ok(placement) = &planned
+                && held.is_none()
+                && let Some(wait) =
+                    locality_wait(&self.config, profile, snapshot, topology, &entry.gang, placement, hints, now)
+            {
+                let mut mask = vec![false; snapshot.nodes().len()];
+                wait.reservation.nodes.iter().for_each(|&n| mask[n] = true);
+                held = Some(Held {
+                    mask,
+                    reservation: wait.reservation,
+                    sizing: sizing_member(&entry.gang.members).clone(),
+                    need: wait.need,
+                    shadow: Some(Some(wait.start)),
+                });
+                outcome.reserved_for = Some(entry.gang.name.clone());
+                outcome.waiting.push((entry.gang.name.clone(), wait.message.clone()));
+                entry.last_reason = Some(wait.message);
+                index += 1;
+                continue;
+            }
+            match planned {
                 Ok(placement) => {
                     outcome.placed.push(placement);
                     self.entries.remove(index);
@@ -194,13 +287,19 @@ impl GangQueue {
                     let reason = unschedulable.to_string();
                     outcome.waiting.push((entry.gang.name.clone(), reason.clone()));
                     entry.last_reason = Some(reason);
-                    if avoid.is_none()
+                    if held.is_none()
                         && entry.skips >= self.config.reserve_after_skips
-                        && let Some(nodes) = reservation_for(profile, snapshot, &entry.gang, topology)
+                        && let Some(reservation) = reservation(profile, snapshot, &entry.gang, topology)
                     {
                         let mut mask = vec![false; snapshot.nodes().len()];
-                        nodes.into_iter().for_each(|n| mask[n] = true);
-                        avoid = Some(mask);
+                        reservation.nodes.iter().for_each(|&n| mask[n] = true);
+                        held = Some(Held {
+                            mask,
+                            reservation,
+                            sizing: sizing_member(&entry.gang.members).clone(),
+                            need: entry.gang.min_member as u64,
+                            shadow: None,
+                        });
                         outcome.reserved_for = Some(entry.gang.name.clone());
                     }
                     index += 1;
@@ -226,4 +325,97 @@ impl GangQueue {
         });
         timed_out
     }
+}
+
+/// `gang` placed on the reserved nodes too, kept only if it is expected to end, stretched by how spread it
+/// landed, by the time the reserved gang can start.
+#[allow(clippy::too_many_arguments)]
+fn backfill(
+    config: &QueueConfig,
+    profile: &Profile,
+    snapshot: &mut Snapshot,
+    topology: &Topology,
+    gang: &Gang,
+    held: &mut Held,
+    hints: &dyn RuntimeHints,
+    now: Duration,
+) -> Option<GangPlacement> {
+    let runtime = hints.expected_runtime(gang)?;
+    let shadow = held.shadow(snapshot, hints, now)?;
+    if now + runtime > shadow {
+        return None;
+    }
+    let placement = plan_gang_with(profile, snapshot, gang, topology, &PlanOptions::default()).ok()?;
+    let stretched = runtime.mul_f64(config.stretch(topology, &placement.nodes()));
+    if now + stretched <= shadow {
+        return Some(placement);
+    }
+    placement.release(snapshot).expect("a placement just made can be released");
+    None
+}
+
+/// A gang that will start sooner, all told, in a domain of its preferred level once that frees up.
+struct LocalityWait {
+    reservation: Reservation,
+    need: u64,
+    start: Duration,
+    message: String,
+}
+
+/// Whether `gang`, just placed as `placement` (assumed in `snapshot`), should rather wait for a domain of
+/// its preferred level: when the earliest such domain is expected to hold it sooner than the spread would
+/// add to its run (`runtime × α`). On `Some` the placement has been released; on `None` it stands.
+#[allow(clippy::too_many_arguments)]
+fn locality_wait(
+    config: &QueueConfig,
+    profile: &Profile,
+    snapshot: &mut Snapshot,
+    topology: &Topology,
+    gang: &Gang,
+    placement: &GangPlacement,
+    hints: &dyn RuntimeHints,
+    now: Duration,
+) -> Option<LocalityWait> {
+    let preferred = gang.topology.as_ref().filter(|t| !t.required)?;
+    let level = topology.level_index(&preferred.level).ok().filter(|&l| l < topology.group_levels())?;
+    let stretch = config.stretch(topology, &placement.nodes());
+    if stretch <= 1.0 {
+        return None;
+    }
+    let runtime = hints.expected_runtime(gang)?;
+    let extra = runtime.mul_f64(stretch - 1.0);
+    placement.release(snapshot).expect("a placement just made can be released");
+    let sizing = sizing_member(&gang.members);
+    let need = placement.members.len() as u64;
+    let eligible = eligible_when_empty(profile, snapshot, sizing);
+    let best = topology
+        .domains_at(level)
+        .iter()
+        .filter(|&&d| topology.domain(d).known)
+        .filter_map(|&d| {
+            let nodes = &topology.domain(d).nodes;
+            earliest_fit(snapshot, nodes, &eligible, sizing, need, hints, now).map(|at| (at, d))
+        })
+        .min();
+    let wait = best.filter(|&(at, _)| at.saturating_sub(now).saturating_add(config.min_locality_gain) < extra);
+    let Some((start, domain)) = wait else {
+        let again = plan_gang_with(profile, snapshot, gang, topology, &PlanOptions::default());
+        debug_assert!(again.as_ref().is_ok_and(|p| p.members == placement.members), "re-planning is deterministic");
+        again.expect("the gang was placeable a moment ago on the same snapshot");
+        return None;
+    };
+    let nodes = topology.domain(domain).nodes.clone();
+    Some(LocalityWait {
+        reservation: Reservation { waits_on: nodes.clone(), nodes, eligible },
+        need,
+        start,
+        message: format!(
+            "gang {}: waiting {} s for {} to free up rather than running {:.0}% longer spread now ({} s more)",
+            gang.name,
+            start.saturating_sub(now).as_secs(),
+            topology.describe(domain),
+            100.0 * (stretch - 1.0),
+            extra.as_secs()
+        ),
+    })
 }

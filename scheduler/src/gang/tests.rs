@@ -225,7 +225,7 @@ fn bad_gangs_get_clear_errors() {
 }
 
 fn queue_with(gangs: Vec<Gang>) -> GangQueue {
-    let mut queue = GangQueue::new(QueueConfig { reserve_after_skips: 2 });
+    let mut queue = GangQueue::new(QueueConfig { reserve_after_skips: 2, ..QueueConfig::default() });
     for (i, g) in gangs.into_iter().enumerate() {
         queue.add_gang(g, Duration::from_secs(i as u64)).unwrap();
     }
@@ -344,4 +344,64 @@ fn a_gang_whose_min_resources_are_not_free_is_refused_before_planning() {
     assert_eq!(snapshot.nodes(), &before[..]);
     small.min_resources.as_mut().unwrap().gpu_milli = 10_000;
     assert_eq!(plan_gang(&profile(), &mut snapshot, &small, &topo).unwrap().members.len(), 2);
+}
+
+/// Run times by pod key (ends) and by gang name (runtimes), in seconds.
+struct Known {
+    ends: Vec<(&'static str, u64)>,
+    runtimes: Vec<(&'static str, u64)>,
+}
+
+impl RuntimeHints for Known {
+    fn expected_end(&self, pod_key: &str) -> Option<Duration> {
+        self.ends.iter().find(|(k, _)| *k == pod_key).map(|&(_, s)| Duration::from_secs(s))
+    }
+    fn expected_runtime(&self, gang: &Gang) -> Option<Duration> {
+        self.runtimes.iter().find(|(g, _)| *g == gang.name).map(|&(_, s)| Duration::from_secs(s))
+    }
+}
+
+#[test]
+fn a_gang_gone_before_the_reserved_gang_can_start_backfills_its_room() {
+    // Two racks of two nodes; one node of each busy (r2's frees at 500 s, r1's at 1000 s). "big" needs
+    // three whole nodes, so it reserves the two free ones and can start at 500 s.
+    let setup = || {
+        let mut s = cluster(&[("s1", "r1", 2), ("s1", "r2", 2)]);
+        occupy(&mut s, "r1-n0", 8);
+        occupy(&mut s, "r2-n0", 8);
+        let mut queue = GangQueue::new(QueueConfig { reserve_after_skips: 1, ..QueueConfig::default() });
+        queue.add_gang(gang("big", 3, 8).with_priority(1), Duration::ZERO).unwrap();
+        queue.add_gang(gang("short", 1, 8), Duration::ZERO).unwrap();
+        queue.add_gang(gang("long", 1, 8), Duration::ZERO).unwrap();
+        (s, queue)
+    };
+    let known = Known {
+        ends: vec![("filler/r1-n0", 1000), ("filler/r2-n0", 500)],
+        runtimes: vec![("short", 400), ("long", 600)],
+    };
+    let (mut s, mut queue) = setup();
+    let topo = topology(&s);
+    let outcome = queue.schedule_pass_with(&profile(), &mut s, &topo, Duration::ZERO, &known);
+    assert_eq!(outcome.reserved_for.as_deref(), Some("big"));
+    assert_eq!(outcome.backfilled, ["short"], "400 s ends before big can start at 500 s");
+    let placed: Vec<&str> = outcome.placed.iter().map(|p| p.gang.as_str()).collect();
+    assert_eq!(placed, ["short"], "600 s would delay big: long waits");
+    // Knowing nothing, the reservation holds its room.
+    let (mut s, mut queue) = setup();
+    let outcome = queue.schedule_pass(&profile(), &mut s, &topo, Duration::ZERO);
+    assert_eq!(outcome.reserved_for.as_deref(), Some("big"));
+    assert!(outcome.placed.is_empty() && outcome.backfilled.is_empty());
+}
+
+#[test]
+fn the_stretch_is_that_of_the_loosest_level_spanned() {
+    let s = cluster(&[("s1", "r1", 2), ("s1", "r2", 1), ("s2", "r3", 1)]);
+    let topo = topology(&s);
+    let config = QueueConfig { spread_cost: vec![(RACK.into(), 0.3), (SPINE.into(), 0.6)], ..QueueConfig::default() };
+    let id = |n: &str| s.node_id(n).unwrap();
+    assert_eq!(config.stretch(&topo, &[id("r1-n0")]), 1.0);
+    assert_eq!(config.stretch(&topo, &[id("r1-n0"), id("r1-n1")]), 1.0, "one rack");
+    assert_eq!(config.stretch(&topo, &[id("r1-n0"), id("r2-n0")]), 1.3, "two racks of one spine");
+    assert_eq!(config.stretch(&topo, &[id("r1-n0"), id("r2-n0"), id("r3-n0")]), 1.6, "two spines");
+    assert_eq!(QueueConfig::default().stretch(&topo, &[id("r1-n0"), id("r3-n0")]), 1.0, "no cost configured");
 }

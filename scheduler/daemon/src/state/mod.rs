@@ -18,7 +18,7 @@ use mlsched::core::gpu::best_fit_gpus;
 use mlsched::core::{Node, Pod, Snapshot};
 use mlsched::framework::Profile;
 use mlsched::framework::cycle::feasible_nodes;
-use mlsched::gang::{Gang, GangQueue, MinResources, QueueConfig, TopologyRequirement};
+use mlsched::gang::{Gang, GangQueue, MinResources, QueueConfig, RuntimeHints, TopologyRequirement};
 use mlsched::topology::Topology;
 use tracing::{debug, warn};
 
@@ -46,6 +46,9 @@ struct BoundPod {
     gpu_index: Option<Vec<usize>>,
     gang: Option<String>,
     labels: BTreeMap<String, String>,
+    /// When it is expected to end (`mlsched.io/expected-runtime-seconds` counted from when this process
+    /// first saw it bound), on the pass clock.
+    expected_end: Option<Duration>,
     /// Ours, but not bound by a decision of this process: by a previous leader, which may have died
     /// before writing the pod's `Scheduled` Event.
     bound_by_another_instance: bool,
@@ -182,6 +185,10 @@ pub struct ClusterState {
     arrivals: Vec<(usize, Pod)>,
     /// Pending gang members told why their gang waits (see `run_pass`), with what they were told.
     waiting_told: HashMap<String, WaitingFor>,
+    /// The core queue's settings (`spreadCost`).
+    queue_config: QueueConfig,
+    /// The `now` of the latest pass: when a pod seen bound since started, as far as this process knows.
+    clock: Duration,
 }
 
 /// Why a gang waits, as its members were told: they are told again only when this changes, not each time
@@ -219,7 +226,15 @@ impl ClusterState {
             observed: HashSet::new(),
             arrivals: Vec::new(),
             waiting_told: HashMap::new(),
+            queue_config: QueueConfig::default(),
+            clock: Duration::ZERO,
         }
+    }
+
+    /// The core queue's settings every pass uses.
+    pub fn with_queue_config(mut self, config: QueueConfig) -> Self {
+        self.queue_config = config;
+        self
     }
 
     /// Our pods seen for the first time since the last call, with the index of the profile serving them.

@@ -40,6 +40,7 @@ impl ClusterState {
 
     /// One scheduling pass over the ready units of `queue`.
     pub fn run_pass(&mut self, queue: &mut SchedulingQueue, profiles: &[Profile], now: Duration) -> PassResult {
+        self.clock = now;
         self.refresh();
         let mut result = PassResult::default();
         let mut ready = queue.ready(now);
@@ -78,8 +79,7 @@ impl ClusterState {
                 }
             }
         }
-        let config = QueueConfig::default();
-        let mut queues: Vec<GangQueue> = profiles.iter().map(|_| GangQueue::new(config)).collect();
+        let mut queues: Vec<GangQueue> = profiles.iter().map(|_| GangQueue::new(self.queue_config.clone())).collect();
         let mut by_name: HashMap<String, UnitKey> = HashMap::new();
         let mut waiting_for_members: Vec<Waiting> = Vec::new();
         let mut timed_out_early: Vec<(UnitKey, String, Vec<PodRef>)> = Vec::new();
@@ -176,7 +176,8 @@ impl ClusterState {
             if gq.is_empty() {
                 continue;
             }
-            let outcome = gq.schedule_pass(&profiles[index], &mut self.snapshot, &self.topology, now);
+            let hints = PodHints { bound: &self.bound, pending: &self.pending, clock: now };
+            let outcome = gq.schedule_pass_with(&profiles[index], &mut self.snapshot, &self.topology, now, &hints);
             if let Some(unit) = outcome.reserved_for.as_ref().and_then(|g| by_name.get(g)) {
                 self.reserving.get_or_insert_with(|| unit.clone());
             }
@@ -322,5 +323,27 @@ impl ClusterState {
         // the status written is the coscheduling one (a scheduling.k8s.io group's members carry the news).
         let pod_group = self.pod_groups.contains_key(&(PodGroupApi::Coscheduling, gang.to_string()));
         GangReport { gang: gang.to_string(), pod_group, phase, scheduled: self.bound_members(gang), reason, message }
+    }
+}
+
+/// Run times as the pods declare them (`mlsched.io/expected-runtime-seconds`).
+struct PodHints<'a> {
+    bound: &'a HashMap<String, BoundPod>,
+    pending: &'a HashMap<String, PendingPod>,
+    clock: Duration,
+}
+
+impl RuntimeHints for PodHints<'_> {
+    fn expected_end(&self, pod_key: &str) -> Option<Duration> {
+        match self.bound.get(pod_key) {
+            Some(b) => b.expected_end,
+            // Assumed by a pass, its bind not seen yet: it starts about now.
+            None => self.pending.get(pod_key)?.info.expected_runtime.map(|r| self.clock + r),
+        }
+    }
+
+    /// The longest any member declares; unknown when none does.
+    fn expected_runtime(&self, gang: &Gang) -> Option<Duration> {
+        gang.members.iter().filter_map(|m| self.pending.get(&m.key)?.info.expected_runtime).max()
     }
 }

@@ -134,6 +134,7 @@ impl ClusterState {
                 gpu_index,
                 gang,
                 labels,
+                expected_end: info.expected_runtime.map(|r| self.clock + r),
                 bound_by_another_instance,
             };
             self.bound.insert(key.clone(), bound);

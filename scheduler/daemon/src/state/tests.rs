@@ -771,3 +771,75 @@ fn pod_groups_of_the_two_apis_never_stand_in_for_each_other() {
         )]
     );
 }
+
+/// Racks r1 (nodes a, b) and r2 (c, d) of 8-GPU nodes; b runs a pod expected to end at 10,000 s and c one
+/// expected at 100 s, so one node of each rack is free and r2 is whole again soon.
+fn two_racks_one_freeing_soon(queue_config: QueueConfig) -> World {
+    let mut state = ClusterState::new(vec!["rack".into(), "kubernetes.io/hostname".into()], vec!["mlsched".into()], 2)
+        .with_queue_config(queue_config);
+    for (name, rack) in [("a", "r1"), ("b", "r1"), ("c", "r2"), ("d", "r2")] {
+        state.apply_node(gpu_node(name, 8).with_label("rack", rack));
+    }
+    for (name, node, runtime) in [("long", "b", "10000"), ("short", "c", "100")] {
+        let bound = json!({"spec": {"nodeName": node}, "metadata": {"annotations": {"mlsched.io/expected-runtime-seconds": runtime}}});
+        state.apply_pod(pod(name, 8, bound));
+    }
+    World {
+        state,
+        queue: SchedulingQueue::new(Backoff { initial: s(1), max: s(60) }),
+        profiles: vec![profile_for(Policy::BestFit, PolicyInputs::default())],
+    }
+}
+
+/// A two-member gang of 8-GPU pods that prefers one rack and declares its run time.
+fn rack_preferring_pair(w: &mut World, runtime: &str) {
+    for i in 0..2 {
+        let extra = json!({"metadata": {"annotations": {
+            "mlsched.io/gang-name": "pair", "mlsched.io/gang-size": "2",
+            "mlsched.io/topology-preferred-level": "rack", "mlsched.io/expected-runtime-seconds": runtime}}});
+        w.add(pod(&format!("w{i}"), 8, extra), s(0));
+    }
+}
+
+fn racks_of(r: &PassResult) -> Vec<&str> {
+    let mut nodes: Vec<&str> = r.binds.iter().flat_map(|b| b.members.iter().map(|m| m.node.as_str())).collect();
+    nodes.sort();
+    nodes
+}
+
+#[test]
+fn a_gang_waits_for_a_rack_that_frees_sooner_than_spreading_would_cost() {
+    let spread_cost = QueueConfig { spread_cost: vec![("rack".into(), 0.5)], ..QueueConfig::default() };
+    // Spread now costs 1,800 s of a 3,600 s run; r2 is whole at 100 s: wait.
+    let mut w = two_racks_one_freeing_soon(spread_cost.clone());
+    rack_preferring_pair(&mut w, "3600");
+    let r = w.pass(s(0));
+    assert!(r.binds.is_empty(), "{:?}", r.binds);
+    let (_, _, message) = &r.unschedulable[0];
+    assert!(
+        message.contains("waiting 100 s for rack=r2 to free up rather than running 50% longer spread now"),
+        "{message}"
+    );
+    w.state.delete_pod("ml/short");
+    w.queue.activate_backoff();
+    assert_eq!(racks_of(&w.pass(s(100))), ["c", "d"], "placed in the rack it waited for");
+
+    // A 100 s run loses only 50 s spread: it starts now, across the racks.
+    let mut w = two_racks_one_freeing_soon(spread_cost);
+    rack_preferring_pair(&mut w, "100");
+    assert_eq!(racks_of(&w.pass(s(0))), ["a", "d"]);
+    // Without a spread cost configured, spreading is free: it starts now too.
+    let mut w = two_racks_one_freeing_soon(QueueConfig::default());
+    rack_preferring_pair(&mut w, "3600");
+    assert_eq!(racks_of(&w.pass(s(0))), ["a", "d"]);
+}
+
+#[test]
+fn a_malformed_expected_runtime_is_refused_with_its_name() {
+    let v = json!({
+        "metadata": {"name": "p", "namespace": "ml", "uid": "u", "annotations": {"mlsched.io/expected-runtime-seconds": "1h"}},
+        "spec": {"schedulerName": "mlsched", "containers": [{"name": "c"}]}
+    });
+    let err = translate_pod(&serde_json::from_value(v).unwrap()).unwrap_err().to_string();
+    assert!(err.contains("mlsched.io/expected-runtime-seconds=\"1h\" must be whole seconds"), "{err}");
+}
