@@ -15,7 +15,8 @@
 //!   gang was released) or a job entered the window; and only when free GPUs ≥ the smallest waiting
 //!   job's GPUs (otherwise nothing can fit).
 //! - `mlsched` and `gang` queue gangs in a [`GangQueue`] (priority, arrival, aging reservations), each pass
-//!   is `schedule_pass`. `mlsched` plans on the real fat tree and prefers the rack level for multi-node
+//!   is `schedule_pass_with` the run times of [`Hints`] (backfill into the reservation; mlsched's waits for
+//!   a rack). `mlsched` plans on the real fat tree and prefers the rack level for multi-node
 //!   gangs; `gang` plans on a flat topology (hostname only), so it ignores racks. Spread and slowdown are
 //!   always measured on the real tree.
 //! - `nogang` schedules pods one by one as kube-scheduler does (FIFO, each pod on its own, a pod that
@@ -266,7 +267,6 @@ pub fn simulate(jobs: &[Job], config: &EngineConfig) -> EngineResult {
                 (SPINE_LABEL.to_string(), config.slowdown.alpha_spine),
             ],
             min_locality_gain: config.min_locality_gain,
-            ..QueueConfig::default()
         }),
         window: Vec::new(),
         overflow: VecDeque::new(),

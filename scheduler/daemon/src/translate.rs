@@ -468,7 +468,9 @@ pub fn translate_pod(pod: &k8s::Pod) -> Result<PodInfo, Invalid> {
         Some(text) => match text.parse::<u64>() {
             Ok(seconds) if seconds > 0 => Some(Duration::from_secs(seconds)),
             _ => {
-                return Err(invalid!("annotation {EXPECTED_RUNTIME_ANNOTATION}={text:?} must be whole seconds above 0"));
+                return Err(invalid!(
+                    "annotation {EXPECTED_RUNTIME_ANNOTATION}={text:?} must be whole seconds above 0"
+                ));
             }
         },
     };

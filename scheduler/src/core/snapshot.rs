@@ -40,6 +40,23 @@ pub struct Placement {
     pub gpus: GpuAssignment,
 }
 
+impl Placement {
+    /// Gives what this placement holds back to `node` (the node it is on): requests, GPU shares, MIG
+    /// instances. `Snapshot::forget` does it on the snapshot; a planner can do it on a copy of one node.
+    pub fn release_from(&self, node: &mut Node) -> Result<(), ResourceError> {
+        node.requested = node.requested.checked_sub(&self.requests)?;
+        for &(i, milli) in &self.gpus.devices {
+            node.gpus[i].used_milli -= milli;
+        }
+        for &(i, instance) in &self.gpus.mig {
+            if let Some(state) = node.gpus[i].mig.as_mut() {
+                state.release(instance);
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     nodes: Vec<Node>,
@@ -286,18 +303,9 @@ impl Snapshot {
     pub fn forget(&mut self, pod_key: &str) -> Result<Placement, SnapshotError> {
         let placement = self.placements.remove(pod_key).ok_or_else(|| SnapshotError::NotPlaced(pod_key.to_string()))?;
         let node = &mut self.nodes[placement.node];
-        node.requested = node
-            .requested
-            .checked_sub(&placement.requests)
+        placement
+            .release_from(node)
             .map_err(|source| SnapshotError::Resources { pod: pod_key.to_string(), node: node.name.clone(), source })?;
-        for &(i, milli) in &placement.gpus.devices {
-            node.gpus[i].used_milli -= milli;
-        }
-        for &(i, instance) in &placement.gpus.mig {
-            if let Some(state) = node.gpus[i].mig.as_mut() {
-                state.release(instance);
-            }
-        }
         self.touch(placement.node);
         let on_node = &mut self.pods_by_node[placement.node];
         if let Some(i) = on_node.iter().position(|k| k == pod_key) {

@@ -2,6 +2,7 @@
 //!
 //! - `plan`: decides one gang as a single transaction on the snapshot (`plan_gang`).
 //! - `queue`: holds gangs until quorum, orders them, ages the ones that keep being skipped.
+//! - `outlook`: what the caller knows about run times, and when room frees up (backfill, locality waits).
 //!
 //! How a simulator drives it: a job arrives → build a [`Gang`] of its pods and `plan_gang` it (or put it
 //! in a [`GangQueue`] and call `schedule_pass`); on `Ok` the members are already assumed in the snapshot.
@@ -33,7 +34,8 @@ pub struct TopologyRequirement {
     /// A topology level label, e.g. `network.mlsched.io/rack`.
     pub level: String,
     /// Required: the gang runs inside one domain of this level (or a tighter one) or not at all.
-    /// Preferred: the same is tried first, then looser levels.
+    /// Preferred: the same is tried first, then looser levels; with run times known, the queue may wait
+    /// for a domain of this level instead (`queue`).
     pub required: bool,
 }
 

@@ -13,8 +13,10 @@
 
 use std::time::Duration;
 
+use rustc_hash::FxHashMap;
+
 use super::Gang;
-use crate::core::{NodeId, Pod, Snapshot};
+use crate::core::{Node, NodeId, Pod, Snapshot};
 use crate::topology::{Occupancy, copies_that_fit};
 
 /// What the caller knows about time, on the queue's clock.
@@ -52,14 +54,10 @@ pub fn earliest_fit(
     hints: &dyn RuntimeHints,
     now: Duration,
 ) -> Option<Duration> {
-    let copies = |node: NodeId, s: &Snapshot| {
-        if eligible.get(node).copied().unwrap_or(false) {
-            copies_that_fit(&s.nodes()[node], sizing, Occupancy::Current)
-        } else {
-            0
-        }
+    let copies = |id: NodeId, node: &Node| {
+        if eligible.get(id).copied().unwrap_or(false) { copies_that_fit(node, sizing, Occupancy::Current) } else { 0 }
     };
-    let mut held: u64 = scope.iter().map(|&n| copies(n, snapshot)).fold(0, u64::saturating_add);
+    let mut held: u64 = scope.iter().map(|&n| copies(n, &snapshot.nodes()[n])).fold(0, u64::saturating_add);
     if held >= need {
         return Some(now);
     }
@@ -70,12 +68,14 @@ pub fn earliest_fit(
         }
     }
     ends.sort_unstable();
-    let mut scratch: Option<Snapshot> = None;
-    for (end, key, node) in ends {
-        let s = scratch.get_or_insert_with(|| snapshot.clone());
-        let before = copies(node, s);
-        s.forget(key).expect("a pod listed on a node of the snapshot is placed");
-        held = held - before + copies(node, s);
+    // Only the nodes whose pods end are copied, one at a time as their first pod ends.
+    let mut freed: FxHashMap<NodeId, Node> = FxHashMap::default();
+    for (end, key, id) in ends {
+        let node = freed.entry(id).or_insert_with(|| snapshot.nodes()[id].clone());
+        let before = copies(id, node);
+        let placement = snapshot.placement(key).expect("a pod listed on a node of the snapshot is placed");
+        placement.release_from(node).expect("a placed pod's requests are booked on its node");
+        held = held - before + copies(id, node);
         if held >= need {
             return Some(end);
         }

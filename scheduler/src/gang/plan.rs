@@ -20,7 +20,8 @@
 //!
 //! Try all members first, then as many as there is room for, then `min_member`. A required level stops
 //! before the cluster tier; a preferred level changes nothing in that order (every gang is already
-//! placed as tightly as it fits) but is validated like a required one.
+//! placed as tightly as it fits) but is validated like a required one. Whether a gang should rather wait for a
+//! tighter domain than start spread is the queue's call (`queue`, with run-time hints).
 
 use rustc_hash::FxHashSet;
 

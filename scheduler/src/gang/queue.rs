@@ -16,6 +16,11 @@
 //!   gang behind it may use the reserved nodes if it is expected to be gone by then, stretched by how far
 //!   it ended up spread ([`QueueConfig::spread_cost`]). The reserved gang starts no later for it, and
 //!   its room does not sit idle meanwhile. Without hints the reservation simply holds its nodes.
+//! - **Waiting for a tighter domain**: a gang that prefers a level and would start spread over several of
+//!   its domains waits instead, holding the domain as the pass's reservation, when the earliest domain of
+//!   that level that will hold it (from the pods' expected ends) frees up sooner than the spread would add
+//!   to its run, by at least [`QueueConfig::min_locality_gain`]. It needs the gang's run time and every end
+//!   time in those domains; without them a preferred level is only the order in which domains are tried.
 //! - **Timeouts**: a gang whose `timeout` has passed since it arrived is removed and reported. It never
 //!   held anything: gangs are placed whole or not at all. Time is passed in by the caller (`now`), so the
 //!   queue stays pure and a simulator drives it with its own clock.
@@ -123,6 +128,14 @@ struct Held {
 }
 
 impl Held {
+    /// `reservation` held for `gang` until it has `need` members' room; `start` when already known.
+    fn new(reservation: Reservation, gang: &Gang, need: u64, start: Option<Duration>, nodes: usize) -> Held {
+        let mut mask = vec![false; nodes];
+        reservation.nodes.iter().for_each(|&n| mask[n] = true);
+        let shadow = start.map(Some);
+        Held { mask, reservation, sizing: sizing_member(&gang.members).clone(), need, shadow }
+    }
+
     fn shadow(&mut self, snapshot: &Snapshot, hints: &dyn RuntimeHints, now: Duration) -> Option<Duration> {
         *self.shadow.get_or_insert_with(|| {
             let r = &self.reservation;
@@ -258,15 +271,8 @@ impl GangQueue {
                 && let Some(wait) =
                     locality_wait(&self.config, profile, snapshot, topology, &entry.gang, placement, hints, now)
             {
-                let mut mask = vec![false; snapshot.nodes().len()];
-                wait.reservation.nodes.iter().for_each(|&n| mask[n] = true);
-                held = Some(Held {
-                    mask,
-                    reservation: wait.reservation,
-                    sizing: sizing_member(&entry.gang.members).clone(),
-                    need: wait.need,
-                    shadow: Some(Some(wait.start)),
-                });
+                let nodes = snapshot.nodes().len();
+                held = Some(Held::new(wait.reservation, &entry.gang, wait.need, Some(wait.start), nodes));
                 outcome.reserved_for = Some(entry.gang.name.clone());
                 outcome.waiting.push((entry.gang.name.clone(), wait.message.clone()));
                 entry.last_reason = Some(wait.message);
@@ -291,15 +297,8 @@ impl GangQueue {
                         && entry.skips >= self.config.reserve_after_skips
                         && let Some(reservation) = reservation(profile, snapshot, &entry.gang, topology)
                     {
-                        let mut mask = vec![false; snapshot.nodes().len()];
-                        reservation.nodes.iter().for_each(|&n| mask[n] = true);
-                        held = Some(Held {
-                            mask,
-                            reservation,
-                            sizing: sizing_member(&entry.gang.members).clone(),
-                            need: entry.gang.min_member as u64,
-                            shadow: None,
-                        });
+                        let (need, nodes) = (entry.gang.min_member as u64, snapshot.nodes().len());
+                        held = Some(Held::new(reservation, &entry.gang, need, None, nodes));
                         outcome.reserved_for = Some(entry.gang.name.clone());
                     }
                     index += 1;
