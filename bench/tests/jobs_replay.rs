@@ -10,35 +10,10 @@
 
 use std::path::PathBuf;
 
-use mlsim::jobs::engine::{DEFAULT_PARTIAL_TIMEOUT_SECONDS, DEFAULT_WINDOW};
-use mlsim::jobs::slowdown::{DEFAULT_ALPHA_RACK, DEFAULT_ALPHA_SPINE};
 use mlsim::jobs::{JobPolicy, JobsArgs, JobsSummary, load, run_one};
 
 fn args() -> JobsArgs {
-    JobsArgs {
-        trace: None,
-        cluster: None,
-        policy: JobPolicy::Mlsched,
-        out: PathBuf::from("unused"),
-        load: mlsim::jobs::cluster::DEFAULT_TARGET_LOAD,
-        vc: None,
-        limit: None,
-        compare: false,
-        sweep: false,
-        loads: vec![],
-        alpha_racks: vec![],
-        alpha_spines: vec![],
-        traces_dir: PathBuf::from("unused"),
-        readme: None,
-        alpha_rack: DEFAULT_ALPHA_RACK,
-        alpha_spine: DEFAULT_ALPHA_SPINE,
-        window: DEFAULT_WINDOW,
-        partial_timeout: DEFAULT_PARTIAL_TIMEOUT_SECONDS,
-        reserve_after_skips: 3,
-        hints: mlsim::jobs::Hints::Declared,
-        min_locality_gain: 600,
-        cause: false,
-    }
+    JobsArgs::default()
 }
 
 fn trace_path(relative: &str) -> Option<PathBuf> {

@@ -8,10 +8,9 @@
 
 use std::path::PathBuf;
 
-use mlsim::jobs::engine::{DEFAULT_PARTIAL_TIMEOUT_SECONDS, DEFAULT_WINDOW};
+use mlsim::jobs::JobsArgs;
 use mlsim::jobs::slowdown::{DEFAULT_ALPHA_RACK, DEFAULT_ALPHA_SPINE};
 use mlsim::jobs::sweep::{P99_TOLERANCE, SweepGrid, sweep, sweep_traces};
-use mlsim::jobs::{Hints, JobPolicy, JobsArgs};
 
 fn traces_dir() -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/traces");
@@ -26,30 +25,7 @@ fn traces_dir() -> Option<PathBuf> {
 }
 
 fn args() -> JobsArgs {
-    JobsArgs {
-        trace: None,
-        cluster: None,
-        policy: JobPolicy::Mlsched,
-        out: PathBuf::from("unused"),
-        load: mlsim::jobs::cluster::DEFAULT_TARGET_LOAD,
-        vc: None,
-        limit: None,
-        compare: false,
-        sweep: true,
-        loads: vec![],
-        alpha_racks: vec![],
-        alpha_spines: vec![],
-        traces_dir: PathBuf::from("unused"),
-        readme: None,
-        alpha_rack: DEFAULT_ALPHA_RACK,
-        alpha_spine: DEFAULT_ALPHA_SPINE,
-        window: DEFAULT_WINDOW,
-        partial_timeout: DEFAULT_PARTIAL_TIMEOUT_SECONDS,
-        reserve_after_skips: 3,
-        hints: Hints::Declared,
-        min_locality_gain: 600,
-        cause: false,
-    }
+    JobsArgs::default()
 }
 
 #[test]

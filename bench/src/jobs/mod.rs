@@ -103,6 +103,21 @@ pub struct JobsArgs {
     pub cause: bool,
 }
 
+impl Default for JobsArgs {
+    /// The command line's defaults, from the one place they are written (the `arg` attributes above).
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Command {
+            #[command(flatten)]
+            args: JobsArgs,
+        }
+        // Some mode is required on the command line; `--cause` is then switched off again.
+        let mut args = <Command as clap::Parser>::parse_from(["mlsim-jobs", "--cause"]).args;
+        args.cause = false;
+        args
+    }
+}
+
 /// The ITP clusters in the shared trace folder.
 pub const ITP_CLUSTERS: [&str; 7] = ["01", "02", "04", "06", "08", "09", "10"];
 
@@ -291,4 +306,18 @@ fn run_sweep(args: &JobsArgs) -> anyhow::Result<()> {
         println!("updated {}", readme.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_args_are_the_command_lines() {
+        let args = JobsArgs::default();
+        assert!(!args.cause && !args.compare && !args.sweep && args.trace.is_none());
+        assert_eq!((args.hints, args.load, args.window), (Hints::Declared, cluster::DEFAULT_TARGET_LOAD, 64));
+        assert_eq!(args.min_locality_gain, 600);
+        assert_eq!(args.loads, [0.7, 0.8, 0.9, 1.0]);
+    }
 }

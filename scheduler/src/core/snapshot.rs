@@ -303,9 +303,11 @@ impl Snapshot {
     pub fn forget(&mut self, pod_key: &str) -> Result<Placement, SnapshotError> {
         let placement = self.placements.remove(pod_key).ok_or_else(|| SnapshotError::NotPlaced(pod_key.to_string()))?;
         let node = &mut self.nodes[placement.node];
-        placement
-            .release_from(node)
-            .map_err(|source| SnapshotError::Resources { pod: pod_key.to_string(), node: node.name.clone(), source })?;
+        placement.release_from(node).map_err(|source| SnapshotError::Resources {
+            pod: pod_key.to_string(),
+            node: node.name.clone(),
+            source,
+        })?;
         self.touch(placement.node);
         let on_node = &mut self.pods_by_node[placement.node];
         if let Some(i) = on_node.iter().position(|k| k == pod_key) {
