@@ -42,34 +42,42 @@ impl RuntimeHints for NoHints {
 }
 
 /// The earliest time, at or after `now`, at which the nodes in `scope` hold `need` copies of `sizing`
-/// (counting only nodes marked in `eligible`), if every pod on them ends at its expected time and
-/// nothing new arrives. `None` when some pod on them has no expected end, or even all of them ending
-/// does not make room.
+/// (counting only nodes marked in `eligible`), if every pod on them ends at its expected time, the pods
+/// in `absent` are gone already (a placement being weighed), and nothing new arrives. `None` when some
+/// other pod on them has no expected end, or even all of them ending does not make room.
+#[allow(clippy::too_many_arguments)]
 pub fn earliest_fit(
     snapshot: &Snapshot,
     scope: &[NodeId],
     eligible: &[bool],
     sizing: &Pod,
     need: u64,
+    absent: &[&str],
     hints: &dyn RuntimeHints,
     now: Duration,
 ) -> Option<Duration> {
     let copies = |id: NodeId, node: &Node| {
         if eligible.get(id).copied().unwrap_or(false) { copies_that_fit(node, sizing, Occupancy::Current) } else { 0 }
     };
-    let mut held: u64 = scope.iter().map(|&n| copies(n, &snapshot.nodes()[n])).fold(0, u64::saturating_add);
+    // Only nodes whose pods end (or are absent) are copied, each when its first pod leaves.
+    let mut freed: FxHashMap<NodeId, Node> = FxHashMap::default();
+    for key in absent {
+        let placement = snapshot.placement(key)?;
+        let node = freed.entry(placement.node).or_insert_with(|| snapshot.nodes()[placement.node].clone());
+        placement.release_from(node).ok()?;
+    }
+    let mut held: u64 =
+        scope.iter().map(|&n| copies(n, freed.get(&n).unwrap_or(&snapshot.nodes()[n]))).fold(0, u64::saturating_add);
     if held >= need {
         return Some(now);
     }
     let mut ends: Vec<(Duration, &str, NodeId)> = Vec::new();
     for &node in scope {
-        for (key, _) in snapshot.pods_on(node) {
+        for (key, _) in snapshot.pods_on(node).filter(|(key, _)| !absent.contains(key)) {
             ends.push((hints.expected_end(key)?.max(now), key, node));
         }
     }
     ends.sort_unstable();
-    // Only the nodes whose pods end are copied, one at a time as their first pod ends.
-    let mut freed: FxHashMap<NodeId, Node> = FxHashMap::default();
     for (end, key, id) in ends {
         let node = freed.entry(id).or_insert_with(|| snapshot.nodes()[id].clone());
         let before = copies(id, node);
@@ -124,7 +132,7 @@ mod tests {
         let all = [true; 3];
         let now = Duration::from_secs(10);
         let whole = pod("w", 8);
-        let at = |scope: &[NodeId], need| earliest_fit(&s, scope, &all, &whole, need, &hints, now);
+        let at = |scope: &[NodeId], need| earliest_fit(&s, scope, &all, &whole, need, &[], &hints, now);
         assert_eq!(at(&[0, 1, 2], 1), Some(now), "node 2 is free now");
         // Two whole nodes: node 1 frees at 200, node 0 only when b ends at 300.
         assert_eq!(at(&[0, 1, 2], 2), Some(Duration::from_secs(200)));
@@ -132,13 +140,17 @@ mod tests {
         assert_eq!(at(&[0, 1], 2), Some(Duration::from_secs(300)));
         assert_eq!(at(&[0, 1, 2], 4), None, "three nodes never hold four");
         // Six GPUs on node 0 free at 100.
-        assert_eq!(earliest_fit(&s, &[0], &all, &pod("six", 6), 1, &hints, now), Some(Duration::from_secs(100)));
+        assert_eq!(earliest_fit(&s, &[0], &all, &pod("six", 6), 1, &[], &hints, now), Some(Duration::from_secs(100)));
         // A node that filters reject never counts.
         assert_eq!(
-            earliest_fit(&s, &[0, 1, 2], &[true, true, false], &whole, 2, &hints, now),
+            earliest_fit(&s, &[0, 1, 2], &[true, true, false], &whole, 2, &[], &hints, now),
             Some(Duration::from_secs(300))
         );
         assert_eq!(s.placed_pods(), 3, "the snapshot is left as it was");
+        // c counted as gone already (a placement being weighed): node 1 is free now, and c's end unneeded.
+        let no_c = Ends(HashMap::from([("a", 100), ("b", 300)]));
+        assert_eq!(earliest_fit(&s, &[1, 2], &all, &whole, 2, &["c"], &no_c, now), Some(now));
+        assert_eq!(earliest_fit(&s, &[0, 1, 2], &all, &whole, 3, &["c"], &no_c, now), Some(Duration::from_secs(300)));
     }
 
     #[test]
@@ -147,8 +159,11 @@ mod tests {
         let hints = Ends(HashMap::from([("a", 100), ("c", 200)]));
         let all = [true; 3];
         let whole = pod("w", 8);
-        assert_eq!(earliest_fit(&s, &[1, 2], &all, &whole, 2, &hints, Duration::ZERO), Some(Duration::from_secs(200)));
-        assert_eq!(earliest_fit(&s, &[0, 1, 2], &all, &whole, 3, &hints, Duration::ZERO), None);
-        assert_eq!(earliest_fit(&s, &[0, 1, 2], &all, &whole, 2, &NoHints, Duration::ZERO), None);
+        assert_eq!(
+            earliest_fit(&s, &[1, 2], &all, &whole, 2, &[], &hints, Duration::ZERO),
+            Some(Duration::from_secs(200))
+        );
+        assert_eq!(earliest_fit(&s, &[0, 1, 2], &all, &whole, 3, &[], &hints, Duration::ZERO), None);
+        assert_eq!(earliest_fit(&s, &[0, 1, 2], &all, &whole, 2, &[], &NoHints, Duration::ZERO), None);
     }
 }

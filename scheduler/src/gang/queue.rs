@@ -139,7 +139,7 @@ impl Held {
     fn shadow(&mut self, snapshot: &Snapshot, hints: &dyn RuntimeHints, now: Duration) -> Option<Duration> {
         *self.shadow.get_or_insert_with(|| {
             let r = &self.reservation;
-            earliest_fit(snapshot, &r.waits_on, &r.eligible, &self.sizing, self.need, hints, now)
+            earliest_fit(snapshot, &r.waits_on, &r.eligible, &self.sizing, self.need, &[], hints, now)
         })
     }
 }
@@ -363,7 +363,8 @@ struct LocalityWait {
 
 /// Whether `gang`, just placed as `placement` (assumed in `snapshot`), should rather wait for a domain of
 /// its preferred level: when the earliest such domain is expected to hold it sooner than the spread would
-/// add to its run (`runtime × α`). On `Some` the placement has been released; on `None` it stands.
+/// add to its run (`runtime × α`), by at least `min_locality_gain`. On `Some` the placement has been
+/// released; on `None` it stands.
 #[allow(clippy::too_many_arguments)]
 fn locality_wait(
     config: &QueueConfig,
@@ -383,26 +384,22 @@ fn locality_wait(
     }
     let runtime = hints.expected_runtime(gang)?;
     let extra = runtime.mul_f64(stretch - 1.0);
-    placement.release(snapshot).expect("a placement just made can be released");
     let sizing = sizing_member(&gang.members);
     let need = placement.members.len() as u64;
     let eligible = eligible_when_empty(profile, snapshot, sizing);
-    let best = topology
+    // Judged as if the placement were not made: its own members hold room they would not hold while waiting.
+    let members: Vec<&str> = placement.members.iter().map(|m| m.pod_key.as_str()).collect();
+    let (start, domain) = topology
         .domains_at(level)
         .iter()
         .filter(|&&d| topology.domain(d).known)
         .filter_map(|&d| {
             let nodes = &topology.domain(d).nodes;
-            earliest_fit(snapshot, nodes, &eligible, sizing, need, hints, now).map(|at| (at, d))
+            earliest_fit(snapshot, nodes, &eligible, sizing, need, &members, hints, now).map(|at| (at, d))
         })
-        .min();
-    let wait = best.filter(|&(at, _)| at.saturating_sub(now).saturating_add(config.min_locality_gain) < extra);
-    let Some((start, domain)) = wait else {
-        let again = plan_gang_with(profile, snapshot, gang, topology, &PlanOptions::default());
-        debug_assert!(again.as_ref().is_ok_and(|p| p.members == placement.members), "re-planning is deterministic");
-        again.expect("the gang was placeable a moment ago on the same snapshot");
-        return None;
-    };
+        .min()
+        .filter(|&(at, _)| at.saturating_sub(now).saturating_add(config.min_locality_gain) < extra)?;
+    placement.release(snapshot).expect("a placement just made can be released");
     let nodes = topology.domain(domain).nodes.clone();
     Some(LocalityWait {
         reservation: Reservation { waits_on: nodes.clone(), nodes, eligible },
