@@ -13,15 +13,13 @@
 //! waited had its GPUs free in the cluster (fragmentation, not load, kept it waiting).
 
 use std::fmt::Write as _;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::cluster::ClusterSpec;
-use super::engine::{EngineConfig, Hints, JobPolicy, simulate};
-use super::slowdown::SlowdownModel;
-use super::summary::{JobsSummary, summarize};
-use super::{JobsArgs, load};
+use super::engine::{Hints, JobPolicy};
+use super::summary::JobsSummary;
+use super::{JobsArgs, load, run_one};
 
 /// (trace under the traces folder, label, α_rack, α_spine): where the old rule lost to `gang` (ITP 02 at
 /// α_rack 0.5) and the default model on the traces where gangs meet contention.
@@ -74,22 +72,14 @@ pub fn run(args: &JobsArgs) -> anyhow::Result<()> {
         .par_iter()
         .map(|&(c, variant, policy)| {
             let (trace, (alpha_rack, alpha_spine), jobs) = &loaded[c];
-            let config = EngineConfig {
-                policy,
-                cluster: args.cluster.unwrap_or_else(|| ClusterSpec::sized_for(jobs, args.load)),
-                slowdown: SlowdownModel { alpha_rack: *alpha_rack, alpha_spine: *alpha_spine },
-                window: args.window,
-                partial_timeout: args.partial_timeout,
-                reserve_after_skips: args.reserve_after_skips,
+            let variant_args = JobsArgs {
+                alpha_rack: *alpha_rack,
+                alpha_spine: *alpha_spine,
                 hints: if variant == Variant::NoHints { Hints::None } else { Hints::Declared },
-                min_locality_gain: match variant {
-                    Variant::Full => Duration::from_secs(args.min_locality_gain),
-                    _ => Duration::MAX,
-                },
+                min_locality_gain: if variant == Variant::Full { args.min_locality_gain } else { u64::MAX },
+                ..args.clone()
             };
-            let t = Instant::now();
-            let result = simulate(jobs, &config);
-            let summary = summarize(trace, jobs, &config, &result, t.elapsed().as_secs_f64());
+            let summary = run_one(trace, jobs, policy, &variant_args);
             Row { trace, alpha: (*alpha_rack, *alpha_spine), variant, summary }
         })
         .collect();

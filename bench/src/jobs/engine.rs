@@ -40,6 +40,7 @@ use mlsched::topology::{HOSTNAME_LABEL, Topology};
 
 use super::cluster::{ClusterSpec, RACK_LABEL, SPINE_LABEL};
 use super::slowdown::{SlowdownModel, Spread, spread_of};
+use super::summary::{SIZE_CLASSES, size_class};
 use super::trace::Job;
 
 pub const DEFAULT_WINDOW: usize = 64;
@@ -203,6 +204,11 @@ pub fn pod_sizes(gpus: u32, per_node: u32) -> Vec<u32> {
         left -= take;
     }
     sizes
+}
+
+/// The job index of a gang named `j<index>` (pods are `j<index>-<k>`).
+fn job_of(gang: &str) -> Option<usize> {
+    gang.strip_prefix('j')?.parse().ok()
 }
 
 fn pod(job: usize, k: usize, gpus: u32) -> Pod {
@@ -383,7 +389,7 @@ impl Engine<'_> {
         assert!(outcome.rejected.is_empty(), "job gangs are valid: {:?}", outcome.rejected);
         let started = outcome.placed.len();
         for placement in outcome.placed {
-            let job: usize = placement.gang[1..].parse().expect("gangs are named j<index>");
+            let job = job_of(&placement.gang).expect("gangs are named j<index>");
             let held = &mut self.held[job];
             held.pods = vec![None; self.sizes[job].len()];
             for member in &placement.members {
@@ -395,7 +401,7 @@ impl Engine<'_> {
             self.start(job, now);
         }
         for (gang, _) in &outcome.waiting {
-            let job: usize = gang[1..].parse().expect("gangs are named j<index>");
+            let job = job_of(gang).expect("gangs are named j<index>");
             self.result.gang_waits += 1;
             if u64::from(self.jobs[job].gpus) <= self.free_gpus {
                 self.result.gang_waits_with_gpus_free += 1;
@@ -505,31 +511,21 @@ impl Engine<'_> {
     }
 }
 
-/// Mean run time (as recorded, before slowdown) of finished jobs per size class.
+/// Mean run time (as recorded, before slowdown) of finished jobs per size class (`summary::SIZE_CLASSES`).
 #[derive(Debug, Clone, Default)]
 struct Learned {
-    by_class: [(f64, u32); 5],
+    by_class: [(f64, u32); SIZE_CLASSES.len()],
 }
 
 impl Learned {
-    fn class(gpus: u32) -> usize {
-        match gpus {
-            0..=1 => 0,
-            2..=8 => 1,
-            9..=16 => 2,
-            17..=32 => 3,
-            _ => 4,
-        }
-    }
-
     fn record(&mut self, gpus: u32, duration: f64) {
-        let slot = &mut self.by_class[Self::class(gpus)];
+        let slot = &mut self.by_class[size_class(gpus)];
         slot.0 += duration;
         slot.1 += 1;
     }
 
     fn mean(&self, gpus: u32) -> Option<f64> {
-        let (sum, n) = self.by_class[Self::class(gpus)];
+        let (sum, n) = self.by_class[size_class(gpus)];
         (n > 0).then(|| sum / f64::from(n))
     }
 }
@@ -559,7 +555,7 @@ fn secs(s: f64) -> Duration {
 
 impl RuntimeHints for JobHints<'_> {
     fn expected_end(&self, pod_key: &str) -> Option<Duration> {
-        let job: usize = pod_key[1..].split('-').next()?.parse().ok()?;
+        let job = job_of(pod_key.split('-').next()?)?;
         match self.kind {
             Hints::None => None,
             Hints::Declared => Some(secs(self.finish_at[job])),
@@ -571,7 +567,7 @@ impl RuntimeHints for JobHints<'_> {
     }
 
     fn expected_runtime(&self, gang: &Gang) -> Option<Duration> {
-        let job: usize = gang.name[1..].parse().ok()?;
+        let job = job_of(&gang.name)?;
         self.runtime(job).map(secs)
     }
 }

@@ -67,8 +67,14 @@ pub struct SizeClass {
     pub cross_rack_fraction: f64,
 }
 
-const SIZE_CLASSES: [(&str, u32, u32); 5] =
+/// The job size classes, by GPUs: (label, smallest, largest).
+pub const SIZE_CLASSES: [(&str, u32, u32); 5] =
     [("1", 1, 1), ("2-8", 2, 8), ("9-16", 9, 16), ("17-32", 17, 32), ("33+", 33, u32::MAX)];
+
+/// The index in [`SIZE_CLASSES`] of a job of `gpus` GPUs.
+pub fn size_class(gpus: u32) -> usize {
+    SIZE_CLASSES.iter().position(|&(_, lo, hi)| (lo..=hi).contains(&gpus)).unwrap_or(0)
+}
 
 fn size_classes(jobs: &[Job], result: &EngineResult) -> Vec<SizeClass> {
     SIZE_CLASSES

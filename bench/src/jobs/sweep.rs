@@ -6,18 +6,17 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::time::Instant;
 
 use anyhow::bail;
 use rayon::prelude::*;
 use serde::Serialize;
 
 use super::cluster::ClusterSpec;
-use super::engine::{EngineConfig, JobPolicy, simulate};
-use super::slowdown::{DEFAULT_ALPHA_RACK, DEFAULT_ALPHA_SPINE, SlowdownModel};
-use super::summary::{JobsSummary, summarize};
+use super::engine::JobPolicy;
+use super::slowdown::{DEFAULT_ALPHA_RACK, DEFAULT_ALPHA_SPINE};
+use super::summary::JobsSummary;
 use super::trace::{Job, only_vc};
-use super::{JobsArgs, load, shared_traces};
+use super::{JobsArgs, load, run_one, shared_traces};
 
 /// p99 JCT may exceed `gang`'s by this ratio and the cell still holds.
 pub const P99_TOLERANCE: f64 = 1.02;
@@ -107,21 +106,8 @@ pub fn sweep(traces: &[SweepTrace], grid: &SweepGrid, args: &JobsArgs) -> Vec<Sw
         .map(|&(t, load, (alpha_rack, alpha_spine))| {
             let trace = &traces[t];
             let cluster = args.cluster.unwrap_or_else(|| ClusterSpec::sized_for(&trace.jobs, load));
-            let run = |policy: JobPolicy| {
-                let config = EngineConfig {
-                    policy,
-                    cluster,
-                    slowdown: SlowdownModel { alpha_rack, alpha_spine },
-                    window: args.window,
-                    partial_timeout: args.partial_timeout,
-                    reserve_after_skips: args.reserve_after_skips,
-                    hints: args.hints,
-                    min_locality_gain: std::time::Duration::from_secs(args.min_locality_gain),
-                };
-                let started = Instant::now();
-                let result = simulate(&trace.jobs, &config);
-                summarize(&trace.name, &trace.jobs, &config, &result, started.elapsed().as_secs_f64())
-            };
+            let cell_args = JobsArgs { cluster: Some(cluster), alpha_rack, alpha_spine, ..args.clone() };
+            let run = |policy| run_one(&trace.name, &trace.jobs, policy, &cell_args);
             let (mlsched, gang) = (run(JobPolicy::Mlsched), run(JobPolicy::Gang));
             SweepCell {
                 trace: trace.name.clone(),
