@@ -25,18 +25,27 @@
 //!   partial placement for `partial_timeout` (default 600 s, like a coscheduling group timeout) releases
 //!   all its pods and goes back to waiting at its place in the queue (counted in `partial_gang_timeouts`);
 //!   without that timeout partial gangs can deadlock each other for good.
+//! - **Priorities and preemption** ([`PriorityMix`]): a stated share of the jobs, drawn with a recorded
+//!   seed, is high priority. Waiting jobs enter the window highest priority first, and a high-priority
+//!   job displaces the youngest lower-priority one from a full window. With `preemption`, after each gang
+//!   pass the queue's [`GangQueue::preempt`] names whole lower-priority jobs to evict; they go at once
+//!   (no grace period), lose the work they had done (no checkpoint: counted in `evicted_gpu_seconds`) and
+//!   wait again at their place in the queue.
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
 use mlsched::core::{GpuRequest, NodeId, Pod, Resources, Snapshot};
 use mlsched::framework::{Profile, schedule_one};
-use mlsched::gang::{Gang, GangQueue, QueueConfig, RuntimeHints};
+use mlsched::gang::{Gang, GangQueue, QueueConfig, RunningUnit, RuntimeHints};
 use mlsched::plugins::policy::{Policy, PolicyInputs, profile_for};
 use mlsched::topology::{HOSTNAME_LABEL, Topology};
+use rand::{RngExt as _, SeedableRng as _};
+use rand_chacha::ChaCha8Rng;
 
 use super::cluster::{ClusterSpec, RACK_LABEL, SPINE_LABEL};
 use super::slowdown::{SlowdownModel, Spread, spread_of};
@@ -108,6 +117,31 @@ impl fmt::Display for Hints {
     }
 }
 
+/// The priority of a high-priority job; every other job has 0.
+pub const HIGH_PRIORITY: i32 = 1000;
+
+/// Which jobs are high priority: each with probability `high_share`, drawn in submission order from a
+/// ChaCha8 stream seeded with `seed`, so a replay is repeatable and every policy sees the same jobs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PriorityMix {
+    pub high_share: f64,
+    pub seed: u64,
+}
+
+impl Default for PriorityMix {
+    fn default() -> Self {
+        PriorityMix { high_share: 0.0, seed: 1 }
+    }
+}
+
+impl PriorityMix {
+    /// The priority of each of `jobs` jobs.
+    pub fn assign(&self, jobs: usize) -> Vec<i32> {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        (0..jobs).map(|_| if rng.random::<f64>() < self.high_share { HIGH_PRIORITY } else { 0 }).collect()
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct EngineConfig {
     pub policy: JobPolicy,
@@ -123,6 +157,9 @@ pub struct EngineConfig {
     pub hints: Hints,
     /// mlsched: `QueueConfig::min_locality_gain`.
     pub min_locality_gain: Duration,
+    pub priorities: PriorityMix,
+    /// Gang policies: a waiting job that fits nowhere evicts lower-priority jobs, whole.
+    pub preemption: bool,
 }
 
 /// What happened to one job.
@@ -136,6 +173,9 @@ pub struct JobOutcome {
     pub slowdown: f64,
     /// The job needs more nodes than the cluster has; never queued.
     pub too_large: bool,
+    pub priority: i32,
+    /// Times it was evicted by a higher-priority job (each time it started over).
+    pub evictions: u32,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -153,6 +193,13 @@ pub struct EngineResult {
     /// Of those, the ones where the cluster had at least the gang's GPUs free, but not on nodes (or in
     /// the domains) that could hold it: waits caused by fragmentation, not by load.
     pub gang_waits_with_gpus_free: u64,
+    /// Preemptions made, and jobs they evicted.
+    pub preemptions: u64,
+    pub evictions: u64,
+    /// GPU-seconds of work lost: GPUs × time run by jobs before they were evicted.
+    pub evicted_gpu_seconds: f64,
+    /// Jobs that ran with fewer pods than they have, at any moment (gang policies: must stay 0).
+    pub partial_starts: u64,
     /// Time of the last event.
     pub end: f64,
     pub passes: u64,
@@ -160,11 +207,10 @@ pub struct EngineResult {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum EventKind {
-    Finish,
+    /// Stale when the job's `generation` moved on (it was evicted since).
+    Finish { generation: u32 },
     /// nogang: a partial placement's timer; stale when `generation` moved on.
-    PartialTimeout {
-        generation: u32,
-    },
+    PartialTimeout { generation: u32 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -233,10 +279,15 @@ struct Engine<'a> {
     real: Topology,
     plan_topology: Topology,
     queue: GangQueue,
-    /// Jobs in the pass window (gang policies: exactly the gangs in `queue`), oldest first.
+    /// Per job, from the configured mix.
+    priority: Vec<i32>,
+    /// Jobs in the pass window (gang policies: exactly the gangs in `queue`), highest priority first,
+    /// then oldest first.
     window: Vec<usize>,
-    /// Jobs waiting outside the window, oldest first.
-    overflow: VecDeque<usize>,
+    /// Jobs waiting outside the window, in the same order.
+    overflow: BTreeSet<(Reverse<i32>, usize)>,
+    /// Jobs started and not finished.
+    running: BTreeSet<usize>,
     held: Vec<Held>,
     /// When each started job will finish (its finish event's time).
     finish_at: Vec<f64>,
@@ -248,8 +299,15 @@ struct Engine<'a> {
     result: EngineResult,
 }
 
-/// Replays `jobs` (sorted by submission) on the configured cluster under the configured policy.
+/// Replays `jobs` (sorted by submission) on the configured cluster under the configured policy, with
+/// the priorities of its [`PriorityMix`].
 pub fn simulate(jobs: &[Job], config: &EngineConfig) -> EngineResult {
+    simulate_with_priorities(jobs, config, config.priorities.assign(jobs.len()))
+}
+
+/// [`simulate`] with each job's priority given.
+pub fn simulate_with_priorities(jobs: &[Job], config: &EngineConfig, priority: Vec<i32>) -> EngineResult {
+    assert_eq!(priority.len(), jobs.len(), "one priority per job");
     let nodes = config.cluster.build();
     let real = Topology::from_labels(&[SPINE_LABEL, RACK_LABEL, HOSTNAME_LABEL], &nodes).expect("valid levels");
     let plan_topology = match config.policy {
@@ -273,9 +331,12 @@ pub fn simulate(jobs: &[Job], config: &EngineConfig) -> EngineResult {
                 (SPINE_LABEL.to_string(), config.slowdown.alpha_spine),
             ],
             min_locality_gain: config.min_locality_gain,
+            ..QueueConfig::default()
         }),
+        priority,
         window: Vec::new(),
-        overflow: VecDeque::new(),
+        overflow: BTreeSet::new(),
+        running: BTreeSet::new(),
         held: vec![Held::default(); jobs.len()],
         finish_at: vec![f64::NAN; jobs.len()],
         learned: Learned::default(),
@@ -303,7 +364,7 @@ impl Engine<'_> {
             while self.events.peek().is_some_and(|e| e.time <= now) {
                 let event = self.events.pop().expect("peeked");
                 match event.kind {
-                    EventKind::Finish => self.finish(event.job, now),
+                    EventKind::Finish { generation } => self.finish(event.job, generation, now),
                     EventKind::PartialTimeout { generation } => self.partial_timeout(event.job, generation, now),
                 }
             }
@@ -323,20 +384,36 @@ impl Engine<'_> {
             self.result.outcomes[job].too_large = true;
             return;
         }
-        self.overflow.push_back(job);
+        self.result.outcomes[job].priority = self.priority[job];
+        self.overflow.insert(self.order(job));
         self.refill(Duration::from_secs_f64(self.jobs[job].submit));
     }
 
-    /// Moves the oldest waiting jobs into the window.
+    /// Where `job` stands among waiting jobs: higher priority first, then earlier submission.
+    fn order(&self, job: usize) -> (Reverse<i32>, usize) {
+        (Reverse(self.priority[job]), job)
+    }
+
+    /// Moves the first waiting jobs into the window; a full window gives its last place to a waiting job
+    /// of higher priority (unless that job holds pods, which nogang's partial placements may).
     fn refill(&mut self, now: Duration) {
-        while self.window.len() < self.config.window
-            && let Some(job) = self.overflow.pop_front()
-        {
-            self.window.push(job);
+        while let Some(&(Reverse(priority), job)) = self.overflow.first() {
+            if self.window.len() >= self.config.window {
+                let &last = self.window.last().expect("a full window is not empty");
+                if self.priority[last] >= priority || self.held[last].placed > 0 {
+                    return;
+                }
+                self.window.pop();
+                self.queue.remove(&format!("j{last}"));
+                self.overflow.insert(self.order(last));
+            }
+            self.overflow.pop_first();
+            let at = self.window.partition_point(|&w| self.order(w) < self.order(job));
+            self.window.insert(at, job);
             self.dirty = true;
             if self.config.policy != JobPolicy::NoGang {
                 let members: Vec<Pod> = self.sizes[job].iter().enumerate().map(|(k, &g)| pod(job, k, g)).collect();
-                let mut gang = Gang::new(format!("j{job}"), members.len(), members);
+                let mut gang = Gang::new(format!("j{job}"), members.len(), members).with_priority(priority);
                 if self.config.policy == JobPolicy::Mlsched && self.sizes[job].len() > 1 {
                     gang = gang.preferring(RACK_LABEL);
                 }
@@ -356,7 +433,7 @@ impl Engine<'_> {
                 }
                 _ => self.window.iter().map(|&j| u64::from(self.jobs[j].gpus)).min(),
             };
-            if smallest.is_none_or(|s| s > self.free_gpus) {
+            if smallest.is_none_or(|s| s > self.free_gpus) && !self.may_preempt() {
                 return;
             }
             self.result.passes += 1;
@@ -364,6 +441,10 @@ impl Engine<'_> {
                 JobPolicy::NoGang => self.pod_pass(now),
                 _ => self.gang_pass(now),
             };
+            // Victims are gone at once: the preemptor is tried again in this instant.
+            if self.may_preempt() && self.preempt(now) {
+                continue;
+            }
             if started == 0 || self.overflow.is_empty() {
                 return;
             }
@@ -408,6 +489,57 @@ impl Engine<'_> {
             }
         }
         started
+    }
+
+    /// Preemption is on and a waiting job outranks a running one: a pass may find victims even when
+    /// nothing fits in the free GPUs.
+    fn may_preempt(&self) -> bool {
+        let Some(top) = self.window.first().map(|&j| self.priority[j]) else { return false };
+        self.config.preemption
+            && self.config.policy != JobPolicy::NoGang
+            && self.running.iter().any(|&j| self.priority[j] < top)
+    }
+
+    /// Evicts what the queue names for its first gang that fits nowhere; whether anything was.
+    fn preempt(&mut self, now: f64) -> bool {
+        let Some(top) = self.window.first().map(|&j| self.priority[j]) else { return false };
+        let running: Vec<RunningUnit> = self
+            .running
+            .iter()
+            .filter(|&&j| self.priority[j] < top)
+            .map(|&j| RunningUnit {
+                name: format!("j{j}"),
+                priority: self.priority[j],
+                pods: (0..self.sizes[j].len()).map(|k| format!("j{j}-{k}")).collect(),
+                started: secs(self.result.outcomes[j].start.expect("running jobs have started")),
+            })
+            .collect();
+        if running.is_empty() {
+            return false;
+        }
+        let at = Duration::from_secs_f64(now);
+        let outcome = self.queue.preempt(&self.profile, &self.snapshot, &self.plan_topology, &running, at);
+        let Some(preemption) = outcome.preemption else { return false };
+        self.result.preemptions += 1;
+        for victim in &preemption.victims {
+            self.evict(job_of(victim).expect("units are named j<index>"), now);
+        }
+        self.refill(at);
+        true
+    }
+
+    /// `job` stops and starts over: its pods go, its work is lost, it waits again.
+    fn evict(&mut self, job: usize, now: f64) {
+        let start = self.result.outcomes[job].start.take().expect("victims are running");
+        self.running.remove(&job);
+        self.release(job, now);
+        // Its finish event is stale now.
+        self.held[job].generation += 1;
+        self.finish_at[job] = f64::NAN;
+        self.result.evicted_gpu_seconds += f64::from(self.jobs[job].gpus) * (now - start);
+        self.result.evictions += 1;
+        self.result.outcomes[job].evictions += 1;
+        self.overflow.insert(self.order(job));
     }
 
     fn pod_pass(&mut self, now: f64) -> usize {
@@ -461,7 +593,10 @@ impl Engine<'_> {
 
     /// Every pod of `job` is placed (`held`); the job runs from `now`.
     fn start(&mut self, job: usize, now: f64) {
-        let nodes: Vec<NodeId> = self.held[job].pods.iter().map(|p| p.expect("all placed").0).collect();
+        if self.held[job].pods.iter().any(Option::is_none) {
+            self.result.partial_starts += 1;
+        }
+        let nodes: Vec<NodeId> = self.held[job].pods.iter().flatten().map(|p| p.0).collect();
         let spread = spread_of(&self.real, &nodes);
         let slowdown = self.config.slowdown.factor(spread);
         let finish = now + self.jobs[job].duration * slowdown;
@@ -472,7 +607,9 @@ impl Engine<'_> {
         outcome.spread = Some(spread);
         outcome.spread_hops = self.real.placement_cost(&nodes);
         outcome.slowdown = slowdown;
-        self.events.push(Event { time: finish, job, kind: EventKind::Finish });
+        self.running.insert(job);
+        let generation = self.held[job].generation;
+        self.events.push(Event { time: finish, job, kind: EventKind::Finish { generation } });
     }
 
     /// Forgets every placed pod of `job`; returns the GPU-seconds they held.
@@ -492,7 +629,11 @@ impl Engine<'_> {
         held_seconds
     }
 
-    fn finish(&mut self, job: usize, now: f64) {
+    fn finish(&mut self, job: usize, generation: u32, now: f64) {
+        if self.held[job].generation != generation {
+            return;
+        }
+        self.running.remove(&job);
         self.release(job, now);
         self.result.outcomes[job].finish = Some(now);
         self.learned.record(self.jobs[job].gpus, self.jobs[job].duration);
@@ -590,6 +731,8 @@ mod tests {
             reserve_after_skips: QueueConfig::default().reserve_after_skips,
             hints: Hints::None,
             min_locality_gain: QueueConfig::default().min_locality_gain,
+            priorities: PriorityMix::default(),
+            preemption: false,
         }
     }
 
@@ -632,6 +775,44 @@ mod tests {
         assert!(pods.partial_gang_gpu_seconds > 8.0 * 4000.0, "{}", pods.partial_gang_gpu_seconds);
         assert!(pods.partial_gang_timeouts >= 8, "{}", pods.partial_gang_timeouts);
         assert!(pods.outcomes[1].finish.is_some());
+    }
+
+    #[test]
+    fn a_high_priority_job_evicts_a_whole_lower_one_which_starts_over() {
+        // 2 nodes of 8: a 16-GPU low-priority gang holds both; an 8-GPU high-priority job arrives at 100.
+        let jobs = vec![job(0.0, 1000.0, 16), job(100.0, 50.0, 8)];
+        let priorities = vec![0, HIGH_PRIORITY];
+        let waits = simulate_with_priorities(&jobs, &config(JobPolicy::Mlsched, "2x8x2x1"), priorities.clone());
+        assert_eq!(waits.outcomes[1].start, Some(1000.0), "without preemption it waits for the gang to end");
+        assert_eq!(waits.preemptions, 0);
+        let preempting = EngineConfig { preemption: true, ..config(JobPolicy::Mlsched, "2x8x2x1") };
+        let r = simulate_with_priorities(&jobs, &preempting, priorities);
+        assert_eq!(r.outcomes[1].start, Some(100.0));
+        assert_eq!(r.outcomes[1].finish, Some(150.0));
+        // The gang went whole (both pods, though one node would do) and ran again from the start.
+        assert_eq!((r.preemptions, r.evictions, r.outcomes[0].evictions), (1, 1, 1));
+        assert_eq!(r.outcomes[0].start, Some(150.0));
+        assert_eq!(r.outcomes[0].finish, Some(1150.0));
+        assert_eq!(r.evicted_gpu_seconds, 16.0 * 100.0);
+        assert_eq!(r.partial_starts, 0);
+    }
+
+    #[test]
+    fn jobs_of_one_priority_never_evict_each_other() {
+        let jobs = vec![job(0.0, 1000.0, 16), job(100.0, 50.0, 8)];
+        let preempting = EngineConfig { preemption: true, ..config(JobPolicy::Mlsched, "2x8x2x1") };
+        let r = simulate_with_priorities(&jobs, &preempting, vec![HIGH_PRIORITY, HIGH_PRIORITY]);
+        assert_eq!((r.preemptions, r.outcomes[1].start), (0, Some(1000.0)));
+    }
+
+    #[test]
+    fn the_priority_mix_is_repeatable_and_near_its_share() {
+        let mix = PriorityMix { high_share: 0.2, seed: 7 };
+        let a = mix.assign(10_000);
+        assert_eq!(a, mix.assign(10_000));
+        let high = a.iter().filter(|&&p| p == HIGH_PRIORITY).count();
+        assert!((1800..2200).contains(&high), "{high}");
+        assert!(PriorityMix::default().assign(100).iter().all(|&p| p == 0));
     }
 
     #[test]

@@ -7,10 +7,12 @@
 //! - `slowdown`: how much longer a spread gang runs.
 //! - `engine`: the event loop.
 //! - `summary`: `summary.json` and the comparison table.
+//! - `sweep`, `cause`, `preemption`: the generated tables of bench/README.
 
 pub mod cause;
 pub mod cluster;
 pub mod engine;
+pub mod preemption;
 pub mod slowdown;
 pub mod summary;
 pub mod sweep;
@@ -24,7 +26,7 @@ use clap::Args;
 use rayon::prelude::*;
 
 pub use cluster::ClusterSpec;
-pub use engine::{EngineConfig, Hints, JobPolicy, simulate};
+pub use engine::{EngineConfig, Hints, JobPolicy, PriorityMix, simulate, simulate_with_priorities};
 pub use slowdown::SlowdownModel;
 pub use summary::{JobsSummary, markdown_table};
 pub use trace::{Job, read_jobs};
@@ -32,7 +34,7 @@ pub use trace::{Job, read_jobs};
 #[derive(Args, Debug, Clone)]
 pub struct JobsArgs {
     /// Job trace: ITP `clusterNN.csv` or Philly `philly_jobs.csv.gz` (format told by the header).
-    #[arg(long, required_unless_present_any = ["compare", "sweep", "cause"])]
+    #[arg(long, required_unless_present_any = ["compare", "sweep", "cause", "preemption"])]
     pub trace: Option<PathBuf>,
     /// `NODES x GPUS x NODES_PER_RACK x RACKS_PER_SPINE`, e.g. 64x8x8x4. Default: sized from the trace
     /// (offered GPU demand / 0.7, at least twice the largest gang, whole racks of 8 nodes, 4 racks per spine).
@@ -101,6 +103,19 @@ pub struct JobsArgs {
     /// matters, instead of a replay.
     #[arg(long, conflicts_with_all = ["compare", "sweep"])]
     pub cause: bool,
+    /// Share of the jobs that are high priority (drawn with --priority-seed); the rest have priority 0.
+    #[arg(long, default_value_t = PriorityMix::default().high_share)]
+    pub high_priority_share: f64,
+    /// Seed of the draw of high-priority jobs.
+    #[arg(long, default_value_t = PriorityMix::default().seed)]
+    pub priority_seed: u64,
+    /// mlsched/gang: a job that fits nowhere evicts lower-priority jobs, whole.
+    #[arg(long)]
+    pub preempt: bool,
+    /// Print the preemption table (mlsched with and without preemption over every shared trace, with
+    /// --high-priority-share, 0.2 if not given) instead of a replay.
+    #[arg(long, conflicts_with_all = ["compare", "sweep", "cause"])]
+    pub preemption: bool,
 }
 
 impl Default for JobsArgs {
@@ -172,6 +187,8 @@ pub fn config_for(jobs: &[Job], policy: JobPolicy, args: &JobsArgs) -> EngineCon
         reserve_after_skips: args.reserve_after_skips,
         hints: args.hints,
         min_locality_gain: std::time::Duration::from_secs(args.min_locality_gain),
+        priorities: PriorityMix { high_share: args.high_priority_share, seed: args.priority_seed },
+        preemption: args.preempt,
     }
 }
 
@@ -188,6 +205,9 @@ fn validate(args: &JobsArgs) -> anyhow::Result<()> {
         for &alpha_spine in &args.alpha_spines {
             SlowdownModel { alpha_rack, alpha_spine }.validate().map_err(anyhow::Error::msg)?;
         }
+    }
+    if !(0.0..=1.0).contains(&args.high_priority_share) {
+        bail!("--high-priority-share must be in [0, 1], not {}", args.high_priority_share);
     }
     if args.window == 0 {
         bail!("--window must be at least 1");
@@ -210,6 +230,9 @@ pub fn run(args: &JobsArgs) -> anyhow::Result<()> {
     }
     if args.cause {
         return cause::run(args);
+    }
+    if args.preemption {
+        return preemption::run(args);
     }
     let path = args.trace.as_deref().expect("clap requires --trace without --compare");
     let jobs = load_vc(path, args.vc.as_deref(), args.limit)?;

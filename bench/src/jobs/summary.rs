@@ -49,6 +49,16 @@ pub struct JobsSummary {
     /// Gang waits (a waiting gang not placed in a pass), and the share of them with the gang's GPUs free.
     pub gang_waits: u64,
     pub gang_waits_with_gpus_free_fraction: f64,
+    /// Per priority level (lowest first): how long its finished jobs waited and took.
+    pub by_priority: Vec<PriorityClass>,
+    pub preemptions: u64,
+    pub evictions: u64,
+    /// GPU-seconds of work lost to evictions (jobs start over).
+    pub evicted_gpu_seconds: f64,
+    /// GPU-seconds of the trace's durations of finished jobs (the work done, without slowdown).
+    pub useful_gpu_seconds: f64,
+    /// Jobs that started with fewer pods than they have (gang policies: 0).
+    pub partial_starts: u64,
     pub makespan_seconds: f64,
     pub scheduling_passes: u64,
     pub elapsed_seconds: f64,
@@ -65,6 +75,54 @@ pub struct SizeClass {
     pub mean_run_seconds: f64,
     pub mean_jct_seconds: f64,
     pub cross_rack_fraction: f64,
+}
+
+/// Finished jobs of one priority.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PriorityClass {
+    pub priority: i32,
+    pub jobs: usize,
+    pub mean_jct_seconds: f64,
+    pub p99_jct_seconds: f64,
+    /// Submission to the start of the run that finished (time lost to evictions included).
+    pub mean_queue_seconds: f64,
+    pub p99_queue_seconds: f64,
+    /// Jobs of this priority evicted at least once, and evictions in all.
+    pub jobs_evicted: usize,
+    pub evictions: u64,
+}
+
+fn priority_classes(jobs: &[Job], result: &EngineResult) -> Vec<PriorityClass> {
+    let mut levels: Vec<i32> = result.outcomes.iter().map(|o| o.priority).collect();
+    levels.sort_unstable();
+    levels.dedup();
+    levels
+        .into_iter()
+        .map(|priority| {
+            let (mut jct, mut queue, mut jobs_evicted, mut evictions) = (Vec::new(), Vec::new(), 0, 0);
+            for (job, o) in jobs.iter().zip(&result.outcomes).filter(|(_, o)| o.priority == priority) {
+                if let (Some(start), Some(finish)) = (o.start, o.finish) {
+                    jct.push(finish - job.submit);
+                    queue.push(start - job.submit);
+                }
+                jobs_evicted += usize::from(o.evictions > 0);
+                evictions += u64::from(o.evictions);
+            }
+            let (mean_jct, mean_queue) = (mean(&jct), mean(&queue));
+            jct.sort_by(f64::total_cmp);
+            queue.sort_by(f64::total_cmp);
+            PriorityClass {
+                priority,
+                jobs: jct.len(),
+                mean_jct_seconds: mean_jct,
+                p99_jct_seconds: percentile(&jct, 0.99),
+                mean_queue_seconds: mean_queue,
+                p99_queue_seconds: percentile(&queue, 0.99),
+                jobs_evicted,
+                evictions,
+            }
+        })
+        .collect()
 }
 
 /// The job size classes, by GPUs: (label, smallest, largest).
@@ -185,6 +243,12 @@ pub fn summarize(
         } else {
             result.gang_waits_with_gpus_free as f64 / result.gang_waits as f64
         },
+        by_priority: priority_classes(jobs, result),
+        preemptions: result.preemptions,
+        evictions: result.evictions,
+        evicted_gpu_seconds: result.evicted_gpu_seconds,
+        useful_gpu_seconds: result.useful_gpu_seconds,
+        partial_starts: result.partial_starts,
         makespan_seconds: result.end,
         scheduling_passes: result.passes,
         elapsed_seconds,

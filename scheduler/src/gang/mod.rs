@@ -3,6 +3,7 @@
 //! - `plan`: decides one gang as a single transaction on the snapshot (`plan_gang`).
 //! - `queue`: holds gangs until quorum, orders them, ages the ones that keep being skipped.
 //! - `outlook`: what the caller knows about run times, and when room frees up (backfill, locality waits).
+//! - `preempt`: which lower-priority units, whole, a gang that fits nowhere may evict.
 //!
 //! How a simulator drives it: a job arrives → build a [`Gang`] of its pods and `plan_gang` it (or put it
 //! in a [`GangQueue`] and call `schedule_pass`); on `Ok` the members are already assumed in the snapshot.
@@ -11,8 +12,11 @@
 pub mod min_resources;
 pub mod outlook;
 pub mod plan;
+pub mod preempt;
 pub mod queue;
 
+#[cfg(test)]
+mod preempt_tests;
 #[cfg(test)]
 mod tests;
 
@@ -26,7 +30,8 @@ use crate::topology::DomainId;
 pub use min_resources::MinResources;
 pub use outlook::{NoHints, RuntimeHints};
 pub use plan::{PlanOptions, plan_gang, plan_gang_with};
-pub use queue::{GangQueue, PassOutcome, QueueConfig, QueueError, TimedOutGang};
+pub use preempt::{NoPreemption, Preemption, RunningUnit, plan_preemption};
+pub use queue::{GangQueue, PassOutcome, PreemptOutcome, QueueConfig, QueueError, TimedOutGang};
 
 /// Where a gang must (or would like to) be kept together.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +61,9 @@ pub struct Gang {
     /// What must be free in the cluster before a placement is tried (a PodGroup's `minResources`, less what
     /// its running members hold).
     pub min_resources: Option<MinResources>,
+    /// Whether it may evict lower-priority units when it fits nowhere (`preemptionPolicy:
+    /// PreemptLowerPriority`, the default); `false` for `Never`.
+    pub may_preempt: bool,
 }
 
 impl Gang {
@@ -88,6 +96,7 @@ impl Gang {
             priority: 0,
             topology: None,
             min_resources: None,
+            may_preempt: true,
         }
     }
 

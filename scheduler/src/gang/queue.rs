@@ -21,6 +21,11 @@
 //!   that level that will hold it (from the pods' expected ends) frees up sooner than the spread would add
 //!   to its run, by at least [`QueueConfig::min_locality_gain`]. It needs the gang's run time and every end
 //!   time in those domains; without them a preferred level is only the order in which domains are tried.
+//! - **Preemption**: after a pass, [`GangQueue::preempt`] gives the first gang in queue order that found
+//!   no room the lower-priority units it may evict, whole (`preempt`). The gang is *nominated* to the
+//!   nodes it would take: until it is placed, or `nomination_timeout` lapses (its victims did not go), no
+//!   gang of its priority or lower is placed on them, so the room its victims free is not taken by others
+//!   while they terminate. A nominated gang does not preempt again before its nomination lapses.
 //! - **Timeouts**: a gang whose `timeout` has passed since it arrived is removed and reported. It never
 //!   held anything: gangs are placed whole or not at all. Time is passed in by the caller (`now`), so the
 //!   queue stays pure and a simulator drives it with its own clock.
@@ -32,6 +37,7 @@ use thiserror::Error;
 
 use super::outlook::{NoHints, RuntimeHints, earliest_fit};
 use super::plan::{PlanOptions, Reservation, eligible_when_empty, plan_gang_with, reservation, sizing_member};
+use super::preempt::{NoPreemption, Preemption, RunningUnit, plan_preemption};
 use super::{Gang, GangPlacement, GangUnschedulable};
 use crate::core::{NodeId, Pod, Snapshot};
 use crate::framework::Profile;
@@ -50,11 +56,19 @@ pub struct QueueConfig {
     /// of a few minutes that cost to the queue outweighs it (replays: `bench/README.md`, "Topology-aware
     /// gangs").
     pub min_locality_gain: Duration,
+    /// How long a preemptor's nodes are held for it while its victims terminate; past that it may
+    /// preempt again (its victims may have been refused eviction, e.g. by a PodDisruptionBudget).
+    pub nomination_timeout: Duration,
 }
 
 impl Default for QueueConfig {
     fn default() -> Self {
-        QueueConfig { reserve_after_skips: 3, spread_cost: Vec::new(), min_locality_gain: Duration::from_secs(600) }
+        QueueConfig {
+            reserve_after_skips: 3,
+            spread_cost: Vec::new(),
+            min_locality_gain: Duration::from_secs(600),
+            nomination_timeout: Duration::from_secs(300),
+        }
     }
 }
 
@@ -90,6 +104,10 @@ struct QueuedGang {
     arrived_at: Duration,
     skips: u32,
     last_reason: Option<String>,
+    /// The last pass found no room for it anywhere (what preemption may change).
+    no_room: bool,
+    /// Nodes held for it while its victims terminate, and since when.
+    nomination: Option<(Vec<NodeId>, Duration)>,
 }
 
 /// A gang whose wait ran out; it holds nothing.
@@ -149,11 +167,14 @@ pub struct GangQueue {
     config: QueueConfig,
     entries: Vec<QueuedGang>,
     next_arrival: u64,
+    /// The last pass's reservation: the gang it was held for, its priority and the nodes held
+    /// (preemption by gangs of that priority or lower leaves them be).
+    reserved: Option<(String, i32, Vec<NodeId>)>,
 }
 
 impl GangQueue {
     pub fn new(config: QueueConfig) -> Self {
-        GangQueue { config, entries: Vec::new(), next_arrival: 0 }
+        GangQueue { config, entries: Vec::new(), next_arrival: 0, reserved: None }
     }
 
     pub fn len(&self) -> usize {
@@ -177,7 +198,15 @@ impl GangQueue {
         if self.entries.iter().any(|e| e.gang.name == gang.name) {
             return Err(QueueError::DuplicateGang(gang.name));
         }
-        self.entries.push(QueuedGang { gang, arrival: self.next_arrival, arrived_at: now, skips, last_reason: None });
+        self.entries.push(QueuedGang {
+            gang,
+            arrival: self.next_arrival,
+            arrived_at: now,
+            skips,
+            last_reason: None,
+            no_room: false,
+            nomination: None,
+        });
         self.next_arrival += 1;
         Ok(())
     }
@@ -241,10 +270,12 @@ impl GangQueue {
     ) -> PassOutcome {
         let mut outcome = PassOutcome { timed_out: self.expire(now), ..PassOutcome::default() };
         self.entries.sort_by_key(|e| (Reverse(e.gang.priority), e.arrival));
+        let mut nominated = self.live_nominations(now);
         let mut held: Option<Held> = None;
         let mut index = 0;
         while index < self.entries.len() {
             let entry = &mut self.entries[index];
+            entry.no_room = false;
             if !entry.gang.has_quorum() {
                 let reason = GangUnschedulable::WaitingForMembers {
                     gang: entry.gang.name.clone(),
@@ -257,11 +288,18 @@ impl GangQueue {
                 index += 1;
                 continue;
             }
-            let options = PlanOptions { avoid: held.as_ref().map(|h| &h.mask[..]), ..PlanOptions::default() };
+            let others = nominated_to_others(&nominated, &entry.gang, snapshot.nodes().len());
+            let avoid = match (&held, &others) {
+                (Some(h), Some(o)) => Some(h.mask.iter().zip(o).map(|(a, b)| *a || *b).collect::<Vec<bool>>()),
+                (Some(h), None) => Some(h.mask.clone()),
+                (None, o) => o.clone(),
+            };
+            let options = PlanOptions { avoid: avoid.as_deref(), ..PlanOptions::default() };
             let mut planned = plan_gang_with(profile, snapshot, &entry.gang, topology, &options);
             if planned.is_err()
                 && let Some(h) = held.as_mut()
-                && let Some(placement) = backfill(&self.config, profile, snapshot, topology, &entry.gang, h, hints, now)
+                && let Some(placement) =
+                    backfill(&self.config, profile, snapshot, topology, &entry.gang, h, others.as_deref(), hints, now)
             {
                 outcome.backfilled.push(placement.gang.clone());
                 planned = Ok(placement);
@@ -281,6 +319,7 @@ impl GangQueue {
             }
             match planned {
                 Ok(placement) => {
+                    nominated.retain(|(name, _, _)| *name != placement.gang);
                     outcome.placed.push(placement);
                     self.entries.remove(index);
                 }
@@ -290,6 +329,7 @@ impl GangQueue {
                 }
                 Err(unschedulable) => {
                     entry.skips += 1;
+                    entry.no_room = matches!(unschedulable, GangUnschedulable::NoRoom { .. });
                     let reason = unschedulable.to_string();
                     outcome.waiting.push((entry.gang.name.clone(), reason.clone()));
                     entry.last_reason = Some(reason);
@@ -305,7 +345,80 @@ impl GangQueue {
                 }
             }
         }
+        self.reserved = held.zip(outcome.reserved_for.as_ref()).map(|(h, gang)| {
+            let priority = self.entries.iter().find(|e| e.gang.name == *gang).map_or(i32::MAX, |e| e.gang.priority);
+            (gang.clone(), priority, h.reservation.nodes)
+        });
         outcome
+    }
+
+    /// The nominations still held at `now`, as (gang, priority, nodes); lapsed ones are dropped.
+    fn live_nominations(&mut self, now: Duration) -> Vec<(String, i32, Vec<NodeId>)> {
+        let timeout = self.config.nomination_timeout;
+        let mut live = Vec::new();
+        for entry in &mut self.entries {
+            if entry.nomination.as_ref().is_some_and(|(_, since)| now.saturating_sub(*since) >= timeout) {
+                entry.nomination = None;
+            }
+            if let Some((nodes, _)) = &entry.nomination {
+                live.push((entry.gang.name.clone(), entry.gang.priority, nodes.clone()));
+            }
+        }
+        live
+    }
+
+    /// After a pass: the first gang in queue order that found no room, may preempt and holds no
+    /// nomination, with the units it may evict (`preempt::plan_preemption`). It is nominated to the nodes
+    /// it would take; the caller evicts the victims. Gangs that may not preempt are listed with why; the
+    /// search stops at the first that may.
+    pub fn preempt(
+        &mut self,
+        profile: &Profile,
+        snapshot: &Snapshot,
+        topology: &Topology,
+        running: &[RunningUnit],
+        now: Duration,
+    ) -> PreemptOutcome {
+        let mut outcome = PreemptOutcome::default();
+        let lowest = running.iter().map(|u| u.priority).min();
+        let nominated = self.live_nominations(now);
+        let nodes = snapshot.nodes().len();
+        for entry in &mut self.entries {
+            let live = nominated.iter().any(|(name, _, _)| *name == entry.gang.name);
+            if !entry.no_room || live || lowest.is_none_or(|low| low >= entry.gang.priority) {
+                continue;
+            }
+            // Room held for others of its priority or higher: nominations, and the pass's reservation.
+            let mut avoid = nominated_to_others(&nominated, &entry.gang, nodes);
+            if let Some((holder, priority, held)) = &self.reserved
+                && *holder != entry.gang.name
+                && *priority >= entry.gang.priority
+            {
+                let mask = avoid.get_or_insert_with(|| vec![false; nodes]);
+                held.iter().for_each(|&n| mask[n] = true);
+            }
+            match plan_preemption(profile, snapshot, topology, &entry.gang, running, avoid.as_deref()) {
+                Ok(preemption) => {
+                    entry.nomination = Some((preemption.nodes.clone(), now));
+                    outcome.preemption = Some(preemption);
+                    break;
+                }
+                Err(refused) => outcome.refused.push(refused),
+            }
+        }
+        outcome
+    }
+
+    /// Drops `gang`'s nomination (its victims could not be evicted), so it may preempt again.
+    pub fn clear_nomination(&mut self, gang: &str) {
+        if let Some(entry) = self.entries.iter_mut().find(|e| e.gang.name == gang) {
+            entry.nomination = None;
+        }
+    }
+
+    /// The nodes held for `gang` while its victims terminate.
+    pub fn nomination(&self, gang: &str) -> Option<&[NodeId]> {
+        self.entries.iter().find(|e| e.gang.name == gang)?.nomination.as_ref().map(|(nodes, _)| &nodes[..])
     }
 
     fn expire(&mut self, now: Duration) -> Vec<TimedOutGang> {
@@ -326,6 +439,26 @@ impl GangQueue {
     }
 }
 
+/// What [`GangQueue::preempt`] found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PreemptOutcome {
+    /// The gang that may evict, what, and the nodes now held for it.
+    pub preemption: Option<Preemption>,
+    /// Gangs before it that found no room and may evict nothing, with why.
+    pub refused: Vec<NoPreemption>,
+}
+
+/// The nodes held for gangs other than `gang` of its priority or higher (`true` = avoid), if any.
+fn nominated_to_others(nominated: &[(String, i32, Vec<NodeId>)], gang: &Gang, nodes: usize) -> Option<Vec<bool>> {
+    let mut mask: Option<Vec<bool>> = None;
+    for (_, _, held) in nominated.iter().filter(|(name, priority, _)| *name != gang.name && *priority >= gang.priority)
+    {
+        let mask = mask.get_or_insert_with(|| vec![false; nodes]);
+        held.iter().for_each(|&n| mask[n] = true);
+    }
+    mask
+}
+
 /// `gang` placed on the reserved nodes too, kept only if it is expected to end, stretched by how spread it
 /// landed, by the time the reserved gang can start.
 #[allow(clippy::too_many_arguments)]
@@ -336,6 +469,7 @@ fn backfill(
     topology: &Topology,
     gang: &Gang,
     held: &mut Held,
+    nominated: Option<&[bool]>,
     hints: &dyn RuntimeHints,
     now: Duration,
 ) -> Option<GangPlacement> {
@@ -344,7 +478,8 @@ fn backfill(
     if now + runtime > shadow {
         return None;
     }
-    let placement = plan_gang_with(profile, snapshot, gang, topology, &PlanOptions::default()).ok()?;
+    let options = PlanOptions { avoid: nominated, ..PlanOptions::default() };
+    let placement = plan_gang_with(profile, snapshot, gang, topology, &options).ok()?;
     let stretched = runtime.mul_f64(config.stretch(topology, &placement.nodes()));
     if now + stretched <= shadow {
         return Some(placement);

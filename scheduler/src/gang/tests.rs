@@ -10,7 +10,7 @@ use crate::topology::{HOSTNAME_LABEL, Topology};
 const SPINE: &str = "network.mlsched.io/spine";
 const RACK: &str = "network.mlsched.io/rack";
 
-fn profile() -> Profile {
+pub(super) fn profile() -> Profile {
     Profile::new("gang-test")
         .filter(NodeUnschedulable)
         .filter(NodeAffinityFilter)
@@ -28,7 +28,7 @@ fn gpu_node(name: &str, spine: &str, rack: &str, gpus: usize) -> Node {
 }
 
 /// `racks` of (spine, rack, nodes) with 8-GPU nodes named `{rack}-n{i}`.
-fn cluster(racks: &[(&str, &str, usize)]) -> Snapshot {
+pub(super) fn cluster(racks: &[(&str, &str, usize)]) -> Snapshot {
     let nodes = racks
         .iter()
         .flat_map(|&(spine, rack, count)| (0..count).map(move |i| gpu_node(&format!("{rack}-n{i}"), spine, rack, 8)))
@@ -36,7 +36,7 @@ fn cluster(racks: &[(&str, &str, usize)]) -> Snapshot {
     Snapshot::new(nodes).unwrap()
 }
 
-fn topology(snapshot: &Snapshot) -> Topology {
+pub(super) fn topology(snapshot: &Snapshot) -> Topology {
     Topology::from_labels(&[SPINE, RACK, HOSTNAME_LABEL], snapshot.nodes()).unwrap()
 }
 
@@ -46,7 +46,7 @@ fn pods(gang: &str, count: usize, gpus: u32) -> Vec<Pod> {
         .collect()
 }
 
-fn gang(name: &str, count: usize, gpus: u32) -> Gang {
+pub(super) fn gang(name: &str, count: usize, gpus: u32) -> Gang {
     Gang::new(name, count, pods(name, count, gpus))
 }
 

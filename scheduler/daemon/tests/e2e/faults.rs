@@ -2,8 +2,9 @@
 //! client going through a fault proxy (`mlsched_tests::real::fault_proxy`) that fails binds (500, 409, 429,
 //! 403), refuses status writes with conflicts, delays requests and cuts watch streams while it schedules.
 //!
-//! A bind answered 409 (the pod is bound already) or 404 (the pod is gone) is dropped, never sent again for
-//! that decision; a 500 is retried until it succeeds; a 403 is reported and backs off. An injected 409 does
+//! A bind answered 409 (the pod is bound already) or 404 (the pod is gone: deleted while its binding was
+//! held at the proxy, so the real server answers it) is dropped, never sent again for that decision; a 500
+//! is retried until it succeeds; a 403 is reported and backs off. An injected 409 does
 //! not bind the pod, so its pod is decided again once its backoff is over, like any pod still pending.
 //!
 //! Invariants checked by every test: each pod ends bound exactly once (one successful binding POST per
@@ -15,7 +16,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Binding, Pod};
-use kube::api::{Api, PostParams};
+use kube::api::{Api, DeleteParams, PostParams};
 
 use mlsched_tests::cluster::{LABEL_RACK, LABEL_SPINE};
 use mlsched_tests::real::fault_proxy::FaultProxy;
@@ -201,6 +202,26 @@ async fn bind_errors_and_conflicts_during_scheduling_leave_every_pod_bound_exact
     // (its status writes were refused with 409s along the way).
     until("GangBindFailed on odd", WAIT, || async { !h.env.events("odd", "GangBindFailed").await.is_empty() }).await;
     assert_gangs_scheduled(&h).await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_deleted_while_its_bind_is_in_flight_is_dropped_and_its_room_freed() {
+    const NS: &str = "bind-gone";
+    // One node of 8 GPUs; the binding of `doomed` is held at the proxy long enough to delete the pod first.
+    let h = Harness::start(NS, 1, "", |f| f.add_latency(binding(NS).name("doomed"), Duration::from_secs(3))).await;
+    h.pod("doomed", 8, None).await;
+    let doomed_binding = binding(NS).name("doomed");
+    until("doomed's binding held at the proxy", WAIT, || async { h.proxy.in_flight(&doomed_binding) == 1 }).await;
+    let pods: Api<Pod> = Api::namespaced(h.env.admin.clone(), NS);
+    pods.delete("doomed", &DeleteParams::default().grace_period(0)).await.expect("doomed deleted");
+    // The real API server answers the late binding 404. The scheduler drops it, sends it never again, and
+    // gives the node's 8 GPUs back: a pod needing all of them is bound there.
+    until("doomed's binding answered", WAIT, || async { !h.binds_of("doomed").is_empty() }).await;
+    let after = vec![h.pod("after", 8, None).await];
+    until("after bound", WAIT, || h.all_bound(&after)).await;
+    assert_eq!(h.binds_of("doomed"), [(404, false)], "one binding POST, answered 404 by the API server");
+    h.assert_bound_once(&after).await;
     h.stop().await;
 }
 
