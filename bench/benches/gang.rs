@@ -10,13 +10,20 @@
 //! - `snapshot_clone`: what planning on a clone would pay before deciding anything.
 //!
 //! Each decision runs on a fresh copy of the snapshot (made outside the timed part).
+//!
+//! `preempt_on_5000_full_nodes`: the same tree with every node full of priority-0 pods, and a priority-10
+//! gang of 16 × 8 GPUs that fits nowhere (`plan_preemption`, victims chosen and confirmed on copies):
+//! - `whole_node_pods`: one 8-GPU pod per node; the 16 youngest free 16 nodes.
+//! - `half_node_pods`: two 4-GPU pods per node, and the younger half of each node's pair are the 5,000
+//!   youngest: the hardest order, where 5,016 evictions come before 16 nodes are whole again.
 
 use std::hint::black_box;
+use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use mlsched::core::{GpuRequest, MIB, Node, Pod, Resources, Snapshot};
 use mlsched::framework::Profile;
-use mlsched::gang::{Gang, plan_gang};
+use mlsched::gang::{Gang, RunningUnit, plan_gang, plan_preemption};
 use mlsched::plugins::{GpuFit, NodeAffinityFilter, NodeUnschedulable, ResourcesFit, TaintToleration};
 use mlsched::topology::{HOSTNAME_LABEL, Topology};
 
@@ -24,6 +31,15 @@ const SPINE: &str = "network.mlsched.io/spine";
 const RACK: &str = "network.mlsched.io/rack";
 
 fn fat_tree() -> Snapshot {
+    let mut snapshot = empty_fat_tree();
+    for id in (0..5000).step_by(3) {
+        let pod = Pod::new(format!("running/{id}"), Resources::new(8000, 64 * MIB, 1), GpuRequest::whole(4));
+        snapshot.assume(&pod, id, &[0, 1, 2, 3]).unwrap();
+    }
+    snapshot
+}
+
+fn empty_fat_tree() -> Snapshot {
     let mut nodes = Vec::with_capacity(5000);
     for spine in 0..10 {
         for rack in 0..25 {
@@ -39,12 +55,25 @@ fn fat_tree() -> Snapshot {
             }
         }
     }
-    let mut snapshot = Snapshot::new(nodes).unwrap();
-    for id in (0..5000).step_by(3) {
-        let pod = Pod::new(format!("running/{id}"), Resources::new(8000, 64 * MIB, 1), GpuRequest::whole(4));
-        snapshot.assume(&pod, id, &[0, 1, 2, 3]).unwrap();
+    Snapshot::new(nodes).unwrap()
+}
+
+/// Every node full of priority-0 single pods of `gpus` GPUs; the `k`-th pod of every node started after
+/// all the `k-1`-th ones.
+fn full_fat_tree(gpus: u32) -> (Snapshot, Vec<RunningUnit>) {
+    let mut snapshot = empty_fat_tree();
+    let mut running = Vec::new();
+    for k in 0..8 / gpus {
+        for id in 0..5000 {
+            let name = format!("low/{id}-{k}");
+            let pod = Pod::new(&name, Resources::new(8000, 64 * MIB, 1), GpuRequest::whole(gpus));
+            let devices: Vec<usize> = (k * gpus..(k + 1) * gpus).map(|d| d as usize).collect();
+            snapshot.assume(&pod, id, &devices).unwrap();
+            let started = Duration::from_secs(u64::from(k) * 5000 + id as u64);
+            running.push(RunningUnit { name: name.clone(), priority: 0, pods: vec![name], started });
+        }
     }
-    snapshot
+    (snapshot, running)
 }
 
 fn gang(name: &str, size: usize, gpus: u32) -> Gang {
@@ -96,5 +125,24 @@ fn bench_gang(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_gang);
+fn bench_preemption(c: &mut Criterion) {
+    let profile = profile();
+    let urgent = gang("urgent", 16, 8).with_priority(10);
+    let mut group = c.benchmark_group("preempt_on_5000_full_nodes");
+    group.sample_size(10);
+    for (name, gpus) in [("whole_node_pods", 8), ("half_node_pods", 4)] {
+        let (snapshot, running) = full_fat_tree(gpus);
+        let topology = Topology::from_labels(&[SPINE, RACK, HOSTNAME_LABEL], snapshot.nodes()).unwrap();
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let plan = plan_preemption(&profile, &snapshot, &topology, &urgent, &running, None).expect("room");
+                assert_eq!(plan.victims.len(), (16 * 8 / gpus) as usize);
+                black_box(plan.nodes.len())
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_gang, bench_preemption);
 criterion_main!(benches);

@@ -25,10 +25,10 @@ use std::time::Duration;
 use thiserror::Error;
 
 use super::Gang;
-use super::plan::{PlanOptions, plan_gang_with};
-use crate::core::{NodeId, Snapshot};
+use super::plan::{PlanOptions, plan_gang_with, sizing_member};
+use crate::core::{Node, NodeId, Pod, Snapshot};
 use crate::framework::Profile;
-use crate::topology::Topology;
+use crate::topology::{Occupancy, Topology, copies_that_fit};
 
 /// A running unit preemption may evict, whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,14 +107,20 @@ pub fn plan_preemption(
     };
     // Reprieve: the most important, then the oldest and the largest (most work lost), are spared first.
     victims.sort_by_key(|u| (Reverse(u.priority), u.started, Reverse(u.pods.len()), u.name.clone()));
+    let mut room = Room::without(snapshot, gang, &victims);
     let mut index = 0;
     while index < victims.len() {
+        if room.needs(snapshot, victims[index]) {
+            index += 1;
+            continue;
+        }
         let mut without = victims.clone();
         without.remove(index);
         match fits_without(&without) {
             Some(fewer) => {
                 victims = without;
                 nodes = fewer;
+                room = Room::without(snapshot, gang, &victims);
             }
             None => index += 1,
         }
@@ -125,7 +131,9 @@ pub fn plan_preemption(
 }
 
 /// Evicts `lower` in order on a copy of `snapshot` until `gang` fits: the units evicted by then and the
-/// nodes it would take. Planning is tried only once the free GPU could hold the gang.
+/// nodes it would take. Planning is tried only once the nodes could hold `min_member` copies of the gang's
+/// largest member by their free resources (the planner's own estimate, kept per node as pods go), so
+/// evictions that free only parts of nodes cost no planning.
 fn first_room<'a>(
     profile: &Profile,
     snapshot: &Snapshot,
@@ -134,23 +142,21 @@ fn first_room<'a>(
     lower: &[&'a RunningUnit],
     options: &PlanOptions<'_>,
 ) -> Option<(Vec<&'a RunningUnit>, Vec<NodeId>)> {
-    let mig = gang.members.iter().any(|m| m.mig.is_some());
-    let smallest = gang.members.iter().map(|m| m.gpu.total_milli()).min().unwrap_or(0);
-    let need = smallest.saturating_mul(i64::try_from(gang.min_member).unwrap_or(i64::MAX));
+    let sizing = sizing_member(&gang.members);
     let mut work = snapshot.clone();
-    let mut free: i64 = work.nodes().iter().map(|n| n.gpu_free_milli()).sum();
+    let mut copies: Vec<u64> = work.nodes().iter().map(|n| copies_that_fit(n, sizing, Occupancy::Current)).collect();
+    let mut total = copies.iter().fold(0u64, |sum, &c| sum.saturating_add(c));
     for (count, unit) in lower.iter().enumerate() {
         for pod in &unit.pods {
-            let node = work.placement(pod).map(|p| p.node);
-            let before = node.map_or(0, |n| work.nodes()[n].gpu_free_milli());
             // A pod the snapshot does not hold (already gone) frees nothing.
-            if work.forget(pod).is_ok()
-                && let Some(n) = node
-            {
-                free += work.nodes()[n].gpu_free_milli() - before;
+            if let Ok(placement) = work.forget(pod) {
+                let n = placement.node;
+                let now = copies_that_fit(&work.nodes()[n], sizing, Occupancy::Current);
+                total = total.saturating_sub(copies[n]).saturating_add(now);
+                copies[n] = now;
             }
         }
-        if !mig && free < need {
+        if total < gang.min_member as u64 {
             continue;
         }
         if let Ok(placement) = plan_gang_with(profile, &mut work, gang, topology, options) {
@@ -159,6 +165,58 @@ fn first_room<'a>(
         }
     }
     None
+}
+
+/// The free room once the victims are gone, counted the planner's way (copies of the gang's largest member
+/// per node), so a victim the gang plainly needs is known without a plan.
+struct Room<'a> {
+    base: Snapshot,
+    sizing: &'a Pod,
+    min_member: u64,
+    copies: Vec<u64>,
+    total: u64,
+}
+
+impl<'a> Room<'a> {
+    fn without(snapshot: &Snapshot, gang: &'a Gang, victims: &[&RunningUnit]) -> Room<'a> {
+        let mut base = snapshot.clone();
+        for pod in victims.iter().flat_map(|u| &u.pods) {
+            let _ = base.forget(pod);
+        }
+        let sizing = sizing_member(&gang.members);
+        let copies: Vec<u64> = base.nodes().iter().map(|n| copies_that_fit(n, sizing, Occupancy::Current)).collect();
+        let total = copies.iter().fold(0u64, |sum, &c| sum.saturating_add(c));
+        Room { base, sizing, min_member: gang.min_member as u64, copies, total }
+    }
+
+    /// Whether with `unit`'s pods back in place fewer than `min_member` copies would fit anywhere: then
+    /// the gang cannot run without evicting it. `false` means "perhaps", to be planned. (MIG slices are
+    /// not put back here: a unit holding any is always planned.)
+    fn needs(&self, snapshot: &Snapshot, unit: &RunningUnit) -> bool {
+        let mut nodes: Vec<(NodeId, Node)> = Vec::new();
+        for placement in unit.pods.iter().filter_map(|p| snapshot.placement(p)) {
+            if !placement.gpus.mig.is_empty() {
+                return false;
+            }
+            let at = match nodes.iter().position(|(n, _)| *n == placement.node) {
+                Some(at) => at,
+                None => {
+                    nodes.push((placement.node, self.base.nodes()[placement.node].clone()));
+                    nodes.len() - 1
+                }
+            };
+            let node = &mut nodes[at].1;
+            let Ok(requested) = node.requested.checked_add(&placement.requests) else { return false };
+            node.requested = requested;
+            for &(i, milli) in &placement.gpus.devices {
+                node.gpus[i].used_milli += milli;
+            }
+        }
+        let total = nodes.iter().fold(self.total, |total, (n, node)| {
+            total.saturating_sub(self.copies[*n]).saturating_add(copies_that_fit(node, self.sizing, Occupancy::Current))
+        });
+        total < self.min_member
+    }
 }
 
 /// The nodes `gang` would take on a copy of `snapshot` without `evicted`'s pods, if it fits there.
