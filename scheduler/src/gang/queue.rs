@@ -170,11 +170,13 @@ pub struct GangQueue {
     /// The last pass's reservation: the gang it was held for, its priority and the nodes held
     /// (preemption by gangs of that priority or lower leaves them be).
     reserved: Option<(String, i32, Vec<NodeId>)>,
+    /// The snapshot's node layout the node ids above refer to (`Snapshot::layout`).
+    layout: u64,
 }
 
 impl GangQueue {
     pub fn new(config: QueueConfig) -> Self {
-        GangQueue { config, entries: Vec::new(), next_arrival: 0, reserved: None }
+        GangQueue { config, entries: Vec::new(), next_arrival: 0, reserved: None, layout: 0 }
     }
 
     pub fn len(&self) -> usize {
@@ -187,14 +189,7 @@ impl GangQueue {
 
     /// Queues a gang (its members so far may be fewer than `min_member`).
     pub fn add_gang(&mut self, gang: Gang, now: Duration) -> Result<(), QueueError> {
-        self.add_gang_skipped(gang, now, 0)
-    }
-
-    /// Queues a gang that has already been skipped `skips` times, for a caller that keeps its own queue
-    /// between passes (the live scheduler rebuilds this one each pass): its age carries over.
-    pub fn add_gang_skipped(&mut self, gang: Gang, now: Duration, skips: u32) -> Result<(), QueueError> {
-        let invalid = |reason: String| QueueError::InvalidGang { gang: gang.name.clone(), reason };
-        gang.validate().map_err(invalid)?;
+        gang.validate().map_err(|reason| QueueError::InvalidGang { gang: gang.name.clone(), reason })?;
         if self.entries.iter().any(|e| e.gang.name == gang.name) {
             return Err(QueueError::DuplicateGang(gang.name));
         }
@@ -202,13 +197,37 @@ impl GangQueue {
             gang,
             arrival: self.next_arrival,
             arrived_at: now,
-            skips,
+            skips: 0,
             last_reason: None,
             no_room: false,
             nomination: None,
         });
         self.next_arrival += 1;
         Ok(())
+    }
+
+    /// Queues `gang`, or, if a gang of that name is queued, takes its members and settings from `gang` and
+    /// keeps its place, age, skips and nomination: how a caller whose view of a gang's pods changes between
+    /// passes (the live scheduler) keeps it queued.
+    pub fn upsert(&mut self, gang: Gang, now: Duration) -> Result<(), QueueError> {
+        match self.entries.iter_mut().find(|e| e.gang.name == gang.name) {
+            Some(entry) => {
+                gang.validate().map_err(|reason| QueueError::InvalidGang { gang: gang.name.clone(), reason })?;
+                entry.gang = gang;
+                Ok(())
+            }
+            None => self.add_gang(gang, now),
+        }
+    }
+
+    /// The names of the queued gangs.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|e| e.gang.name.as_str())
+    }
+
+    /// The gang the last pass's reservation was held for.
+    pub fn reserved_for(&self) -> Option<&str> {
+        self.reserved.as_ref().map(|(gang, _, _)| gang.as_str())
     }
 
     /// A pod outside any gang, queued as a gang of one.
@@ -268,6 +287,22 @@ impl GangQueue {
         now: Duration,
         hints: &dyn RuntimeHints,
     ) -> PassOutcome {
+        self.schedule_pass_among(profile, snapshot, topology, now, hints, &|_| true)
+    }
+
+    /// [`GangQueue::schedule_pass_with`] trying only the gangs `tried` names (the ones ready now, for a
+    /// caller that backs failed gangs off between passes); the others keep their place, age and
+    /// nomination, and are only expired when their timeout passes.
+    pub fn schedule_pass_among(
+        &mut self,
+        profile: &Profile,
+        snapshot: &mut Snapshot,
+        topology: &Topology,
+        now: Duration,
+        hints: &dyn RuntimeHints,
+        tried: &dyn Fn(&str) -> bool,
+    ) -> PassOutcome {
+        self.follow_layout(snapshot);
         let mut outcome = PassOutcome { timed_out: self.expire(now), ..PassOutcome::default() };
         self.entries.sort_by_key(|e| (Reverse(e.gang.priority), e.arrival));
         let mut nominated = self.live_nominations(now);
@@ -275,6 +310,10 @@ impl GangQueue {
         let mut index = 0;
         while index < self.entries.len() {
             let entry = &mut self.entries[index];
+            if !tried(&entry.gang.name) {
+                index += 1;
+                continue;
+            }
             entry.no_room = false;
             if !entry.gang.has_quorum() {
                 let reason = GangUnschedulable::WaitingForMembers {
@@ -352,6 +391,16 @@ impl GangQueue {
         outcome
     }
 
+    /// Node ids held across passes (nominations, the last reservation) name other nodes once the node
+    /// list is rebuilt: they are dropped then. A nominated gang may preempt again.
+    fn follow_layout(&mut self, snapshot: &Snapshot) {
+        if snapshot.layout() != self.layout {
+            self.layout = snapshot.layout();
+            self.reserved = None;
+            self.entries.iter_mut().for_each(|e| e.nomination = None);
+        }
+    }
+
     /// The nominations still held at `now`, as (gang, priority, nodes); lapsed ones are dropped.
     fn live_nominations(&mut self, now: Duration) -> Vec<(String, i32, Vec<NodeId>)> {
         let timeout = self.config.nomination_timeout;
@@ -379,6 +428,7 @@ impl GangQueue {
         running: &[RunningUnit],
         now: Duration,
     ) -> PreemptOutcome {
+        self.follow_layout(snapshot);
         let mut outcome = PreemptOutcome::default();
         let lowest = running.iter().map(|u| u.priority).min();
         let nominated = self.live_nominations(now);

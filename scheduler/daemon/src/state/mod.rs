@@ -176,8 +176,11 @@ pub struct ClusterState {
     topology_stale: bool,
     scheduler_names: Vec<String>,
     bind_retries: u32,
-    /// The unit that held a reservation in the last pass (see `run_pass`).
-    reserving: Option<UnitKey>,
+    /// The core gang queues, one per profile, kept across passes: a gang's place, age (skips),
+    /// reservation and nomination live there. Our `SchedulingQueue` decides which units a pass tries.
+    gang_queues: Vec<GangQueue>,
+    /// The unit of each gang name in the core queues.
+    core_units: HashMap<String, UnitKey>,
     /// Keys of our pods already reported as arrivals, so a pod's updates are not counted again.
     observed: HashSet<String>,
     /// Pods of ours seen for the first time, with their profile, for the policies that learn the shapes
@@ -222,7 +225,8 @@ impl ClusterState {
             topology_stale: false,
             scheduler_names,
             bind_retries,
-            reserving: None,
+            gang_queues: Vec::new(),
+            core_units: HashMap::new(),
             observed: HashSet::new(),
             arrivals: Vec::new(),
             waiting_told: HashMap::new(),
@@ -234,6 +238,8 @@ impl ClusterState {
     /// The core queue's settings every pass uses.
     pub fn with_queue_config(mut self, config: QueueConfig) -> Self {
         self.queue_config = config;
+        self.gang_queues.clear();
+        self.core_units.clear();
         self
     }
 

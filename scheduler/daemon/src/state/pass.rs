@@ -38,6 +38,22 @@ impl ClusterState {
         self.bound.values().filter(|b| b.gang.as_deref() == Some(gang)).count()
     }
 
+    /// Takes out of the core queues the units our queue no longer holds or that are binding, and forgets
+    /// the names of units no core queue holds.
+    fn prune_gang_queues(&mut self, queue: &SchedulingQueue) {
+        let gone: Vec<String> = self
+            .core_units
+            .iter()
+            .filter(|(_, unit)| queue.get(unit).is_none_or(|e| e.in_flight))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in gone {
+            unqueue(&mut self.gang_queues, &mut self.core_units, &name);
+        }
+        let queued: HashSet<&str> = self.gang_queues.iter().flat_map(GangQueue::names).collect();
+        self.core_units.retain(|name, _| queued.contains(name.as_str()));
+    }
+
     /// One scheduling pass over the ready units of `queue`.
     pub fn run_pass(&mut self, queue: &mut SchedulingQueue, profiles: &[Profile], now: Duration) -> PassResult {
         self.clock = now;
@@ -51,13 +67,21 @@ impl ClusterState {
             ready.truncate(UNITS_PER_PASS);
             result.more = true;
         }
+        if self.gang_queues.len() != profiles.len() {
+            self.gang_queues = profiles.iter().map(|_| GangQueue::new(self.queue_config.clone())).collect();
+            self.core_units.clear();
+        }
+        self.prune_gang_queues(queue);
         // The core queue gives a gang skipped often enough a reservation, but only in a pass the gang is
         // part of: the unit holding it joins every pass, so the room stays held while it backs off.
-        if let Some(unit) = self.reserving.take()
-            && queue.get(&unit).is_some_and(|e| !e.in_flight)
-            && !ready.contains(&unit)
-        {
-            ready.push(unit);
+        let holders: Vec<UnitKey> = self
+            .gang_queues
+            .iter()
+            .filter_map(|q| self.core_units.get(q.reserved_for()?).cloned())
+            .filter(|u| queue.get(u).is_some_and(|e| !e.in_flight) && !ready.contains(u))
+            .collect();
+        if !holders.is_empty() {
+            ready.extend(holders);
             ready.sort_by_key(|u| queue.get(u).map(|e| (std::cmp::Reverse(e.priority), e.seq)));
         }
         // A single pod's unit is keyed by the pod; only gangs need a look at every pending pod. Passes come
@@ -79,8 +103,7 @@ impl ClusterState {
                 }
             }
         }
-        let mut queues: Vec<GangQueue> = profiles.iter().map(|_| GangQueue::new(self.queue_config.clone())).collect();
-        let mut by_name: HashMap<String, UnitKey> = HashMap::new();
+        let mut tried: Vec<HashSet<String>> = profiles.iter().map(|_| HashSet::new()).collect();
         let mut waiting_for_members: Vec<Waiting> = Vec::new();
         let mut timed_out_early: Vec<(UnitKey, String, Vec<PodRef>)> = Vec::new();
         let mut invalid: Vec<(UnitKey, String, Vec<PodRef>)> = Vec::new();
@@ -95,19 +118,22 @@ impl ClusterState {
             pods.sort_by(|a, b| a.info.pod_ref.name.cmp(&b.info.pod_ref.name));
             let refs: Vec<PodRef> = pods.iter().map(|p| p.info.pod_ref.clone()).collect();
             let entry = queue.get(unit).cloned().expect("ready units are queued");
+            // Whatever this pass finds, the core queue holds the unit again only once it can be tried.
+            let gang_name = match unit {
+                UnitKey::Gang(k) | UnitKey::Pod(k) => k.clone(),
+            };
             let (min_member, timeout, topology) = match self.gang_params(unit, &pods) {
                 Ok(p) => p,
                 Err(missing) => {
+                    unqueue(&mut self.gang_queues, &mut self.core_units, &gang_name);
                     waiting_for_members.push((unit.clone(), None, WaitingFor::PodGroup, missing.to_string(), refs));
                     continue;
                 }
             };
-            let gang_name = match unit {
-                UnitKey::Gang(k) | UnitKey::Pod(k) => k.clone(),
-            };
             let bound = if matches!(unit, UnitKey::Gang(_)) { self.bound_members(&gang_name) } else { 0 };
             let min = min_member.saturating_sub(bound).max(1);
             if pods.len() < min {
+                unqueue(&mut self.gang_queues, &mut self.core_units, &gang_name);
                 let reason = format!("gang {gang_name}: waiting for members: {}/{min} exist", pods.len());
                 match timeout.map(|t| entry.arrival + t) {
                     Some(deadline) if deadline <= now => timed_out_early.push((unit.clone(), reason, refs)),
@@ -121,6 +147,7 @@ impl ClusterState {
             let min_resources = match self.min_resources_left(unit, &pods) {
                 Ok(m) => m,
                 Err(reason) => {
+                    unqueue(&mut self.gang_queues, &mut self.core_units, &gang_name);
                     invalid.push((unit.clone(), reason, refs));
                     continue;
                 }
@@ -132,12 +159,19 @@ impl ClusterState {
             gang.timeout = timeout;
             gang.topology = topology;
             gang.min_resources = min_resources;
-            // The core queue is rebuilt each pass; the unit's failed passes are its skips so far.
-            if let Err(e) = queues[profile].add_gang_skipped(gang, entry.arrival, entry.attempts) {
+            // A unit's profile can change with its pods: it is queued under the current one only.
+            for (index, q) in self.gang_queues.iter_mut().enumerate() {
+                if index != profile {
+                    q.remove(&gang_name);
+                }
+            }
+            if let Err(e) = self.gang_queues[profile].upsert(gang, entry.arrival) {
+                unqueue(&mut self.gang_queues, &mut self.core_units, &gang_name);
                 invalid.push((unit.clone(), e.to_string(), refs));
                 continue;
             }
-            by_name.insert(gang_name, unit.clone());
+            self.core_units.insert(gang_name.clone(), unit.clone());
+            tried[profile].insert(gang_name);
         }
         for (unit, deadline, why, reason, refs) in waiting_for_members {
             queue.sleep_until(&unit, deadline);
@@ -172,15 +206,20 @@ impl ClusterState {
                 result.unschedulable.push((r, crate::keys::REASON_INVALID, reason.clone()));
             }
         }
-        for (index, gq) in queues.iter_mut().enumerate() {
-            if gq.is_empty() {
+        for (index, tried) in tried.iter().enumerate() {
+            if tried.is_empty() {
                 continue;
             }
             let hints = PodHints { bound: &self.bound, pending: &self.pending, clock: now };
-            let outcome = gq.schedule_pass_with(&profiles[index], &mut self.snapshot, &self.topology, now, &hints);
-            if let Some(unit) = outcome.reserved_for.as_ref().and_then(|g| by_name.get(g)) {
-                self.reserving.get_or_insert_with(|| unit.clone());
-            }
+            let outcome = self.gang_queues[index].schedule_pass_among(
+                &profiles[index],
+                &mut self.snapshot,
+                &self.topology,
+                now,
+                &hints,
+                &|name| tried.contains(name),
+            );
+            let by_name = &self.core_units;
             for placement in outcome.placed {
                 let Some(unit) = by_name.get(&placement.gang).cloned() else { continue };
                 let mut binds = Vec::new();
@@ -324,6 +363,14 @@ impl ClusterState {
         let pod_group = self.pod_groups.contains_key(&(PodGroupApi::Coscheduling, gang.to_string()));
         GangReport { gang: gang.to_string(), pod_group, phase, scheduled: self.bound_members(gang), reason, message }
     }
+}
+
+/// Takes the unit named `name` out of every core queue.
+fn unqueue(queues: &mut [GangQueue], units: &mut HashMap<String, UnitKey>, name: &str) {
+    for q in queues {
+        q.remove(name);
+    }
+    units.remove(name);
 }
 
 /// Run times as the pods declare them (`mlsched.io/expected-runtime-seconds`).

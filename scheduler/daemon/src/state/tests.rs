@@ -341,6 +341,40 @@ fn a_starving_pod_keeps_its_reservation_while_it_backs_off() {
 }
 
 #[test]
+fn the_core_queue_keeps_a_waiting_gang_between_passes_and_lets_it_go_when_it_leaves() {
+    let mut w = World::new(vec![gpu_node("a", 4), gpu_node("b", 4)]);
+    w.add(pod("blocker", 1, json!({"spec": {"nodeName": "a"}})), s(0));
+    w.add(gang_member("w0", 4, "job", 2), s(0));
+    w.add(gang_member("w1", 4, "job", 2), s(0));
+    let queued = |w: &World| w.state.gang_queues.iter().flat_map(|q| q.names().map(str::to_string)).collect::<Vec<_>>();
+    let job = UnitKey::Gang("ml/job".into());
+    let mut now = s(0);
+    for pass in 1..=2 {
+        assert!(w.pass(now).binds.is_empty());
+        // One entry, kept (not rebuilt) across passes: its skips count on while it backs off.
+        assert_eq!(queued(&w), ["ml/job"]);
+        assert_eq!(w.state.gang_queues[0].skips("ml/job"), Some(pass));
+        now = w.queue.get(&job).unwrap().not_before.unwrap();
+    }
+    // Tried only when ready: a pass while it backs off (for a pod that fits nowhere) leaves its count alone.
+    w.add(pod("other", 8, json!({})), now - s(1));
+    w.pass(now - s(1));
+    assert_eq!(w.state.gang_queues[0].skips("ml/job"), Some(2));
+    // A member goes: below quorum, the gang leaves the core queue until it can be tried again.
+    w.state.delete_pod("ml/w1");
+    w.queue.activate_backoff();
+    assert!(w.pass(now).binds.is_empty());
+    assert_eq!(queued(&w), ["ml/other"], "the pod that fits nowhere waits there too");
+    // Back to quorum and room freed: placed whole, and gone from the core queue.
+    w.state.delete_pod("ml/blocker");
+    w.add(gang_member("w1", 4, "job", 2), now);
+    let r = w.pass(now);
+    assert_eq!(r.binds.len(), 1);
+    assert_eq!(r.binds[0].members.len(), 2);
+    assert_eq!(queued(&w), ["ml/other"]);
+}
+
+#[test]
 fn a_pass_decides_a_bounded_number_of_units_in_queue_order_and_says_more_are_ready() {
     let nodes = (0..40).map(|i| gpu_node(&format!("n{i}"), 8)).collect();
     let mut w = World::new(nodes);
