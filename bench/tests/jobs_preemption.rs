@@ -6,22 +6,10 @@
 //! The traces live beside the repository (`../shared/traces`). CI always has them, so there a missing
 //! folder fails; a clone without them skips, loudly.
 
-use std::path::PathBuf;
+mod common;
 
 use mlsim::jobs::engine::HIGH_PRIORITY;
 use mlsim::jobs::{ITP_CLUSTERS, JobPolicy, JobsArgs, JobsSummary, load, run_one};
-
-fn itp_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/traces/microsoft-itp-2021");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{} is missing, and CI must have the shared traces", dir.display());
-    }
-    eprintln!("SKIPPED: {} not found (the shared traces are not checked out beside the repo)", dir.display());
-    None
-}
 
 fn high_queue(s: &JobsSummary) -> f64 {
     s.by_priority.iter().find(|c| c.priority == HIGH_PRIORITY).expect("a fifth of the jobs are high").mean_queue_seconds
@@ -29,7 +17,7 @@ fn high_queue(s: &JobsSummary) -> f64 {
 
 #[test]
 fn preemption_shortens_high_priority_queueing_without_partial_gangs() {
-    let Some(dir) = itp_dir() else { return };
+    let Some(dir) = common::shared_trace("microsoft-itp-2021") else { return };
     let base = JobsArgs { load: 0.9, high_priority_share: 0.2, ..JobsArgs::default() };
     let mut shortened = 0;
     for cluster in ITP_CLUSTERS {

@@ -8,7 +8,7 @@
 //! 15,802; Philly: 12,000 of 55,055), with the default cluster sized for that prefix; every other shared
 //! ITP cluster is replayed whole.
 
-use std::path::PathBuf;
+mod common;
 
 use mlsim::jobs::{JobPolicy, JobsArgs, JobsSummary, load, run_one};
 
@@ -16,21 +16,9 @@ fn args() -> JobsArgs {
     JobsArgs::default()
 }
 
-fn trace_path(relative: &str) -> Option<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/traces").join(relative);
-    if path.is_file() {
-        return Some(path);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{} is missing, and CI must have the shared traces", path.display());
-    }
-    eprintln!("SKIPPED: {} not found (the shared traces are not checked out beside the repo)", path.display());
-    None
-}
-
 /// The three policies on one trace (or its first `limit` jobs).
 fn replay(relative: &str, limit: Option<usize>) -> Option<[JobsSummary; 3]> {
-    let path = trace_path(relative)?;
+    let path = common::shared_trace(relative)?;
     let jobs = load(&path, limit).unwrap();
     let args = args();
     let runs = JobPolicy::ALL.map(|p| run_one(relative, &jobs, p, &args));

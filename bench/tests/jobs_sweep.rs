@@ -6,22 +6,19 @@
 //! The traces live beside the repository (`../shared/traces`). CI always has them, so there a missing
 //! folder fails; a clone without them skips, loudly.
 
+mod common;
+
 use std::path::PathBuf;
 
 use mlsim::jobs::JobsArgs;
 use mlsim::jobs::slowdown::{DEFAULT_ALPHA_RACK, DEFAULT_ALPHA_SPINE};
 use mlsim::jobs::sweep::{P99_TOLERANCE, SweepGrid, sweep, sweep_traces};
 
+/// The shared traces folder, if it holds both the ITP and the Philly traces.
 fn traces_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/traces");
-    if dir.join("microsoft-itp-2021").is_dir() && dir.join("philly-pollux").is_dir() {
-        return Some(dir);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{} is missing, and CI must have the shared traces", dir.display());
-    }
-    eprintln!("SKIPPED: {} not found (the shared traces are not checked out beside the repo)", dir.display());
-    None
+    common::shared_trace("microsoft-itp-2021")?;
+    common::shared_trace("philly-pollux")?;
+    common::shared_trace("")
 }
 
 fn args() -> JobsArgs {

@@ -5,7 +5,7 @@
 //! every workload of the folder, the ones the artifact did not publish included (there only BestFit, FGD
 //! and mlsched's two are replayed).
 
-use std::path::PathBuf;
+mod common;
 
 use mlsched::plugins::policy::Policy;
 use mlsim::compare::run_all;
@@ -64,12 +64,7 @@ fn default_workload_reproduces_the_published_means() {
 /// has them, so there a missing folder fails; a user's clone without them skips this test, loudly.
 #[test]
 fn variant_workloads_reproduce_the_published_means() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/traces/alibaba-gpu-2023");
-    if !dir.is_dir() {
-        assert!(std::env::var_os("CI").is_none(), "CI must have the shared traces at {}", dir.display());
-        eprintln!("SKIPPED: no shared traces at {}", dir.display());
-        return;
-    }
+    let Some(dir) = common::shared_trace("alibaba-gpu-2023") else { return };
     let workloads = shared_workloads(&dir).unwrap();
     for published in Published::load().unwrap().workloads() {
         assert!(workloads.contains(&published), "the shared folder lacks the published workload {published}");

@@ -2,9 +2,8 @@
 //! client going through a fault proxy (`mlsched_tests::real::fault_proxy`) that fails binds (500, 409, 429,
 //! 403), refuses status writes with conflicts, delays requests and cuts watch streams while it schedules.
 //!
-//! A bind answered 409 (the pod is bound already) or 404 (the pod is gone: deleted while its binding was
-//! held at the proxy, so the real server answers it) is dropped, never sent again for that decision; a 500
-//! is retried until it succeeds; a 403 is reported and backs off. An injected 409 does
+//! A bind answered 409 (the pod is bound already) or 404 (the pod is gone) is dropped, never sent again for
+//! that decision; a 500 is retried until it succeeds; a 403 is reported and backs off. An injected 409 does
 //! not bind the pod, so its pod is decided again once its backoff is over, like any pod still pending.
 //!
 //! Invariants checked by every test: each pod ends bound exactly once (one successful binding POST per
@@ -16,7 +15,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Binding, Pod};
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, PostParams};
 
 use mlsched_tests::cluster::{LABEL_RACK, LABEL_SPINE};
 use mlsched_tests::real::fault_proxy::FaultProxy;
@@ -206,26 +205,6 @@ async fn bind_errors_and_conflicts_during_scheduling_leave_every_pod_bound_exact
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pod_deleted_while_its_bind_is_in_flight_is_dropped_and_its_room_freed() {
-    const NS: &str = "bind-gone";
-    // One node of 8 GPUs; the binding of `doomed` is held at the proxy long enough to delete the pod first.
-    let h = Harness::start(NS, 1, "", |f| f.add_latency(binding(NS).name("doomed"), Duration::from_secs(3))).await;
-    h.pod("doomed", 8, None).await;
-    let doomed_binding = binding(NS).name("doomed");
-    until("doomed's binding held at the proxy", WAIT, || async { h.proxy.in_flight(&doomed_binding) == 1 }).await;
-    let pods: Api<Pod> = Api::namespaced(h.env.admin.clone(), NS);
-    pods.delete("doomed", &DeleteParams::default().grace_period(0)).await.expect("doomed deleted");
-    // The real API server answers the late binding 404. The scheduler drops it, sends it never again, and
-    // gives the node's 8 GPUs back: a pod needing all of them is bound there.
-    until("doomed's binding answered", WAIT, || async { !h.binds_of("doomed").is_empty() }).await;
-    let after = vec![h.pod("after", 8, None).await];
-    until("after bound", WAIT, || h.all_bound(&after)).await;
-    assert_eq!(h.binds_of("doomed"), [(404, false)], "one binding POST, answered 404 by the API server");
-    h.assert_bound_once(&after).await;
-    h.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_bind_is_retried_until_it_succeeds() {
     const NS: &str = "bind-retry";
     let h = Harness::start(NS, 2, "bindRetries: 3\n", |f| {
@@ -390,14 +369,14 @@ async fn cut_and_expired_watches_during_scheduling_bind_every_pod_exactly_once()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bind_refused_because_the_pod_was_deleted_is_not_retried() {
-    // The bind of `doomed` is held in the proxy while the pod is deleted, so the API server itself answers
-    // it with 404 NotFound.
+    // The bind of `doomed`, which takes the one node's 8 GPUs, is held in the proxy while the pod is
+    // deleted, so the API server itself answers it with 404 NotFound.
     const NS: &str = "bind-gone";
-    let h = Harness::start(NS, 2, "", |f| {
+    let h = Harness::start(NS, 1, "", |f| {
         f.add_latency(binding(NS).name("doomed"), Duration::from_secs(3));
     })
     .await;
-    h.pod("doomed", 1, None).await;
+    h.pod("doomed", 8, None).await;
     until("the bind of doomed in flight", WAIT, || async { h.proxy.in_flight(&binding(NS).name("doomed")) == 1 }).await;
     objects::finish_terminating(&h.env.admin, &h.env.ns, "doomed").await.expect("doomed deleted");
     until("the API server's 404 answered", WAIT, || async { !h.binds_of("doomed").is_empty() }).await;
@@ -411,8 +390,9 @@ async fn a_bind_refused_because_the_pod_was_deleted_is_not_retried() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(h.faults().count(&reports, None), written, "status writes for a deleted pod keep coming");
     assert_eq!(h.binds_of("doomed"), [(404, false)]);
-    // The scheduler carries on.
-    let after = vec![h.pod("after", 1, None).await];
+    // The scheduler carries on, and the room doomed was assumed on is free again: a pod needing all of
+    // the node's GPUs is bound there.
+    let after = vec![h.pod("after", 8, None).await];
     until("a later pod bound", WAIT, || h.all_bound(&after)).await;
     h.assert_bound_once(&after).await;
     h.stop().await;
