@@ -328,12 +328,16 @@ impl GangQueue {
                 continue;
             }
             let others = nominated_to_others(&nominated, &entry.gang, snapshot.nodes().len());
+            let both: Vec<bool>;
             let avoid = match (&held, &others) {
-                (Some(h), Some(o)) => Some(h.mask.iter().zip(o).map(|(a, b)| *a || *b).collect::<Vec<bool>>()),
-                (Some(h), None) => Some(h.mask.clone()),
-                (None, o) => o.clone(),
+                (Some(h), Some(o)) => {
+                    both = h.mask.iter().zip(o).map(|(a, b)| *a || *b).collect();
+                    Some(&both[..])
+                }
+                (Some(h), None) => Some(&h.mask[..]),
+                (None, o) => o.as_deref(),
             };
-            let options = PlanOptions { avoid: avoid.as_deref(), ..PlanOptions::default() };
+            let options = PlanOptions { avoid, ..PlanOptions::default() };
             let mut planned = plan_gang_with(profile, snapshot, &entry.gang, topology, &options);
             if planned.is_err()
                 && let Some(h) = held.as_mut()
