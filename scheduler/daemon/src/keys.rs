@@ -44,3 +44,4 @@ pub const REASON_UNSCHEDULABLE: &str = "Unschedulable";
 pub const REASON_INVALID: &str = "InvalidSchedulingRequest";
 pub const REASON_GANG_FAILED: &str = "GangBindFailed";
 pub const REASON_GANG_TIMEOUT: &str = "GangTimeout";
+pub const REASON_PREEMPTED: &str = "Preempted";

@@ -211,10 +211,33 @@ impl Drop for Binder {
 /// What the reporter is asked to write.
 #[derive(Debug, Clone)]
 pub enum Report {
-    Unschedulable { pod: PodRef, reason: &'static str, message: String },
-    Scheduled { pod: PodRef, node: String },
+    Unschedulable {
+        pod: PodRef,
+        reason: &'static str,
+        message: String,
+    },
+    Scheduled {
+        pod: PodRef,
+        node: String,
+    },
     Gang(GangReport),
-    GangEvent { gang: String, reason: &'static str, message: String },
+    GangEvent {
+        gang: String,
+        reason: &'static str,
+        message: String,
+    },
+    /// A preemptor's `status.nominatedNodeName`: set while its victims terminate, cleared (`None`) when
+    /// the preemption failed.
+    Nominated {
+        pod: PodRef,
+        node: Option<String>,
+    },
+    /// A pod evicted to make room for a higher-priority one (a `Preempted` Event, as kube-scheduler writes).
+    Preempted {
+        pod: PodRef,
+        by: String,
+        node: String,
+    },
     PodGone(String),
 }
 
@@ -222,7 +245,10 @@ impl Report {
     /// `namespace/name` of the object the report is about (a pod, or a gang's PodGroup).
     fn object_key(&self) -> std::borrow::Cow<'_, str> {
         match self {
-            Report::Unschedulable { pod, .. } | Report::Scheduled { pod, .. } => pod.key().into(),
+            Report::Unschedulable { pod, .. }
+            | Report::Scheduled { pod, .. }
+            | Report::Nominated { pod, .. }
+            | Report::Preempted { pod, .. } => pod.key().into(),
             Report::Gang(g) => g.gang.as_str().into(),
             Report::GangEvent { gang, .. } => gang.as_str().into(),
             Report::PodGone(key) => key.as_str().into(),
@@ -402,6 +428,19 @@ impl Reporter {
                     ..ObjectReference::default()
                 };
                 self.event(&object, "Warning", reason, message).await
+            }
+            Report::Nominated { pod, node } => {
+                self.limiter.acquire().await;
+                let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace);
+                let body = json!({"status": {"nominatedNodeName": node}});
+                api.patch_status(&pod.name, &PatchParams::default(), &Patch::Merge(&body))
+                    .await
+                    .map(|_| ())
+                    .map_err(|source| ReportError::PodStatus { pod: pod.key(), source: source.into() })
+            }
+            Report::Preempted { pod, by, node } => {
+                let message = format!("Preempted by {by} on node {node}");
+                self.event(&pod_object(pod), "Normal", REASON_PREEMPTED, &message).await
             }
             Report::PodGone(key) => {
                 self.events.forget(key);

@@ -7,7 +7,7 @@
 //! - `dedupe`: Event and condition de-duplication (pure).
 //! - `crd`: the coscheduling `PodGroup`.
 //! - `error`: typed API errors (conflict, not found, retryable, other), from the answer's status code.
-//! - `kube_io`: binding, status, Events; `leader`: leader election on a Lease; `run`: watchers + decision
+//! - `kube_io`: binding, status, Events; `evict`: preemption's evictions (Eviction API); `leader`: leader election on a Lease; `run`: watchers + decision
 //!   loop; `throttle`: repeated failures logged once per interval; `metrics`
 //!   (served with `/healthz` and `/readyz` by the `mlsched-edge` crate, shared with the autoscaler).
 //! - `placement_api`: the Placement gRPC API for the autoscaler, answered by the decision loop.
@@ -18,6 +18,7 @@ pub mod config;
 pub mod crd;
 pub mod dedupe;
 pub mod error;
+pub mod evict;
 pub mod keys;
 pub mod kube_io;
 pub mod leader;

@@ -24,6 +24,9 @@ pub struct Metrics {
     pub gangs_pending: Gauge,
     /// `result`: scheduled, timeout, bind_failed.
     pub gangs: Family<Labels, Counter>,
+    /// Preemptions carried out, by `result`: evicted (every victim's eviction accepted), refused (one was
+    /// refused, by a PodDisruptionBudget say, or not sent).
+    pub preemptions: Family<Labels, Counter>,
     pub gpu_allocated_milli: Gauge,
     pub gpu_capacity_milli: Gauge,
     /// Share of allocated GPUs that are only partly used (0..1).
@@ -62,6 +65,8 @@ impl Metrics {
         registry.register("mlsched_gangs_pending", "Gangs with pending members", gangs_pending.clone());
         let gangs = Family::<Labels, Counter>::default();
         registry.register("mlsched_gangs", "Gang outcomes by result", gangs.clone());
+        let preemptions = Family::<Labels, Counter>::default();
+        registry.register("mlsched_preemptions", "Preemptions by result (evicted, refused)", preemptions.clone());
         let gpu_allocated_milli = Gauge::default();
         registry.register(
             "mlsched_gpu_allocated_milli",
@@ -95,6 +100,7 @@ impl Metrics {
             binds,
             gangs_pending,
             gangs,
+            preemptions,
             gpu_allocated_milli,
             gpu_capacity_milli,
             gpu_fragmentation,
@@ -114,6 +120,10 @@ impl Metrics {
 
     pub fn bind(&self, result: &str) {
         self.binds.get_or_create(&labels("result", result)).inc();
+    }
+
+    pub fn preemption(&self, result: &str) {
+        self.preemptions.get_or_create(&labels("result", result)).inc();
     }
 
     pub fn gang(&self, result: &str) {

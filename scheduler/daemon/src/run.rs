@@ -21,13 +21,14 @@ use tracing::{debug, info, warn};
 use crate::config::Config;
 use crate::crd::PodGroup;
 use crate::error::{BindError, ErrorKind};
+use crate::evict::{EvictionOutcome, Evictor};
 use crate::kube_io::{BindJob, BindOutcome, Binder, Report, Reporters};
 use crate::leader::{self, Elector, Fence, LeaseStatus, Timing};
 use crate::metrics::Metrics;
 use crate::placement_api;
 use crate::queue::{Backoff, SchedulingQueue, UnitKey};
 use crate::ratelimit::Limiter;
-use crate::state::{BindFollowUp, BindPlan, ClusterState, MemberBind, PodGroupInfo};
+use crate::state::{BindFollowUp, BindPlan, ClusterState, MemberBind, PodGroupInfo, PreemptionOrder};
 use crate::throttle::{LogThrottle, watch_cause};
 use crate::translate::{PodGroupApi, PodRef, topology_requirement, translate_bound_pod, translate_node, translate_pod};
 use mlsched::gang::TopologyRequirement;
@@ -45,6 +46,7 @@ enum Input {
     PodGroup(Box<Event<PodGroup>>),
     WorkloadPodGroup(Box<Event<WorkloadPodGroup>>),
     BindDone(Box<BindOutcome>),
+    EvictionDone(Box<EvictionOutcome>),
     Lease(LeaseStatus),
     /// A watch failed: it lists again shortly, and its cache is stale until then.
     WatchError(&'static str, Box<watcher::Error>),
@@ -224,6 +226,10 @@ pub async fn run(
     // Binds go out only while this instance leads: the election grants the fence until its renew deadline.
     let fence = if config.leader_election.enabled { Fence::new() } else { Fence::always() };
     let bind_tx = tx.clone();
+    let evict_tx = tx.clone();
+    let evictor = Evictor::new(client.clone(), limiter.clone(), fence.clone(), move |outcome| {
+        let _ = evict_tx.send(Input::EvictionDone(Box::new(outcome)));
+    });
     let binder = Binder::start(client.clone(), limiter, config.bind_concurrency, fence.clone(), move |outcome| {
         let _ = bind_tx.send(Input::BindDone(Box::new(outcome)));
     });
@@ -270,6 +276,7 @@ pub async fn run(
         health: health.clone(),
         reports: reporters,
         binder,
+        evictor,
         gangs_gauge_due: Duration::ZERO,
         more_to_try: false,
         invalid: std::collections::HashMap::new(),
@@ -382,6 +389,7 @@ struct Loop {
     health: Arc<Health>,
     reports: Reporters,
     binder: Binder,
+    evictor: Evictor,
     /// When `mlsched_gangs_pending` is next refreshed while every unit is binding.
     gangs_gauge_due: Duration,
     /// The last pass was cut at `UNITS_PER_PASS` with units still ready.
@@ -431,6 +439,7 @@ impl Loop {
             Input::PodGroup(e) => self.pod_group_event(*e),
             Input::WorkloadPodGroup(e) => self.workload_pod_group_event(*e),
             Input::BindDone(outcome) => self.handle_bind_done(*outcome),
+            Input::EvictionDone(outcome) => self.eviction_done(*outcome),
             // The election logs its changes.
             Input::Lease(status) => {
                 self.leader = status.leading;
@@ -702,11 +711,51 @@ impl Loop {
         for plan in result.binds {
             self.dispatch(plan);
         }
+        for order in result.preemptions {
+            self.preempt(order);
+        }
         let (used, cap, partial) = self.state.gpu_usage();
         self.metrics.gpu_allocated_milli.set(used);
         self.metrics.gpu_capacity_milli.set(cap);
         let in_use = if cap > 0 { (used as f64 / 1000.0).ceil() } else { 0.0 };
         self.metrics.gpu_fragmentation.set(if in_use > 0.0 { partial as f64 / in_use } else { 0.0 });
+    }
+
+    /// Nominates the preemptor's members to their nodes, tells the victims, and evicts them. The room stays
+    /// held for the preemptor in the core queue (its nomination) until it is placed or the nomination lapses.
+    fn preempt(&self, order: PreemptionOrder) {
+        info!(preemptor = %order.preemptor, victims = order.victims.len(), "preempting lower-priority pods");
+        for (pod, node) in &order.nominated {
+            self.report(Report::Nominated { pod: pod.clone(), node: Some(node.clone()) });
+        }
+        for (pod, node) in &order.victims {
+            self.report(Report::Preempted { pod: pod.clone(), by: order.preemptor.clone(), node: node.clone() });
+        }
+        self.evictor.submit(order);
+    }
+
+    /// A preemption whose evictions did not all go through makes no room: the room held for the preemptor
+    /// is let go (it may preempt again when next tried), and its members are told why.
+    fn eviction_done(&mut self, outcome: EvictionOutcome) {
+        let EvictionOutcome { order, result } = outcome;
+        let Err(e) = result else {
+            self.metrics.preemption("evicted");
+            return;
+        };
+        self.metrics.preemption("refused");
+        if let Some(count) = self.failure_logs.note(&format!("evict: {}", e.cause()), Instant::now()) {
+            warn!(preemptor = %order.preemptor, error = %e, count, "preemption stopped");
+        }
+        self.state.preemption_failed(order.profile, &order.preemptor);
+        let message = format!("preemption for {} stopped: {e}", order.preemptor);
+        for (pod, _) in order.nominated {
+            self.report(Report::Nominated { pod: pod.clone(), node: None });
+            self.report(Report::Unschedulable {
+                pod,
+                reason: crate::keys::REASON_UNSCHEDULABLE,
+                message: message.clone(),
+            });
+        }
     }
 
     fn dispatch(&self, plan: BindPlan) {

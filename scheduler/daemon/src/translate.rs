@@ -105,6 +105,8 @@ pub struct PodInfo {
     /// Succeeded or Failed: it holds nothing any more.
     pub terminal: bool,
     pub deleting: bool,
+    /// `preemptionPolicy: Never`: it waits for room instead of evicting lower-priority pods.
+    pub preempt_never: bool,
     pub pod: Pod,
     pub gang: Option<GangRef>,
     /// `mlsched.io/gpu-index` of a bound pod.
@@ -485,6 +487,7 @@ pub fn translate_pod(pod: &k8s::Pod) -> Result<PodInfo, Invalid> {
         node_name: spec.node_name.clone().filter(|n| !n.is_empty()),
         terminal: matches!(phase, Some("Succeeded" | "Failed")),
         deleting: pod.metadata.deletion_timestamp.is_some(),
+        preempt_never: spec.preemption_policy.as_deref() == Some("Never"),
         pod_ref,
         pod: core,
     })

@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use super::Gang;
 use super::plan::{PlanOptions, plan_gang_with, sizing_member};
+use super::{Gang, GangPlacement};
 use crate::core::{Node, NodeId, Pod, Snapshot};
 use crate::framework::Profile;
 use crate::topology::{Occupancy, Topology, copies_that_fit};
@@ -50,6 +50,8 @@ pub struct Preemption {
     pub victims: Vec<String>,
     /// The nodes the gang would take once they are gone: held for it (its nomination).
     pub nodes: Vec<NodeId>,
+    /// Where each member would go (pod key, node), in member order: each pod's nominated node.
+    pub members: Vec<(String, NodeId)>,
 }
 
 /// Why a gang evicts nothing.
@@ -64,6 +66,18 @@ pub enum NoPreemption {
     /// It fits without evicting anything: what it waits for is room held for another gang, not room.
     #[error("gang {gang}: fits without evicting anything, outside the room held for other gangs")]
     NotNeeded { gang: String },
+}
+
+impl NoPreemption {
+    /// The gang that evicts nothing.
+    pub fn gang(&self) -> &str {
+        match self {
+            NoPreemption::Never { gang }
+            | NoPreemption::NoLowerPriority { gang }
+            | NoPreemption::WouldNotFit { gang, .. }
+            | NoPreemption::NotNeeded { gang } => gang,
+        }
+    }
 }
 
 /// The victims that make room for `gang`, or why there are none. `running` lists every unit that may
@@ -91,19 +105,21 @@ pub fn plan_preemption(
     if fits_without(&[]).is_some() {
         return Err(NoPreemption::NotNeeded { gang: gang.name.clone() });
     }
-    let Some((evicted, nodes)) = first_room(profile, snapshot, topology, gang, &lower, &options) else {
+    let Some((evicted, members)) = first_room(profile, snapshot, topology, gang, &lower, &options) else {
         return Err(NoPreemption::WouldNotFit { gang: gang.name.clone(), units: lower.len() });
     };
     let on_nodes: Vec<&RunningUnit> = evicted
         .iter()
         .copied()
-        .filter(|u| u.pods.iter().any(|p| snapshot.placement(p).is_some_and(|pl| nodes.contains(&pl.node))))
+        .filter(|u| {
+            u.pods.iter().any(|p| snapshot.placement(p).is_some_and(|pl| members.iter().any(|m| m.1 == pl.node)))
+        })
         .collect();
     // Units elsewhere are not needed for that placement, but a planner may prefer other nodes once they
     // stay: confirm, and keep every unit evicted so far if the narrower set does not do.
-    let (mut victims, mut nodes) = match fits_without(&on_nodes) {
+    let (mut victims, mut members) = match fits_without(&on_nodes) {
         Some(narrow) => (on_nodes, narrow),
-        None => (evicted, nodes),
+        None => (evicted, members),
     };
     // Reprieve: the most important, then the oldest and the largest (most work lost), are spared first.
     victims.sort_by_key(|u| (Reverse(u.priority), u.started, Reverse(u.pods.len()), u.name.clone()));
@@ -119,7 +135,7 @@ pub fn plan_preemption(
         match fits_without(&without) {
             Some(fewer) => {
                 victims = without;
-                nodes = fewer;
+                members = fewer;
                 room = Room::without(snapshot, gang, &victims);
             }
             None => index += 1,
@@ -127,7 +143,8 @@ pub fn plan_preemption(
     }
     let mut victims: Vec<String> = victims.into_iter().map(|u| u.name.clone()).collect();
     victims.sort();
-    Ok(Preemption { gang: gang.name.clone(), victims, nodes })
+    let nodes = sorted_nodes(members.iter().map(|m| m.1).collect());
+    Ok(Preemption { gang: gang.name.clone(), victims, nodes, members })
 }
 
 /// Evicts `lower` in order on a copy of `snapshot` until `gang` fits: the units evicted by then and the
@@ -141,7 +158,7 @@ fn first_room<'a>(
     gang: &Gang,
     lower: &[&'a RunningUnit],
     options: &PlanOptions<'_>,
-) -> Option<(Vec<&'a RunningUnit>, Vec<NodeId>)> {
+) -> Option<(Vec<&'a RunningUnit>, Vec<(String, NodeId)>)> {
     let sizing = sizing_member(&gang.members);
     let mut work = snapshot.clone();
     let mut copies: Vec<u64> = work.nodes().iter().map(|n| copies_that_fit(n, sizing, Occupancy::Current)).collect();
@@ -161,7 +178,7 @@ fn first_room<'a>(
         }
         if let Ok(placement) = plan_gang_with(profile, &mut work, gang, topology, options) {
             placement.release(&mut work).expect("a placement just made can be released");
-            return Some((lower[..=count].to_vec(), sorted_nodes(placement.nodes())));
+            return Some((lower[..=count].to_vec(), assignments(&placement)));
         }
     }
     None
@@ -219,7 +236,7 @@ impl<'a> Room<'a> {
     }
 }
 
-/// The nodes `gang` would take on a copy of `snapshot` without `evicted`'s pods, if it fits there.
+/// Where `gang`'s members would go on a copy of `snapshot` without `evicted`'s pods, if it fits there.
 fn fits_without(
     profile: &Profile,
     snapshot: &Snapshot,
@@ -227,13 +244,17 @@ fn fits_without(
     gang: &Gang,
     evicted: &[&RunningUnit],
     options: &PlanOptions<'_>,
-) -> Option<Vec<NodeId>> {
+) -> Option<Vec<(String, NodeId)>> {
     let mut without = snapshot.clone();
     for pod in evicted.iter().flat_map(|u| &u.pods) {
         // A pod the snapshot does not hold (already gone) frees nothing.
         let _ = without.forget(pod);
     }
-    Some(sorted_nodes(plan_gang_with(profile, &mut without, gang, topology, options).ok()?.nodes()))
+    Some(assignments(&plan_gang_with(profile, &mut without, gang, topology, options).ok()?))
+}
+
+fn assignments(placement: &GangPlacement) -> Vec<(String, NodeId)> {
+    placement.members.iter().map(|m| (m.pod_key.clone(), m.node)).collect()
 }
 
 fn sorted_nodes(mut nodes: Vec<NodeId>) -> Vec<NodeId> {

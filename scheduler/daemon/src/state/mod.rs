@@ -27,6 +27,8 @@ use crate::keys::{TOPOLOGY_PREFERRED_ANNOTATION, TOPOLOGY_REQUIRED_ANNOTATION};
 use crate::queue::{SchedulingQueue, UnitKey};
 use crate::translate::{Invalid, PodGroupApi, PodInfo, PodRef};
 
+pub use preemption::PreemptionOrder;
+
 /// What the scheduler knows of a PodGroup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodGroupInfo {
@@ -49,6 +51,10 @@ struct BoundPod {
     /// When it is expected to end (`mlsched.io/expected-runtime-seconds` counted from when this process
     /// first saw it bound), on the pass clock.
     expected_end: Option<Duration>,
+    /// Being deleted (evicted, say): it holds its room until it is gone, but is no preemption victim.
+    deleting: bool,
+    /// When this process first saw it bound, on the pass clock: preemption takes the youngest first.
+    since: Duration,
     /// Ours, but not bound by a decision of this process: by a previous leader, which may have died
     /// before writing the pod's `Scheduled` Event.
     bound_by_another_instance: bool,
@@ -128,6 +134,8 @@ pub struct PassResult {
     pub error_pods: usize,
     /// Ready units were left for the next pass ([`UNITS_PER_PASS`]).
     pub more: bool,
+    /// Lower-priority pods to evict for a waiting unit, and its members' nominated nodes.
+    pub preemptions: Vec<PreemptionOrder>,
 }
 
 /// Units one pass decides at most. Binds go out when the pass ends; a pass over a backlog of 10,000 pods on
@@ -272,8 +280,11 @@ impl ClusterState {
 
 mod binds;
 mod pass;
+mod preemption;
 mod read_model;
 mod stores;
 
+#[cfg(test)]
+mod preemption_tests;
 #[cfg(test)]
 mod tests;

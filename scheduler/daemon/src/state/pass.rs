@@ -1,5 +1,6 @@
 //! The scheduling pass: the pending units decided on the snapshot, as binds to send and reports to write.
 
+use super::preemption::PreemptionView;
 use super::*;
 
 impl ClusterState {
@@ -159,6 +160,7 @@ impl ClusterState {
             gang.timeout = timeout;
             gang.topology = topology;
             gang.min_resources = min_resources;
+            gang.may_preempt = !pods.iter().any(|p| p.info.preempt_never);
             // A unit's profile can change with its pods: it is queued under the current one only.
             for (index, q) in self.gang_queues.iter_mut().enumerate() {
                 if index != profile {
@@ -219,6 +221,17 @@ impl ClusterState {
                 &hints,
                 &|name| tried.contains(name),
             );
+            let notes = if outcome.waiting.is_empty() {
+                HashMap::new()
+            } else {
+                let view = PreemptionView {
+                    bound: &self.bound,
+                    pending: &self.pending,
+                    snapshot: &self.snapshot,
+                    topology: &self.topology,
+                };
+                view.preempt(&mut self.gang_queues[index], index, &profiles[index], now, &mut result)
+            };
             let by_name = &self.core_units;
             for placement in outcome.placed {
                 let Some(unit) = by_name.get(&placement.gang).cloned() else { continue };
@@ -250,8 +263,18 @@ impl ClusterState {
                 queue.failed(unit, now);
                 let refs: Vec<PodRef> =
                     members.get(unit).into_iter().flatten().map(|p| p.info.pod_ref.clone()).collect();
+                let reason = match notes.get(&name) {
+                    Some(note) => format!("{reason}; preemption: {note}"),
+                    None => reason,
+                };
                 let message = match unit {
-                    UnitKey::Pod(key) => self.single_pod_message(&profiles[index], key).unwrap_or(reason),
+                    UnitKey::Pod(key) => match self.single_pod_message(&profiles[index], key) {
+                        Some(nodes) => match notes.get(&name) {
+                            Some(note) => format!("{nodes} preemption: {note}."),
+                            None => nodes,
+                        },
+                        None => reason,
+                    },
                     UnitKey::Gang(g) => {
                         result.gangs.push(self.gang_report(
                             g,

@@ -99,6 +99,7 @@ impl ClusterState {
             {
                 // An in-place resize (`pods/resize`) changes what a running pod asks for: the snapshot books
                 // what it asks now, on the GPUs it holds.
+                b.deleting = info.deleting;
                 let resized =
                     b.pod.requests != info.pod.requests || b.pod.gpu != info.pod.gpu || b.pod.mig != info.pod.mig;
                 if !resized {
@@ -135,6 +136,8 @@ impl ClusterState {
                 gang,
                 labels,
                 expected_end: info.expected_runtime.map(|r| self.clock + r),
+                deleting: info.deleting,
+                since: self.clock,
                 bound_by_another_instance,
             };
             self.bound.insert(key.clone(), bound);

@@ -12,7 +12,7 @@ use super::*;
 use crate::queue::Backoff;
 use crate::translate::translate_pod;
 
-fn s(n: u64) -> Duration {
+pub(super) fn s(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
@@ -21,13 +21,13 @@ fn failed(code: u16) -> Result<(), BindError> {
     Err(crate::error::api_error(code).into())
 }
 
-fn gpu_node(name: &str, gpus: usize) -> Node {
+pub(super) fn gpu_node(name: &str, gpus: usize) -> Node {
     Node::new(name, Resources::new(64_000, 256 * 1024 * MIB, 110))
         .with_gpus(gpus, "A100")
         .with_label("kubernetes.io/hostname", name)
 }
 
-fn pod(name: &str, gpus: u32, extra: serde_json::Value) -> PodInfo {
+pub(super) fn pod(name: &str, gpus: u32, extra: serde_json::Value) -> PodInfo {
     let mut v = json!({
         "metadata": {"name": name, "namespace": "ml", "uid": format!("uid-{name}")},
         "spec": {"schedulerName": "mlsched", "containers": [{"name": "c", "resources": {"limits": {"nvidia.com/gpu": gpus.to_string()}, "requests": {"cpu": "1"}}}]}
@@ -63,7 +63,7 @@ fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
     }
 }
 
-fn gang_member(name: &str, gpus: u32, gang: &str, size: usize) -> PodInfo {
+pub(super) fn gang_member(name: &str, gpus: u32, gang: &str, size: usize) -> PodInfo {
     pod(
         name,
         gpus,
@@ -71,14 +71,14 @@ fn gang_member(name: &str, gpus: u32, gang: &str, size: usize) -> PodInfo {
     )
 }
 
-struct World {
-    state: ClusterState,
-    queue: SchedulingQueue,
+pub(super) struct World {
+    pub state: ClusterState,
+    pub queue: SchedulingQueue,
     profiles: Vec<Profile>,
 }
 
 impl World {
-    fn new(nodes: Vec<Node>) -> World {
+    pub(super) fn new(nodes: Vec<Node>) -> World {
         let mut state = ClusterState::new(vec!["kubernetes.io/hostname".into()], vec!["mlsched".into()], 2);
         for n in nodes {
             state.apply_node(n);
@@ -90,13 +90,13 @@ impl World {
         }
     }
 
-    fn add(&mut self, info: PodInfo, now: Duration) {
+    pub(super) fn add(&mut self, info: PodInfo, now: Duration) {
         if let (_, Some((unit, priority))) = self.state.apply_pod(info) {
             self.queue.touch(unit, priority, now);
         }
     }
 
-    fn pass(&mut self, now: Duration) -> PassResult {
+    pub(super) fn pass(&mut self, now: Duration) -> PassResult {
         self.state.run_pass(&mut self.queue, &self.profiles, now)
     }
 

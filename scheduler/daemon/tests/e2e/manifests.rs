@@ -387,10 +387,12 @@ fn cluster_role_grants_exactly_what_the_scheduler_calls() {
     let got = grants(role.rules.as_deref().unwrap_or_default());
     // run.rs: watchers (list + watch) on nodes, pods, podgroups of both APIs. kube_io.rs: POST pods/binding,
     // PATCH pods/status, POST + PATCH core/v1 events, PATCH podgroups/status (scheduling.x-k8s.io).
+    // evict.rs: POST pods/eviction.
     let want: BTreeMap<(String, String), BTreeSet<String>> = [
         ("", "nodes", &["list", "watch"][..]),
         ("", "pods", &["list", "watch"]),
         ("", "pods/binding", &["create"]),
+        ("", "pods/eviction", &["create"]),
         ("", "pods/status", &["patch"]),
         ("", "events", &["create", "patch"]),
         ("scheduling.x-k8s.io", "podgroups", &["list", "watch"]),

@@ -1,0 +1,127 @@
+//! Preemption in the daemon: the running units a waiting gang may evict, read from the bound pods, and
+//! the order handed to the evictor. What to evict is the core's decision (`mlsched::gang::preempt`).
+
+use mlsched::gang::{NoPreemption, Preemption, RunningUnit};
+
+use super::*;
+
+/// A waiting unit's preemption, as handed to the evictor: evict the victims (whole units, in this order)
+/// and nominate each member of the preemptor to the node it would take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreemptionOrder {
+    /// The gang's name, or the pod's key for a pod outside any gang.
+    pub preemptor: String,
+    /// The profile whose queue holds its nomination.
+    pub profile: usize,
+    /// Pods to evict, with their nodes.
+    pub victims: Vec<(PodRef, String)>,
+    pub nominated: Vec<(PodRef, String)>,
+}
+
+/// The parts of the state preemption reads, borrowed apart from the queue it nominates in.
+pub(super) struct PreemptionView<'a> {
+    pub bound: &'a HashMap<String, BoundPod>,
+    pub pending: &'a HashMap<String, PendingPod>,
+    pub snapshot: &'a Snapshot,
+    pub topology: &'a Topology,
+}
+
+impl PreemptionView<'_> {
+    /// The units preemption may evict: bound pods of every scheduler that are not being deleted already,
+    /// by gang (a pod outside any gang is a unit of its own), at the highest priority among their pods and
+    /// started when the first was seen bound. Unit names say which kind they are, so a gang and a pod of the
+    /// same name stay apart.
+    fn running_units(&self) -> Vec<RunningUnit> {
+        let mut units: HashMap<String, RunningUnit> = HashMap::new();
+        for (key, b) in self.bound.iter().filter(|(_, b)| !b.deleting) {
+            let name = match &b.gang {
+                Some(gang) => format!("gang {gang}"),
+                None => format!("pod {key}"),
+            };
+            let unit = units.entry(name.clone()).or_insert_with(|| RunningUnit {
+                name,
+                priority: i32::MIN,
+                pods: Vec::new(),
+                started: b.since,
+            });
+            unit.priority = unit.priority.max(b.pod.priority);
+            unit.started = unit.started.min(b.since);
+            unit.pods.push(key.clone());
+        }
+        let mut units: Vec<RunningUnit> = units.into_values().collect();
+        units.sort_by(|a, b| a.name.cmp(&b.name));
+        units.iter_mut().for_each(|u| u.pods.sort());
+        units
+    }
+
+    /// After a pass of `profile`'s queue left gangs without room: the first that may preempt is nominated
+    /// and its order added to `result`. Returns, by gang, what preemption did for each gang it looked at
+    /// (appended to the gang's waiting message), and for gangs waiting on a nomination, where.
+    pub(super) fn preempt(
+        &self,
+        queue: &mut GangQueue,
+        profile_index: usize,
+        profile: &Profile,
+        now: Duration,
+        result: &mut PassResult,
+    ) -> HashMap<String, String> {
+        let running = self.running_units();
+        let outcome = queue.preempt(profile, self.snapshot, self.topology, &running, now);
+        let mut notes: HashMap<String, String> =
+            outcome.refused.iter().map(|r| (r.gang().to_string(), refusal(r))).collect();
+        if let Some(preemption) = outcome.preemption {
+            let order = self.order(&preemption, &running, profile_index);
+            debug!(preemptor = %order.preemptor, victims = order.victims.len(), "preempting");
+            result.preemptions.push(order);
+        }
+        for name in queue.names() {
+            if let Some(nodes) = queue.nomination(name) {
+                let mut names: Vec<&str> = nodes.iter().map(|&n| self.snapshot.nodes()[n].name.as_str()).collect();
+                names.sort_unstable();
+                notes.insert(
+                    name.to_string(),
+                    format!(
+                        "lower-priority pods were preempted on {}; waiting for them to terminate",
+                        names.join(", ")
+                    ),
+                );
+            }
+        }
+        notes
+    }
+
+    fn order(&self, preemption: &Preemption, running: &[RunningUnit], profile: usize) -> PreemptionOrder {
+        let victims = preemption
+            .victims
+            .iter()
+            .filter_map(|name| running.iter().find(|u| u.name == *name))
+            .flat_map(|u| &u.pods)
+            .filter_map(|key| self.bound.get(key).map(|b| (b.pod_ref.clone(), b.node.clone())))
+            .collect();
+        let nominated = preemption
+            .members
+            .iter()
+            .filter_map(|(key, node)| {
+                Some((self.pending.get(key)?.info.pod_ref.clone(), self.snapshot.nodes()[*node].name.clone()))
+            })
+            .collect();
+        PreemptionOrder { preemptor: preemption.gang.clone(), profile, victims, nominated }
+    }
+}
+
+impl ClusterState {
+    /// The evictions for `preemptor` did not all go through (a PodDisruptionBudget forbade one, say): the
+    /// room held for it is let go, and it may preempt again once it is tried again.
+    pub fn preemption_failed(&mut self, profile: usize, preemptor: &str) {
+        if let Some(queue) = self.gang_queues.get_mut(profile) {
+            queue.clear_nomination(preemptor);
+        }
+    }
+}
+
+/// What a member of a gang that evicts nothing is told: why, without repeating the gang's name.
+fn refusal(refused: &NoPreemption) -> String {
+    let text = refused.to_string();
+    let prefix = format!("gang {}: ", refused.gang());
+    text.strip_prefix(&prefix).map(str::to_string).unwrap_or(text)
+}
