@@ -32,4 +32,4 @@ pub mod throttle;
 pub mod translate;
 
 pub use config::Config;
-pub use run::run;
+pub use run::{Clients, run};

@@ -29,8 +29,11 @@ fn main() -> std::process::ExitCode {
         |text| Config::from_yaml(text).map_err(|e| e.to_string()),
         |c| &mut c.log_format,
         |config| async move {
-            let client = mlsched_edge::kube_client::client().await?;
-            mlsched_scheduler::run(config, client, cli::shutdown_signal(), None).await
+            let clients = mlsched_scheduler::Clients {
+                api: mlsched_edge::kube_client::client().await?,
+                evictions: mlsched_edge::kube_client::client_without_retries().await?,
+            };
+            mlsched_scheduler::run(config, clients, cli::shutdown_signal(), None).await
         },
     )
 }

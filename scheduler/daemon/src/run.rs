@@ -171,13 +171,31 @@ impl Drop for Tasks {
 
 /// Runs the scheduler until `shutdown` resolves. `listening` receives the bound HTTP address (tests pass
 /// `listenAddress: 127.0.0.1:0`).
+/// The API clients of the scheduler.
+#[derive(Clone)]
+pub struct Clients {
+    /// Watches, binds, status patches, Events, the Lease.
+    pub api: Client,
+    /// Evictions: a client without kube's own retries of 429, 503 and 504 answers. An eviction's 429 is a
+    /// PodDisruptionBudget's refusal, which those retries would repeat for minutes after its `Retry-After`.
+    pub evictions: Client,
+}
+
+/// One client for everything: evictions then wait out the client's own retries of a refusal.
+impl From<Client> for Clients {
+    fn from(client: Client) -> Self {
+        Clients { api: client.clone(), evictions: client }
+    }
+}
+
 pub async fn run(
     config: Config,
-    client: Client,
+    clients: impl Into<Clients>,
     shutdown: impl Future<Output = ()> + Send,
     listening: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
 ) -> anyhow::Result<()> {
     config.validate()?;
+    let Clients { api: client, evictions } = clients.into();
     let profiles: Vec<Profile> =
         config.profiles.iter().map(|p| p.build_with_topology(&config.topology_levels)).collect::<Result<_, _>>()?;
     let metrics = Arc::new(Metrics::new());
@@ -227,7 +245,7 @@ pub async fn run(
     let fence = if config.leader_election.enabled { Fence::new() } else { Fence::always() };
     let bind_tx = tx.clone();
     let evict_tx = tx.clone();
-    let evictor = Evictor::new(client.clone(), limiter.clone(), fence.clone(), move |outcome| {
+    let evictor = Evictor::new(evictions, limiter.clone(), fence.clone(), move |outcome| {
         let _ = evict_tx.send(Input::EvictionDone(Box::new(outcome)));
     });
     let binder = Binder::start(client.clone(), limiter, config.bind_concurrency, fence.clone(), move |outcome| {

@@ -64,6 +64,18 @@ pub async fn client() -> anyhow::Result<kube::Client> {
     client_from(config, &origin)
 }
 
+/// The client, from the environment, without kube's own retries of 429, 503 and 504 answers (up to 15 of
+/// them, honouring `Retry-After`): for a caller that retries by what each request is. An eviction's 429 is a
+/// PodDisruptionBudget's refusal, which retrying only repeats for minutes; a bind's is retried by the
+/// scheduler's own bind retries, Events and status patches by their writers.
+pub async fn client_without_retries() -> anyhow::Result<kube::Client> {
+    let origin = Origin::detect();
+    let mut config =
+        kube::Config::infer().await.map_err(|e| anyhow::anyhow!("no usable cluster configuration: {e}"))?;
+    config.default_retry = false;
+    client_from(config, &origin)
+}
+
 /// The client for `config`, which was read from `origin`.
 pub fn client_from(config: kube::Config, origin: &Origin) -> anyhow::Result<kube::Client> {
     let auth = config.auth_info.clone();

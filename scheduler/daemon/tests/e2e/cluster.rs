@@ -38,6 +38,14 @@ impl Env {
         self.cluster.scheduler_client().await
     }
 
+    /// The scheduler's clients as its binary builds them: evictions without the client's own retries.
+    pub async fn scheduler_clients(&self) -> mlsched_scheduler::Clients {
+        let mut config = self.cluster.scheduler_config().await;
+        config.default_retry = false;
+        let evictions = Client::try_from(config).expect("eviction client");
+        mlsched_scheduler::Clients { api: self.scheduler_client().await, evictions }
+    }
+
     pub async fn node(&self, name: &str, gpus: u32) {
         self.node_labeled(name, gpus, &[]).await;
     }

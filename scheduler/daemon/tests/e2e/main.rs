@@ -8,6 +8,7 @@ mod faults;
 mod leader;
 mod manifests;
 mod placement_api;
+mod preemption;
 mod recovery;
 mod scheduler;
 mod soak;
@@ -25,13 +26,13 @@ type SchedulerTask = tokio::task::JoinHandle<anyhow::Result<()>>;
 /// once its HTTP endpoint listens.
 async fn run_scheduler(
     config: mlsched_scheduler::Config,
-    client: kube::Client,
+    client: impl Into<mlsched_scheduler::Clients>,
 ) -> (Stopper, SchedulerTask, SocketAddr) {
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let (addr_tx, addr_rx) = oneshot::channel();
     let task = tokio::spawn(mlsched_scheduler::run(
         config,
-        client,
+        client.into(),
         async move {
             let _ = stop_rx.await;
         },

@@ -13,7 +13,10 @@ const RACK: &str = "network.mlsched.io/rack";
 const SPINE: &str = "network.mlsched.io/spine";
 
 /// Starts one scheduler instance on `client`; `extra_yaml` is appended to a base config.
-pub async fn spawn_scheduler(client: kube::Client, extra_yaml: &str) -> (Stopper, SchedulerTask, SocketAddr) {
+pub async fn spawn_scheduler(
+    client: impl Into<mlsched_scheduler::Clients>,
+    extra_yaml: &str,
+) -> (Stopper, SchedulerTask, SocketAddr) {
     let yaml = format!(
         "profiles:\n  - schedulerName: mlsched\n    policy: bestfit\nlistenAddress: 127.0.0.1:0\n\
          backoff: {{initialSeconds: 0.2, maxSeconds: 1}}\n\
