@@ -624,7 +624,7 @@ impl Loop {
                 topology,
                 min_resources: match &g.spec.min_resources {
                     None => Ok(None),
-                    Some(map) => crate::translate::min_resources(map).map(Some).map_err(|e| e.0),
+                    Some(map) => crate::translate::min_resources(map).map(Some),
                 },
                 api: PodGroupApi::Coscheduling,
             }

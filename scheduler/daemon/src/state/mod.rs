@@ -36,7 +36,7 @@ pub struct PodGroupInfo {
     pub timeout: Option<Duration>,
     pub topology: Option<TopologyRequirement>,
     /// `minResources`, or why it could not be read (the gang is then reported invalid, not placed without it).
-    pub min_resources: Result<Option<MinResources>, String>,
+    pub min_resources: Result<Option<MinResources>, Invalid>,
     pub api: PodGroupApi,
 }
 

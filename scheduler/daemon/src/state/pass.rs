@@ -23,14 +23,14 @@ impl ClusterState {
     }
 
     /// The PodGroup's `minResources` less what its bound members request (they count towards it).
-    fn min_resources_left(&self, unit: &UnitKey, members: &[&PendingPod]) -> Result<Option<MinResources>, String> {
+    fn min_resources_left(&self, unit: &UnitKey, members: &[&PendingPod]) -> Result<Option<MinResources>, Invalid> {
         let UnitKey::Gang(key) = unit else { return Ok(None) };
         let Some(api) = members.first().and_then(|m| m.info.gang.as_ref()?.pod_group) else { return Ok(None) };
         match self.pod_groups.get(&(api, key.clone())).map(|pg| &pg.min_resources) {
             Some(Ok(Some(min))) => {
                 Ok(Some(min.less_held(self.bound.values().filter(|b| b.gang.as_deref() == Some(key)).map(|b| &b.pod))))
             }
-            Some(Err(e)) => Err(format!("PodGroup {key}: {e}")),
+            Some(Err(e)) => Err(Invalid(format!("PodGroup {key}: {e}"))),
             _ => Ok(None),
         }
     }
@@ -149,7 +149,7 @@ impl ClusterState {
                 Ok(m) => m,
                 Err(reason) => {
                     unqueue(&mut self.gang_queues, &mut self.core_units, &gang_name);
-                    invalid.push((unit.clone(), reason, refs));
+                    invalid.push((unit.clone(), reason.to_string(), refs));
                     continue;
                 }
             };

@@ -743,7 +743,7 @@ fn a_bound_pod_resized_in_place_is_booked_at_its_new_size() {
 fn min_resources_are_checked_before_placement_with_running_members_counted() {
     let min_resources = |gpus: &str| {
         let map = [("nvidia.com/gpu".to_string(), Quantity(gpus.into()))].into_iter().collect();
-        crate::translate::min_resources(&map).map(Some).map_err(|e| e.0)
+        crate::translate::min_resources(&map).map(Some)
     };
     let needing = |gpus: &str| PodGroupInfo { min_resources: min_resources(gpus), ..group(3) };
     let labels = json!({"scheduling.x-k8s.io/pod-group": "train"});
