@@ -470,6 +470,11 @@ impl GangQueue {
         }
     }
 
+    /// Every gang holding a nomination, with its nodes (lapsed ones included until the next pass drops them).
+    pub fn nominations(&self) -> impl Iterator<Item = (&str, &[NodeId])> {
+        self.entries.iter().filter_map(|e| Some((e.gang.name.as_str(), &e.nomination.as_ref()?.0[..])))
+    }
+
     /// The nodes held for `gang` while its victims terminate.
     pub fn nomination(&self, gang: &str) -> Option<&[NodeId]> {
         self.entries.iter().find(|e| e.gang.name == gang)?.nomination.as_ref().map(|(nodes, _)| &nodes[..])

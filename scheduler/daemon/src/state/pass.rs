@@ -221,16 +221,22 @@ impl ClusterState {
                 &hints,
                 &|name| tried.contains(name),
             );
-            let notes = if outcome.waiting.is_empty() {
-                HashMap::new()
-            } else {
+            // The highest priority among the units that found no room: only pods below it can be victims.
+            let waiting_priority = outcome
+                .waiting
+                .iter()
+                .filter_map(|(name, _)| queue.get(self.core_units.get(name)?).map(|e| e.priority))
+                .max();
+            let notes = if let Some(waiting_priority) = waiting_priority {
                 let view = PreemptionView {
                     bound: &self.bound,
                     pending: &self.pending,
                     snapshot: &self.snapshot,
                     topology: &self.topology,
                 };
-                view.preempt(&mut self.gang_queues[index], index, &profiles[index], now, &mut result)
+                view.preempt(&mut self.gang_queues[index], index, &profiles[index], waiting_priority, now, &mut result)
+            } else {
+                HashMap::new()
             };
             let by_name = &self.core_units;
             for placement in outcome.placed {

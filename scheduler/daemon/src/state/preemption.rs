@@ -54,38 +54,37 @@ impl PreemptionView<'_> {
         units
     }
 
-    /// After a pass of `profile`'s queue left gangs without room: the first that may preempt is nominated
-    /// and its order added to `result`. Returns, by gang, what preemption did for each gang it looked at
-    /// (appended to the gang's waiting message), and for gangs waiting on a nomination, where.
+    /// After a pass of `profile`'s queue left gangs without room, the highest of them at `waiting_priority`:
+    /// the first that may preempt is nominated and its order added to `result`. Returns, by gang, what
+    /// preemption did for each gang it looked at (appended to the gang's waiting message), and for gangs
+    /// waiting on a nomination, where. Units are gathered only when some bound pod is below
+    /// `waiting_priority` (with one priority everywhere, a pass with waiting units costs no more than before).
     pub(super) fn preempt(
         &self,
         queue: &mut GangQueue,
         profile_index: usize,
         profile: &Profile,
+        waiting_priority: i32,
         now: Duration,
         result: &mut PassResult,
     ) -> HashMap<String, String> {
-        let running = self.running_units();
-        let outcome = queue.preempt(profile, self.snapshot, self.topology, &running, now);
-        let mut notes: HashMap<String, String> =
-            outcome.refused.iter().map(|r| (r.gang().to_string(), refusal(r))).collect();
-        if let Some(preemption) = outcome.preemption {
-            let order = self.order(&preemption, &running, profile_index);
-            debug!(preemptor = %order.preemptor, victims = order.victims.len(), "preempting");
-            result.preemptions.push(order);
-        }
-        for name in queue.names() {
-            if let Some(nodes) = queue.nomination(name) {
-                let mut names: Vec<&str> = nodes.iter().map(|&n| self.snapshot.nodes()[n].name.as_str()).collect();
-                names.sort_unstable();
-                notes.insert(
-                    name.to_string(),
-                    format!(
-                        "lower-priority pods were preempted on {}; waiting for them to terminate",
-                        names.join(", ")
-                    ),
-                );
+        let mut notes: HashMap<String, String> = HashMap::new();
+        if self.bound.values().any(|b| !b.deleting && b.pod.priority < waiting_priority) {
+            let running = self.running_units();
+            let outcome = queue.preempt(profile, self.snapshot, self.topology, &running, now);
+            notes.extend(outcome.refused.iter().map(|r| (r.gang().to_string(), refusal(r))));
+            if let Some(preemption) = outcome.preemption {
+                let order = self.order(&preemption, &running, profile_index);
+                debug!(preemptor = %order.preemptor, victims = order.victims.len(), "preempting");
+                result.preemptions.push(order);
             }
+        }
+        for (name, nodes) in queue.nominations() {
+            let mut names: Vec<&str> = nodes.iter().map(|&n| self.snapshot.nodes()[n].name.as_str()).collect();
+            names.sort_unstable();
+            let note =
+                format!("lower-priority pods were preempted on {}; waiting for them to terminate", names.join(", "));
+            notes.insert(name.to_string(), note);
         }
         notes
     }
