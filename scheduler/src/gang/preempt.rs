@@ -158,7 +158,7 @@ fn first_room<'a>(
     gang: &Gang,
     lower: &[&'a RunningUnit],
     options: &PlanOptions<'_>,
-) -> Option<(Vec<&'a RunningUnit>, Vec<(String, NodeId)>)> {
+) -> Option<(Vec<&'a RunningUnit>, Assignments)> {
     let sizing = sizing_member(&gang.members);
     let mut work = snapshot.clone();
     let mut copies: Vec<u64> = work.nodes().iter().map(|n| copies_that_fit(n, sizing, Occupancy::Current)).collect();
@@ -244,7 +244,7 @@ fn fits_without(
     gang: &Gang,
     evicted: &[&RunningUnit],
     options: &PlanOptions<'_>,
-) -> Option<Vec<(String, NodeId)>> {
+) -> Option<Assignments> {
     let mut without = snapshot.clone();
     for pod in evicted.iter().flat_map(|u| &u.pods) {
         // A pod the snapshot does not hold (already gone) frees nothing.
@@ -253,7 +253,10 @@ fn fits_without(
     Some(assignments(&plan_gang_with(profile, &mut without, gang, topology, options).ok()?))
 }
 
-fn assignments(placement: &GangPlacement) -> Vec<(String, NodeId)> {
+/// Where each member of a gang would go: (pod key, node), in member order.
+type Assignments = Vec<(String, NodeId)>;
+
+fn assignments(placement: &GangPlacement) -> Assignments {
     placement.members.iter().map(|m| (m.pod_key.clone(), m.node)).collect()
 }
 

@@ -152,7 +152,7 @@ async fn full_of_train(env: &Env, prefix: &str) {
 async fn a_high_priority_pod_evicts_the_whole_lower_priority_gang_and_takes_its_nominated_node() {
     let env = Env::new("preempt-gang").await;
     let kubelet = Kubelet::start(&env.admin, &env.ns);
-    let (stop, task, _) = spawn_scheduler(env.scheduler_clients().await, "").await;
+    let (stop, task, http) = spawn_scheduler(env.scheduler_clients().await, "").await;
     full_of_train(&env, "pe").await;
 
     // The API server clears `nominatedNodeName` at the bind (ClearingNominatedNodeNameAfterBinding): a
@@ -173,6 +173,8 @@ async fn a_high_priority_pod_evicts_the_whole_lower_priority_gang_and_takes_its_
         assert_eq!(events.len(), 1, "{victim}: one Preempted Event");
         assert!(events[0].message.as_deref().unwrap_or_default().contains("Preempted by"), "{events:?}");
     }
+    let metrics = crate::http_get(http, "/metrics").await;
+    assert!(metrics.contains("mlsched_preemptions_total{result=\"evicted\"} 1"), "{metrics}");
     env.assert_no_overcommit().await;
     crate::stop_scheduler(Some(stop), task).await;
     drop(kubelet);
@@ -183,7 +185,7 @@ async fn a_high_priority_pod_evicts_the_whole_lower_priority_gang_and_takes_its_
 async fn a_disruption_budget_that_forbids_the_eviction_keeps_the_victims_running() {
     let env = Env::new("preempt-pdb").await;
     let kubelet = Kubelet::start(&env.admin, &env.ns);
-    let (stop, task, _) = spawn_scheduler(env.scheduler_clients().await, "").await;
+    let (stop, task, http) = spawn_scheduler(env.scheduler_clients().await, "").await;
     full_of_train(&env, "pp").await;
     let budgets: Api<PodDisruptionBudget> = Api::namespaced(env.admin.clone(), &env.ns);
     let budget: PodDisruptionBudget = typed(json!({
@@ -208,6 +210,9 @@ async fn a_disruption_budget_that_forbids_the_eviction_keeps_the_victims_running
     assert!(!terminating(&env, "train-0").await && !terminating(&env, "train-1").await);
     assert!(kubelet.finished().is_empty());
     assert_eq!(env.node_of("urgent").await, None);
+    let metrics = crate::http_get(http, "/metrics").await;
+    assert!(metrics.contains("mlsched_preemptions_total{result=\"refused\"}"), "{metrics}");
+    assert!(!metrics.contains("mlsched_preemptions_total{result=\"evicted\"}"), "{metrics}");
 
     // The budget gone, the same preemption goes through.
     budgets.delete("train", &DeleteParams::default()).await.expect("PDB deleted");
