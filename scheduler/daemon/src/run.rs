@@ -169,8 +169,6 @@ impl Drop for Tasks {
     }
 }
 
-/// Runs the scheduler until `shutdown` resolves. `listening` receives the bound HTTP address (tests pass
-/// `listenAddress: 127.0.0.1:0`).
 /// The API clients of the scheduler.
 #[derive(Clone)]
 pub struct Clients {
@@ -188,6 +186,8 @@ impl From<Client> for Clients {
     }
 }
 
+/// Runs the scheduler until `shutdown` resolves. `listening` receives the bound HTTP address (tests pass
+/// `listenAddress: 127.0.0.1:0`).
 pub async fn run(
     config: Config,
     clients: impl Into<Clients>,
@@ -739,15 +739,12 @@ impl Loop {
         self.metrics.gpu_fragmentation.set(if in_use > 0.0 { partial as f64 / in_use } else { 0.0 });
     }
 
-    /// Nominates the preemptor's members to their nodes, tells the victims, and evicts them. The room stays
-    /// held for the preemptor in the core queue (its nomination) until it is placed or the nomination lapses.
+    /// Nominates the preemptor's members to their nodes and evicts the victims. The room stays held for the
+    /// preemptor in the core queue (its nomination) until it is placed or the nomination lapses.
     fn preempt(&self, order: PreemptionOrder) {
         info!(preemptor = %order.preemptor, victims = order.victims.len(), "preempting lower-priority pods");
         for (pod, node) in &order.nominated {
             self.report(Report::Nominated { pod: pod.clone(), node: Some(node.clone()) });
-        }
-        for (pod, node) in &order.victims {
-            self.report(Report::Preempted { pod: pod.clone(), by: order.preemptor.clone(), node: node.clone() });
         }
         self.evictor.submit(order);
     }
@@ -757,7 +754,11 @@ impl Loop {
     fn eviction_done(&mut self, outcome: EvictionOutcome) {
         let EvictionOutcome { order, result } = outcome;
         let Err(e) = result else {
+            // Told once evicted: a victim whose eviction a budget refused was not preempted.
             self.metrics.preemption("evicted");
+            for (pod, node) in order.victims {
+                self.report(Report::Preempted { pod, by: order.preemptor.clone(), node });
+            }
             return;
         };
         self.metrics.preemption("refused");

@@ -124,6 +124,13 @@ fn watch_nominations(env: &Env, name: &str) -> Arc<Mutex<Vec<String>>> {
     seen
 }
 
+/// Stops the scheduler and the kubelet, then clears the test's objects.
+async fn finish(env: Env, kubelet: Kubelet, stop: crate::Stopper, task: crate::SchedulerTask) {
+    crate::stop_scheduler(Some(stop), task).await;
+    drop(kubelet);
+    env.finish().await;
+}
+
 fn names(list: &[&str]) -> BTreeSet<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
@@ -176,9 +183,7 @@ async fn a_high_priority_pod_evicts_the_whole_lower_priority_gang_and_takes_its_
     let metrics = crate::http_get(http, "/metrics").await;
     assert!(metrics.contains("mlsched_preemptions_total{result=\"evicted\"} 1"), "{metrics}");
     env.assert_no_overcommit().await;
-    crate::stop_scheduler(Some(stop), task).await;
-    drop(kubelet);
-    env.finish().await;
+    finish(env, kubelet, stop, task).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,6 +214,7 @@ async fn a_disruption_budget_that_forbids_the_eviction_keeps_the_victims_running
     assert!(message.contains("disruption budget"), "{message}");
     assert!(!terminating(&env, "train-0").await && !terminating(&env, "train-1").await);
     assert!(kubelet.finished().is_empty());
+    assert!(env.events("train-0", "Preempted").await.is_empty(), "not preempted: its eviction was refused");
     assert_eq!(env.node_of("urgent").await, None);
     let metrics = crate::http_get(http, "/metrics").await;
     assert!(metrics.contains("mlsched_preemptions_total{result=\"refused\"}"), "{metrics}");
@@ -223,9 +229,7 @@ async fn a_disruption_budget_that_forbids_the_eviction_keeps_the_victims_running
     })
     .await;
     env.assert_no_overcommit().await;
-    crate::stop_scheduler(Some(stop), task).await;
-    drop(kubelet);
-    env.finish().await;
+    finish(env, kubelet, stop, task).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,9 +247,7 @@ async fn preemption_policy_never_waits_without_evicting() {
     assert!(kubelet.finished().is_empty(), "nothing evicted");
     assert!(!terminating(&env, "train-0").await && !terminating(&env, "train-1").await);
     assert_eq!(env.node_of("polite").await, None);
-    crate::stop_scheduler(Some(stop), task).await;
-    drop(kubelet);
-    env.finish().await;
+    finish(env, kubelet, stop, task).await;
 }
 
 /// Three priorities: `filler` (low) and gang `a` (mid) run; gang `b` (high) evicts `a` only (the reprieve
@@ -292,7 +294,5 @@ async fn two_gangs_at_three_priorities_do_not_evict_each_other_in_turn() {
     }
     assert_eq!(env.node_of("a-0").await, None);
     env.assert_no_overcommit().await;
-    crate::stop_scheduler(Some(stop), task).await;
-    drop(kubelet);
-    env.finish().await;
+    finish(env, kubelet, stop, task).await;
 }
