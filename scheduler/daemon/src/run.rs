@@ -750,7 +750,8 @@ impl Loop {
     }
 
     /// A preemption whose evictions did not all go through makes no room: the room held for the preemptor
-    /// is let go (it may preempt again when next tried), and its members are told why.
+    /// is let go (it may preempt again after `PREEMPTION_RETRY`), and it is tried again at once, so that its
+    /// members are told why it waits.
     fn eviction_done(&mut self, outcome: EvictionOutcome) {
         let EvictionOutcome { order, result } = outcome;
         let Err(e) = result else {
@@ -765,16 +766,12 @@ impl Loop {
         if let Some(count) = self.failure_logs.note(&format!("evict: {}", e.cause()), Instant::now()) {
             warn!(preemptor = %order.preemptor, error = %e, count, "preemption stopped");
         }
-        self.state.preemption_failed(order.profile, &order.preemptor);
-        let message = format!("preemption for {} stopped: {e}", order.preemptor);
+        let now = self.now();
+        let unit = self.state.preemption_failed(order.profile, &order.preemptor, e.to_string(), now);
         for (pod, _) in order.nominated {
-            self.report(Report::Nominated { pod: pod.clone(), node: None });
-            self.report(Report::Unschedulable {
-                pod,
-                reason: crate::keys::REASON_UNSCHEDULABLE,
-                message: message.clone(),
-            });
+            self.report(Report::Nominated { pod, node: None });
         }
+        self.wake(unit);
     }
 
     fn dispatch(&self, plan: BindPlan) {

@@ -140,6 +140,25 @@ fn a_nomination_whose_victims_never_go_lapses_and_frees_the_room() {
     assert!(queue.nomination("high").is_none());
 }
 
+#[test]
+fn a_refused_preemption_lets_the_room_go_and_waits_before_asking_again() {
+    let mut snapshot = cluster(&[("s1", "r1", 2)]);
+    let topo = topology(&snapshot);
+    let profile = profile();
+    let running = vec![run_on(&mut snapshot, &gang("low", 2, 8), &["r1-n0", "r1-n1"])];
+    let mut queue = GangQueue::new(QueueConfig { reserve_after_skips: u32::MAX, ..QueueConfig::default() });
+    queue.add_gang(gang("high", 2, 8).with_priority(10), Duration::ZERO).unwrap();
+    queue.schedule_pass(&profile, &mut snapshot, &topo, Duration::ZERO);
+    assert!(queue.preempt(&profile, &snapshot, &topo, &running, Duration::ZERO).preemption.is_some());
+    let retry_at = Duration::from_secs(10);
+    queue.preemption_refused("high", retry_at);
+    assert!(queue.nomination("high").is_none(), "the room is no longer held");
+    let before = queue.preempt(&profile, &snapshot, &topo, &running, retry_at - Duration::from_secs(1));
+    assert_eq!(before, PreemptOutcome::default(), "no second attempt before {retry_at:?}");
+    let after = queue.preempt(&profile, &snapshot, &topo, &running, retry_at);
+    assert_eq!(after.preemption.map(|p| p.victims), Some(vec!["low".to_string()]));
+}
+
 /// Runs passes, preempting and evicting (victims go at once and queue again), until nothing changes;
 /// `gangs` are all the gangs there are. Returns how many units were evicted.
 fn settle(

@@ -108,6 +108,8 @@ struct QueuedGang {
     no_room: bool,
     /// Nodes held for it while its victims terminate, and since when.
     nomination: Option<(Vec<NodeId>, Duration)>,
+    /// It does not preempt before this: its last preemption was refused (a PodDisruptionBudget, say).
+    preempt_after: Duration,
 }
 
 /// A gang whose wait ran out; it holds nothing.
@@ -201,6 +203,7 @@ impl GangQueue {
             last_reason: None,
             no_room: false,
             nomination: None,
+            preempt_after: Duration::ZERO,
         });
         self.next_arrival += 1;
         Ok(())
@@ -439,7 +442,11 @@ impl GangQueue {
         let nodes = snapshot.nodes().len();
         for entry in &mut self.entries {
             let live = nominated.iter().any(|(name, _, _)| *name == entry.gang.name);
-            if !entry.no_room || live || lowest.is_none_or(|low| low >= entry.gang.priority) {
+            if !entry.no_room
+                || live
+                || now < entry.preempt_after
+                || lowest.is_none_or(|low| low >= entry.gang.priority)
+            {
                 continue;
             }
             // Room held for others of its priority or higher: nominations, and the pass's reservation.
@@ -463,10 +470,12 @@ impl GangQueue {
         outcome
     }
 
-    /// Drops `gang`'s nomination (its victims could not be evicted), so it may preempt again.
-    pub fn clear_nomination(&mut self, gang: &str) {
+    /// `gang`'s victims could not all be evicted: its nomination is dropped, and it may preempt again from
+    /// `retry_at` (asking at once would most likely be refused again, for the same reason).
+    pub fn preemption_refused(&mut self, gang: &str, retry_at: Duration) {
         if let Some(entry) = self.entries.iter_mut().find(|e| e.gang.name == gang) {
             entry.nomination = None;
+            entry.preempt_after = retry_at;
         }
     }
 

@@ -189,6 +189,8 @@ pub struct ClusterState {
     gang_queues: Vec<GangQueue>,
     /// The unit of each gang name in the core queues.
     core_units: HashMap<String, UnitKey>,
+    /// Preemptors whose evictions were refused: until when they do not preempt again, and why.
+    refused_preemptions: HashMap<String, (Duration, String)>,
     /// Keys of our pods already reported as arrivals, so a pod's updates are not counted again.
     observed: HashSet<String>,
     /// Pods of ours seen for the first time, with their profile, for the policies that learn the shapes
@@ -235,6 +237,7 @@ impl ClusterState {
             bind_retries,
             gang_queues: Vec::new(),
             core_units: HashMap::new(),
+            refused_preemptions: HashMap::new(),
             observed: HashSet::new(),
             arrivals: Vec::new(),
             waiting_told: HashMap::new(),

@@ -228,8 +228,10 @@ impl ClusterState {
                 .filter_map(|(name, _)| queue.get(self.core_units.get(name)?).map(|e| e.priority))
                 .max();
             let notes = if let Some(waiting_priority) = waiting_priority {
+                self.refused_preemptions.retain(|_, (until, _)| *until > now);
                 let view = PreemptionView {
                     bound: &self.bound,
+                    refused: &self.refused_preemptions,
                     pending: &self.pending,
                     snapshot: &self.snapshot,
                     topology: &self.topology,

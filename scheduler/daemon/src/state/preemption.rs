@@ -18,9 +18,14 @@ pub struct PreemptionOrder {
     pub nominated: Vec<(PodRef, String)>,
 }
 
+/// How long a preemptor whose evictions were refused waits before it may preempt again: a
+/// PodDisruptionBudget's refusal asks for 10 s (its `Retry-After`), and asking sooner would be refused again.
+pub const PREEMPTION_RETRY: Duration = Duration::from_secs(10);
+
 /// The parts of the state preemption reads, borrowed apart from the queue it nominates in.
 pub(super) struct PreemptionView<'a> {
     pub bound: &'a HashMap<String, BoundPod>,
+    pub refused: &'a HashMap<String, (Duration, String)>,
     pub pending: &'a HashMap<String, PendingPod>,
     pub snapshot: &'a Snapshot,
     pub topology: &'a Topology,
@@ -79,6 +84,11 @@ impl PreemptionView<'_> {
                 result.preemptions.push(order);
             }
         }
+        for (name, (_, why)) in self.refused {
+            let retry = PREEMPTION_RETRY.as_secs();
+            notes
+                .insert(name.clone(), format!("the last attempt stopped: {why}; it may preempt again {retry} s after"));
+        }
         for (name, nodes) in queue.nominations() {
             let mut names: Vec<&str> = nodes.iter().map(|&n| self.snapshot.nodes()[n].name.as_str()).collect();
             names.sort_unstable();
@@ -110,11 +120,19 @@ impl PreemptionView<'_> {
 
 impl ClusterState {
     /// The evictions for `preemptor` did not all go through (a PodDisruptionBudget forbade one, say): the
-    /// room held for it is let go, and it may preempt again once it is tried again.
-    pub fn preemption_failed(&mut self, profile: usize, preemptor: &str) {
-        if let Some(queue) = self.gang_queues.get_mut(profile) {
-            queue.clear_nomination(preemptor);
-        }
+    /// room held for it is let go, and it may preempt again [`PREEMPTION_RETRY`] after `now`; until then its
+    /// members are told `why`. Returns its unit, to be tried again at once (so they are told).
+    pub fn preemption_failed(
+        &mut self,
+        profile: usize,
+        preemptor: &str,
+        why: String,
+        now: Duration,
+    ) -> Option<UnitKey> {
+        let queue = self.gang_queues.get_mut(profile)?;
+        queue.preemption_refused(preemptor, now + PREEMPTION_RETRY);
+        self.refused_preemptions.insert(preemptor.to_string(), (now + PREEMPTION_RETRY, why));
+        self.core_units.get(preemptor).cloned()
     }
 }
 

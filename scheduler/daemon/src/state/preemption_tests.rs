@@ -111,7 +111,7 @@ fn equal_or_higher_priority_is_never_a_victim_so_two_gangs_cannot_take_turns() {
 }
 
 #[test]
-fn an_eviction_refused_lets_the_room_go_and_the_preemptor_may_try_again() {
+fn an_eviction_refused_lets_the_room_go_and_the_preemptor_tries_again_after_a_while() {
     let mut w = full_world();
     w.add(with_priority("urgent", 8, 1000, json!({})), s(1));
     let first = w.pass(s(1));
@@ -119,10 +119,17 @@ fn an_eviction_refused_lets_the_room_go_and_the_preemptor_may_try_again() {
     // While nominated, a retry does not evict again ...
     w.queue.activate_backoff();
     assert!(w.pass(s(2)).preemptions.is_empty());
-    // ... until the evictions fail (a PodDisruptionBudget) and the nomination is let go.
-    w.state.preemption_failed(first.preemptions[0].profile, "ml/urgent");
+    // ... and once the evictions are refused (a PodDisruptionBudget), not for PREEMPTION_RETRY either,
+    // while its members are told why.
+    let why = "eviction of ml/train-0 refused: Cannot evict pod as it would violate the pod's disruption budget.";
+    let unit = w.state.preemption_failed(first.preemptions[0].profile, "ml/urgent", why.to_string(), s(2));
+    assert_eq!(unit, Some(UnitKey::Pod("ml/urgent".into())));
     w.queue.activate_backoff();
-    let again = w.pass(s(3));
+    let waiting = w.pass(s(3));
+    assert!(waiting.preemptions.is_empty());
+    assert!(message_of(&waiting, "urgent").contains(&format!("the last attempt stopped: {why}")));
+    w.queue.activate_backoff();
+    let again = w.pass(s(2) + super::preemption::PREEMPTION_RETRY);
     assert_eq!(again.preemptions.len(), 1);
     assert_eq!(again.preemptions[0].victims.len(), 2);
 }
