@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use super::tests::{cluster, gang, profile, topology};
 use super::*;
+use crate::framework::Profile;
+use crate::topology::Topology;
 
 /// Places `gang`'s pods one per node on `nodes` (all GPUs of the pod's size, from GPU 0).
 fn run_on(snapshot: &mut Snapshot, gang: &Gang, nodes: &[&str]) -> RunningUnit {
@@ -118,44 +120,51 @@ fn a_nominated_gang_keeps_the_freed_room_until_it_lapses() {
     assert!(queue.nomination("high").is_none());
 }
 
-#[test]
-fn a_nomination_whose_victims_never_go_lapses_and_frees_the_room() {
+/// Two 8-GPU nodes held by gang `low`, and gang `high` (priority 10, 2 × 8 GPUs) nominated to them by a
+/// preemption at time 0. No aging reservation: what holds the room is the nomination alone.
+struct Nominated {
+    snapshot: Snapshot,
+    topology: Topology,
+    profile: Profile,
+    running: Vec<RunningUnit>,
+    queue: GangQueue,
+}
+
+fn nominated_high() -> Nominated {
     let mut snapshot = cluster(&[("s1", "r1", 2)]);
-    let topo = topology(&snapshot);
+    let topology = topology(&snapshot);
     let profile = profile();
     let running = vec![run_on(&mut snapshot, &gang("low", 2, 8), &["r1-n0", "r1-n1"])];
-    // No aging reservation: what holds the room here is the nomination alone.
     let mut queue = GangQueue::new(QueueConfig { reserve_after_skips: u32::MAX, ..QueueConfig::default() });
     queue.add_gang(gang("high", 2, 8).with_priority(10), Duration::ZERO).unwrap();
-    queue.schedule_pass(&profile, &mut snapshot, &topo, Duration::ZERO);
-    assert!(queue.preempt(&profile, &snapshot, &topo, &running, Duration::ZERO).preemption.is_some());
+    queue.schedule_pass(&profile, &mut snapshot, &topology, Duration::ZERO);
+    assert!(queue.preempt(&profile, &snapshot, &topology, &running, Duration::ZERO).preemption.is_some());
+    Nominated { snapshot, topology, profile, running, queue }
+}
+
+#[test]
+fn a_nomination_whose_victims_never_go_lapses_and_frees_the_room() {
+    let Nominated { mut snapshot, topology, profile, mut queue, .. } = nominated_high();
     // Only one victim pod is ever evicted (a disruption budget refused the other).
     snapshot.forget("low/p0").unwrap();
     queue.add_gang(gang("newcomer", 1, 8), Duration::from_secs(1)).unwrap();
     let timeout = QueueConfig::default().nomination_timeout;
-    let pass = queue.schedule_pass(&profile, &mut snapshot, &topo, timeout - Duration::from_secs(1));
+    let pass = queue.schedule_pass(&profile, &mut snapshot, &topology, timeout - Duration::from_secs(1));
     assert!(pass.placed.is_empty());
-    let pass = queue.schedule_pass(&profile, &mut snapshot, &topo, timeout);
+    let pass = queue.schedule_pass(&profile, &mut snapshot, &topology, timeout);
     assert_eq!(pass.placed.iter().map(|p| p.gang.as_str()).collect::<Vec<_>>(), ["newcomer"]);
     assert!(queue.nomination("high").is_none());
 }
 
 #[test]
 fn a_refused_preemption_lets_the_room_go_and_waits_before_asking_again() {
-    let mut snapshot = cluster(&[("s1", "r1", 2)]);
-    let topo = topology(&snapshot);
-    let profile = profile();
-    let running = vec![run_on(&mut snapshot, &gang("low", 2, 8), &["r1-n0", "r1-n1"])];
-    let mut queue = GangQueue::new(QueueConfig { reserve_after_skips: u32::MAX, ..QueueConfig::default() });
-    queue.add_gang(gang("high", 2, 8).with_priority(10), Duration::ZERO).unwrap();
-    queue.schedule_pass(&profile, &mut snapshot, &topo, Duration::ZERO);
-    assert!(queue.preempt(&profile, &snapshot, &topo, &running, Duration::ZERO).preemption.is_some());
+    let Nominated { snapshot, topology, profile, running, mut queue } = nominated_high();
     let retry_at = Duration::from_secs(10);
     queue.preemption_refused("high", retry_at);
     assert!(queue.nomination("high").is_none(), "the room is no longer held");
-    let before = queue.preempt(&profile, &snapshot, &topo, &running, retry_at - Duration::from_secs(1));
+    let before = queue.preempt(&profile, &snapshot, &topology, &running, retry_at - Duration::from_secs(1));
     assert_eq!(before, PreemptOutcome::default(), "no second attempt before {retry_at:?}");
-    let after = queue.preempt(&profile, &snapshot, &topo, &running, retry_at);
+    let after = queue.preempt(&profile, &snapshot, &topology, &running, retry_at);
     assert_eq!(after.preemption.map(|p| p.victims), Some(vec!["low".to_string()]));
 }
 
