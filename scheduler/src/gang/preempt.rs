@@ -50,7 +50,7 @@ pub struct Preemption {
     pub victims: Vec<String>,
     /// The nodes the gang would take once they are gone: held for it (its nomination).
     pub nodes: Vec<NodeId>,
-    /// Where each member would go (pod key, node), in member order: each pod's nominated node.
+    /// Where each member would go (pod key, node): each pod's nominated node.
     pub members: Vec<(String, NodeId)>,
 }
 
@@ -253,7 +253,7 @@ fn fits_without(
     Some(assignments(&plan_gang_with(profile, &mut without, gang, topology, options).ok()?))
 }
 
-/// Where each member of a gang would go: (pod key, node), in member order.
+/// Where each member of a gang would go: (pod key, node).
 type Assignments = Vec<(String, NodeId)>;
 
 fn assignments(placement: &GangPlacement) -> Assignments {
