@@ -29,10 +29,8 @@ fn main() -> std::process::ExitCode {
         |text| Config::from_yaml(text).map_err(|e| e.to_string()),
         |c| &mut c.log_format,
         |config| async move {
-            let clients = mlsched_scheduler::Clients {
-                api: mlsched_edge::kube_client::client().await?,
-                evictions: mlsched_edge::kube_client::client_without_retries().await?,
-            };
+            let (api, evictions) = mlsched_edge::kube_client::client_and_one_without_retries().await?;
+            let clients = mlsched_scheduler::Clients { api, evictions };
             mlsched_scheduler::run(config, clients, cli::shutdown_signal(), None).await
         },
     )

@@ -59,21 +59,25 @@ impl Origin {
 
 /// The client, from the environment; see the module documentation.
 pub async fn client() -> anyhow::Result<kube::Client> {
-    let origin = Origin::detect();
-    let config = kube::Config::infer().await.map_err(|e| anyhow::anyhow!("no usable cluster configuration: {e}"))?;
+    let (config, origin) = inferred().await?;
     client_from(config, &origin)
 }
 
-/// The client, from the environment, without kube's own retries of 429, 503 and 504 answers (up to 15 of
-/// them, honouring `Retry-After`): for a caller that retries by what each request is. An eviction's 429 is a
-/// PodDisruptionBudget's refusal, which retrying only repeats for minutes; a bind's is retried by the
-/// scheduler's own bind retries, Events and status patches by their writers.
-pub async fn client_without_retries() -> anyhow::Result<kube::Client> {
+/// The client, from the environment, and a second one like it without kube's own retries of 429, 503 and
+/// 504 answers (up to 15 of them, after the server's `Retry-After`), for requests whose 429 is an answer,
+/// not a throttle: an eviction's 429 is a PodDisruptionBudget's refusal, which those retries would repeat
+/// for minutes.
+pub async fn client_and_one_without_retries() -> anyhow::Result<(kube::Client, kube::Client)> {
+    let (config, origin) = inferred().await?;
+    let mut without_retries = config.clone();
+    without_retries.default_retry = false;
+    Ok((client_from(config, &origin)?, client_from(without_retries, &origin)?))
+}
+
+async fn inferred() -> anyhow::Result<(kube::Config, Origin)> {
     let origin = Origin::detect();
-    let mut config =
-        kube::Config::infer().await.map_err(|e| anyhow::anyhow!("no usable cluster configuration: {e}"))?;
-    config.default_retry = false;
-    client_from(config, &origin)
+    let config = kube::Config::infer().await.map_err(|e| anyhow::anyhow!("no usable cluster configuration: {e}"))?;
+    Ok((config, origin))
 }
 
 /// The client for `config`, which was read from `origin`.

@@ -271,17 +271,16 @@ impl ClusterState {
                 queue.failed(unit, now);
                 let refs: Vec<PodRef> =
                     members.get(unit).into_iter().flatten().map(|p| p.info.pod_ref.clone()).collect();
-                let reason = match notes.get(&name) {
+                let note = notes.get(&name);
+                let reason = match note {
                     Some(note) => format!("{reason}; preemption: {note}"),
                     None => reason,
                 };
                 let message = match unit {
-                    UnitKey::Pod(key) => match self.single_pod_message(&profiles[index], key) {
-                        Some(nodes) => match notes.get(&name) {
-                            Some(note) => format!("{nodes} preemption: {note}."),
-                            None => nodes,
-                        },
-                        None => reason,
+                    UnitKey::Pod(key) => match (self.single_pod_message(&profiles[index], key), note) {
+                        (Some(nodes), Some(note)) => format!("{nodes} preemption: {note}."),
+                        (Some(nodes), None) => nodes,
+                        (None, _) => reason,
                     },
                     UnitKey::Gang(g) => {
                         result.gangs.push(self.gang_report(
