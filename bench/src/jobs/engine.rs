@@ -14,7 +14,10 @@
 //! - **Passes** run only when something could have changed: capacity was freed (a job finished, a partial
 //!   gang was released) or a job entered the window; and only when free GPUs ≥ the smallest waiting
 //!   job's GPUs (otherwise nothing can fit).
-//! - `mlsched` and `gang` queue gangs in a [`GangQueue`] (priority, arrival, aging reservations), each pass
+//! - `mlsched` and `gang` queue gangs in a [`GangQueue`] (priority, arrival, aging reservations), the
+//!   live scheduler's queue type and lifecycle: a placed gang binds (here at once: it is removed), freed room
+//!   activates gangs backing off. Its backoff is the queue's default, none: passes run only on events that
+//!   can help (above), which is what the live scheduler's backoff stands in for. Each pass
 //!   is `schedule_pass_with` the run times of [`Hints`] (backfill into the reservation; mlsched's waits for
 //!   a rack). `mlsched` plans on the real fat tree and prefers the rack level for multi-node
 //!   gangs; `gang` plans on a flat topology (hostname only), so it ignores racks. Spread and slowdown are
@@ -470,6 +473,8 @@ impl Engine<'_> {
         assert!(outcome.rejected.is_empty(), "job gangs are valid: {:?}", outcome.rejected);
         let started = outcome.placed.len();
         for placement in outcome.placed {
+            // Binding is instant here: the gang's binds went through.
+            self.queue.remove(&placement.gang);
             let job = job_of(&placement.gang).expect("gangs are named j<index>");
             let held = &mut self.held[job];
             held.pods = vec![None; self.sizes[job].len()];
@@ -626,6 +631,8 @@ impl Engine<'_> {
         self.held[job].placed = 0;
         self.result.allocated_gpu_seconds += held_seconds;
         self.dirty = true;
+        // Room freed: gangs backing off may fit now (a no-op with the default `Backoff::NONE`).
+        self.queue.activate_backoff();
         held_seconds
     }
 

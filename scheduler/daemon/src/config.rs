@@ -309,10 +309,11 @@ impl Config {
         Duration::from_secs_f64(self.backoff.max_seconds)
     }
 
-    /// The core queue's settings: its defaults, with `spreadCost`.
+    /// The core queue's settings: its defaults, with `spreadCost` and `backoff`.
     pub fn queue_config(&self) -> mlsched::gang::QueueConfig {
         mlsched::gang::QueueConfig {
             spread_cost: self.spread_cost.iter().map(|(l, a)| (l.clone(), *a)).collect(),
+            backoff: mlsched::gang::Backoff { initial: self.backoff_initial(), max: self.backoff_max() },
             ..mlsched::gang::QueueConfig::default()
         }
     }

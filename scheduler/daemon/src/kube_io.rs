@@ -27,10 +27,10 @@ use crate::dedupe::{ChangeLog, EventAction, EventLog};
 use crate::error::{BindError, ErrorKind, ReportError};
 use crate::keys::*;
 use crate::leader::Fence;
-use crate::queue::UnitKey;
 use crate::ratelimit::Limiter;
 use crate::state::{GangReport, MemberBind};
 use crate::translate::{PodRef, format_gpu_index};
+use crate::unit::UnitKey;
 
 pub const COMPONENT: &str = "mlsched";
 

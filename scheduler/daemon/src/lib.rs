@@ -2,7 +2,8 @@
 //!
 //! - `translate`, `quantity`: Kubernetes Node/Pod → core Node/Pod (pure).
 //! - `config`: the YAML config, validated at start (pure).
-//! - `queue`: priority/FIFO order, backoff, re-activation (pure).
+//! - `unit`: the unit a pod is scheduled in (itself or its gang), as named in the core `GangQueue`, which
+//!   orders, backs off and re-activates units for the live scheduler and the simulator alike.
 //! - `state`: the cluster picture kept from watch events, and the scheduling pass on it (pure).
 //! - `dedupe`: Event and condition de-duplication (pure).
 //! - `crd`: the coscheduling `PodGroup`.
@@ -24,12 +25,12 @@ pub mod kube_io;
 pub mod leader;
 pub mod metrics;
 pub mod placement_api;
-pub mod queue;
 pub mod ratelimit;
 pub mod run;
 pub mod state;
 pub mod throttle;
 pub mod translate;
+pub mod unit;
 
 pub use config::Config;
 pub use run::{Clients, run};

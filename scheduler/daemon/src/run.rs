@@ -26,12 +26,12 @@ use crate::kube_io::{BindJob, BindOutcome, Binder, Report, Reporters};
 use crate::leader::{self, Elector, Fence, LeaseStatus, Timing};
 use crate::metrics::Metrics;
 use crate::placement_api;
-use crate::queue::{Backoff, SchedulingQueue, UnitKey};
 use crate::ratelimit::Limiter;
 use crate::state::{BindFollowUp, BindPlan, ClusterState, MemberBind, PodGroupInfo, PreemptionOrder};
 use crate::throttle::{LogThrottle, watch_cause};
 use crate::translate::{PodGroupApi, PodRef, topology_requirement, translate_bound_pod, translate_node, translate_pod};
-use mlsched::gang::TopologyRequirement;
+use crate::unit::UnitKey;
+use mlsched::gang::{GangQueue, QueueCounts, TopologyRequirement};
 
 /// `/readyz` until nodes and pods are listed (caches synced), while a watch that failed has not listed again
 /// (caches stale), and while the Lease cannot be read. A standby is ready too, to take over at once.
@@ -274,9 +274,8 @@ pub async fn run(
     }
 
     let mut lp = Loop {
-        state: ClusterState::new(config.topology_levels.clone(), config.scheduler_names(), config.bind_retries)
-            .with_queue_config(config.queue_config()),
-        queue: SchedulingQueue::new(Backoff { initial: config.backoff_initial(), max: config.backoff_max() }),
+        state: ClusterState::new(config.topology_levels.clone(), config.scheduler_names(), config.bind_retries),
+        queue: GangQueue::new(config.queue_config()),
         profiles,
         start: Instant::now(),
         leader: false,
@@ -386,7 +385,8 @@ fn default_identity() -> String {
 
 struct Loop {
     state: ClusterState,
-    queue: SchedulingQueue,
+    /// Every pending unit, across passes and profiles: the core queue `mlsim jobs` replays through too.
+    queue: GangQueue,
     profiles: Vec<Profile>,
     start: Instant,
     /// As the election last said; binds are fenced on the election's own deadline regardless.
@@ -564,7 +564,7 @@ impl Loop {
         if let Some(unit) = unit
             && !self.state.finished_units(std::iter::once(&unit)).is_empty()
         {
-            self.queue.remove(&unit);
+            self.queue.remove(unit.name());
         }
     }
 
@@ -589,7 +589,7 @@ impl Loop {
                 }
                 if let Some((unit, priority)) = unit {
                     let now = self.now();
-                    self.queue.touch(unit, priority, now);
+                    self.queue.touch(unit.name(), priority, now);
                 }
                 if bound {
                     self.drop_if_finished(was_pending);
@@ -674,10 +674,10 @@ impl Loop {
     /// Tries a queued unit again at once (its PodGroup changed or went away).
     fn wake(&mut self, unit: Option<UnitKey>) {
         if let Some(unit) = unit
-            && self.queue.get(&unit).is_some()
+            && self.queue.unit(unit.name()).is_some()
         {
             let now = self.now();
-            self.queue.touch(unit, 0, now);
+            self.queue.touch(unit.name(), 0, now);
         }
     }
 
@@ -692,9 +692,9 @@ impl Loop {
         let now = self.now();
         // A throttled scheduler with a backlog has every unit binding and an event every few milliseconds:
         // then neither the queue nor the gangs are walked on each one.
-        let all_in_flight = self.queue.all_in_flight();
+        let all_in_flight = self.queue.all_binding();
         let counts = if all_in_flight {
-            crate::queue::QueueCounts { active: 0, backoff: 0, in_flight: self.queue.len() }
+            QueueCounts { active: 0, backoff: 0, in_flight: self.queue.len() }
         } else {
             self.queue.counts(now)
         };
@@ -767,7 +767,7 @@ impl Loop {
             warn!(preemptor = %order.preemptor, error = %e, count, "preemption stopped");
         }
         let now = self.now();
-        let unit = self.state.preemption_failed(order.profile, &order.preemptor, e.to_string(), now);
+        let unit = self.state.preemption_failed(&mut self.queue, &order.preemptor, e.to_string(), now);
         for (pod, _) in order.nominated {
             self.report(Report::Nominated { pod, node: None });
         }

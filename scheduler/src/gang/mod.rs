@@ -2,6 +2,7 @@
 //!
 //! - `plan`: decides one gang as a single transaction on the snapshot (`plan_gang`).
 //! - `queue`: holds gangs until quorum, orders them, ages the ones that keep being skipped.
+//! - `units`: a queued gang between passes: backoff, binding, activation by cluster changes.
 //! - `outlook`: what the caller knows about run times, and when room frees up (backfill, locality waits).
 //! - `preempt`: which lower-priority units, whole, a gang that fits nowhere may evict.
 //!
@@ -14,11 +15,14 @@ pub mod outlook;
 pub mod plan;
 pub mod preempt;
 pub mod queue;
+pub mod units;
 
 #[cfg(test)]
 mod preempt_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod units_tests;
 
 use std::time::Duration;
 
@@ -32,6 +36,7 @@ pub use outlook::{NoHints, RuntimeHints};
 pub use plan::{PlanOptions, plan_gang, plan_gang_with};
 pub use preempt::{NoPreemption, Preemption, RunningUnit, plan_preemption};
 pub use queue::{GangQueue, PassOutcome, PreemptOutcome, QueueConfig, QueueError, TimedOutGang};
+pub use units::{Backoff, QueueCounts, UnitStatus};
 
 /// Where a gang must (or would like to) be kept together.
 #[derive(Debug, Clone, PartialEq, Eq)]

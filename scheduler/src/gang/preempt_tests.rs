@@ -183,6 +183,7 @@ fn settle(
         let pass = queue.schedule_pass(&profile, snapshot, &topo, now);
         for placed in &pass.placed {
             assert!(running.iter().all(|(g, _)| g.name != placed.gang), "{} placed twice", placed.gang);
+            queue.remove(&placed.gang).expect("a placed gang binds until it is removed");
             let gang = gangs.iter().find(|g| g.name == placed.gang).unwrap().clone();
             let unit = RunningUnit {
                 name: gang.name.clone(),

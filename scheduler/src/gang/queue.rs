@@ -26,11 +26,20 @@
 //!   nodes it would take: until it is placed, or `nomination_timeout` lapses (its victims did not go), no
 //!   gang of its priority or lower is placed on them, so the room its victims free is not taken by others
 //!   while they terminate. A nominated gang does not preempt again before its nomination lapses.
-//! - **Timeouts**: a gang whose `timeout` has passed since it arrived is removed and reported. It never
-//!   held anything: gangs are placed whole or not at all. Time is passed in by the caller (`now`), so the
-//!   queue stays pure and a simulator drives it with its own clock.
+//! - **Timeouts**: a gang whose `timeout` has passed since it arrived is reported and starts a new wait,
+//!   after a backoff (its pods still exist; a caller giving up on them removes it). It never held
+//!   anything: gangs are placed whole or not at all.
+//! - **Between passes** (`units`): a placed gang stays queued, *binding*, until the caller removes it (its
+//!   binds went through) or backs it off (they failed). A gang that found no room, or was rejected, backs
+//!   off (`QueueConfig::backoff`) and is tried again when the backoff ends or a cluster change that could
+//!   help calls `activate_backoff`; a gang below quorum sleeps until a member arrives (`touch`) or its
+//!   timeout is due. The live scheduler and `mlsim jobs` drive this same lifecycle.
+//!
+//! Time is passed in by the caller (`now`), so the queue stays pure and a simulator drives it with its own
+//! clock.
 
 use std::cmp::Reverse;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use thiserror::Error;
@@ -38,6 +47,7 @@ use thiserror::Error;
 use super::outlook::{NoHints, RuntimeHints, earliest_fit};
 use super::plan::{PlanOptions, Reservation, eligible_when_empty, plan_gang_with, reservation, sizing_member};
 use super::preempt::{NoPreemption, Preemption, RunningUnit, plan_preemption};
+use super::units::Backoff;
 use super::{Gang, GangPlacement, GangUnschedulable};
 use crate::core::{NodeId, Pod, Snapshot};
 use crate::framework::Profile;
@@ -59,6 +69,10 @@ pub struct QueueConfig {
     /// How long a preemptor's nodes are held for it while its victims terminate; past that it may
     /// preempt again (its victims may have been refused eviction, e.g. by a PodDisruptionBudget).
     pub nomination_timeout: Duration,
+    /// How long a gang that found no room waits before it is tried again (unless a cluster change
+    /// activates it sooner). None by default: a caller that passes only on events that can help (a
+    /// simulator) tries every gang at every pass.
+    pub backoff: Backoff,
 }
 
 impl Default for QueueConfig {
@@ -68,6 +82,7 @@ impl Default for QueueConfig {
             spread_cost: Vec::new(),
             min_locality_gain: Duration::from_secs(600),
             nomination_timeout: Duration::from_secs(300),
+            backoff: Backoff::NONE,
         }
     }
 }
@@ -98,10 +113,14 @@ pub enum QueueError {
 }
 
 #[derive(Debug, Clone)]
-struct QueuedGang {
-    gang: Gang,
-    arrival: u64,
-    arrived_at: Duration,
+pub(super) struct QueuedGang {
+    pub(super) gang: Gang,
+    /// Which of the caller's profiles decides it.
+    pub(super) profile: usize,
+    /// Its place in FIFO order.
+    pub(super) arrival: u64,
+    /// When it (re-)entered the queue; its timeout counts from here.
+    pub(super) arrived_at: Duration,
     skips: u32,
     last_reason: Option<String>,
     /// The last pass found no room for it anywhere (what preemption may change).
@@ -110,6 +129,44 @@ struct QueuedGang {
     nomination: Option<(Vec<NodeId>, Duration)>,
     /// It does not preempt before this: its last preemption was refused (a PodDisruptionBudget, say).
     preempt_after: Duration,
+    /// Unsuccessful tries so far (its backoff grows with them).
+    pub(super) attempts: u32,
+    /// Not tried before this; `Duration::MAX` = asleep until touched.
+    pub(super) not_before: Option<Duration>,
+    /// Placed, its binds not yet reported.
+    pub(super) binding: bool,
+}
+
+impl QueuedGang {
+    pub(super) fn new(gang: Gang, profile: usize, arrival: u64, arrived_at: Duration) -> Self {
+        QueuedGang {
+            gang,
+            profile,
+            arrival,
+            arrived_at,
+            skips: 0,
+            last_reason: None,
+            no_room: false,
+            nomination: None,
+            preempt_after: Duration::ZERO,
+            attempts: 0,
+            not_before: None,
+            binding: false,
+        }
+    }
+
+    /// Queue order: higher priority first, then first arrived.
+    pub(super) fn order(&self) -> (Reverse<i32>, u64) {
+        (Reverse(self.gang.priority), self.arrival)
+    }
+
+    /// One more unsuccessful try: it waits `backoff.after(attempts)`.
+    pub(super) fn back_off(&mut self, backoff: &Backoff, now: Duration) -> Duration {
+        self.attempts += 1;
+        let wait = backoff.after(self.attempts);
+        self.not_before = Some(now.saturating_add(wait));
+        wait
+    }
 }
 
 /// A gang whose wait ran out; it holds nothing.
@@ -166,9 +223,12 @@ impl Held {
 
 #[derive(Debug, Clone, Default)]
 pub struct GangQueue {
-    config: QueueConfig,
-    entries: Vec<QueuedGang>,
-    next_arrival: u64,
+    pub(super) config: QueueConfig,
+    /// By gang name; queue order is [`QueuedGang::order`].
+    pub(super) entries: HashMap<String, QueuedGang>,
+    pub(super) next_arrival: u64,
+    /// Gangs placed whose binds are not yet reported.
+    pub(super) binding: usize,
     /// The last pass's reservation: the gang it was held for, its priority and the nodes held
     /// (preemption by gangs of that priority or lower leaves them be).
     reserved: Option<(String, i32, Vec<NodeId>)>,
@@ -178,7 +238,7 @@ pub struct GangQueue {
 
 impl GangQueue {
     pub fn new(config: QueueConfig) -> Self {
-        GangQueue { config, entries: Vec::new(), next_arrival: 0, reserved: None, layout: 0 }
+        GangQueue { config, entries: HashMap::new(), next_arrival: 0, binding: 0, reserved: None, layout: 0 }
     }
 
     pub fn len(&self) -> usize {
@@ -189,43 +249,51 @@ impl GangQueue {
         self.entries.is_empty()
     }
 
-    /// Queues a gang (its members so far may be fewer than `min_member`).
+    /// Queues a gang (its members so far may be fewer than `min_member`), for the first profile.
     pub fn add_gang(&mut self, gang: Gang, now: Duration) -> Result<(), QueueError> {
         gang.validate().map_err(|reason| QueueError::InvalidGang { gang: gang.name.clone(), reason })?;
-        if self.entries.iter().any(|e| e.gang.name == gang.name) {
+        if self.entries.contains_key(&gang.name) {
             return Err(QueueError::DuplicateGang(gang.name));
         }
-        self.entries.push(QueuedGang {
-            gang,
-            arrival: self.next_arrival,
-            arrived_at: now,
-            skips: 0,
-            last_reason: None,
-            no_room: false,
-            nomination: None,
-            preempt_after: Duration::ZERO,
-        });
-        self.next_arrival += 1;
+        self.insert(gang, 0, now);
         Ok(())
     }
 
-    /// Queues `gang`, or, if a gang of that name is queued, takes its members and settings from `gang` and
-    /// keeps its place, age, skips and nomination: how a caller whose view of a gang's pods changes between
-    /// passes (the live scheduler) keeps it queued.
-    pub fn upsert(&mut self, gang: Gang, now: Duration) -> Result<(), QueueError> {
-        match self.entries.iter_mut().find(|e| e.gang.name == gang.name) {
-            Some(entry) => {
-                gang.validate().map_err(|reason| QueueError::InvalidGang { gang: gang.name.clone(), reason })?;
-                entry.gang = gang;
-                Ok(())
-            }
-            None => self.add_gang(gang, now),
-        }
+    pub(super) fn insert(&mut self, gang: Gang, profile: usize, now: Duration) -> &mut QueuedGang {
+        let arrival = self.next_arrival;
+        self.next_arrival += 1;
+        let name = gang.name.clone();
+        self.entries.entry(name).or_insert(QueuedGang::new(gang, profile, arrival, now))
     }
 
-    /// The names of the queued gangs.
+    /// Queues `gang` for `profile` (an index into the profiles a pass is given), or, if a gang of that
+    /// name is queued, takes its members, settings and profile from `gang` and keeps its place, age,
+    /// skips, backoff and nomination: how a caller whose view of a gang's pods changes between passes (the
+    /// live scheduler) keeps it queued.
+    pub fn upsert(&mut self, gang: Gang, profile: usize, now: Duration) -> Result<(), QueueError> {
+        gang.validate().map_err(|reason| QueueError::InvalidGang { gang: gang.name.clone(), reason })?;
+        match self.entries.get_mut(&gang.name) {
+            Some(entry) => {
+                entry.gang = gang;
+                entry.profile = profile;
+            }
+            None => {
+                self.insert(gang, profile, now);
+            }
+        }
+        Ok(())
+    }
+
+    /// The names of the queued gangs, in no particular order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.entries.iter().map(|e| e.gang.name.as_str())
+        self.entries.keys().map(String::as_str)
+    }
+
+    /// The names of the queued gangs `keep` selects, in queue order.
+    pub(super) fn in_order(&self, keep: impl Fn(&str, &QueuedGang) -> bool) -> Vec<String> {
+        let mut names: Vec<(&String, &QueuedGang)> = self.entries.iter().filter(|(n, e)| keep(n, e)).collect();
+        names.sort_by_key(|(_, e)| e.order());
+        names.into_iter().map(|(n, _)| n.clone()).collect()
     }
 
     /// The gang the last pass's reservation was held for.
@@ -240,11 +308,7 @@ impl GangQueue {
 
     /// A member that appeared after its gang was queued.
     pub fn add_member(&mut self, gang: &str, pod: Pod) -> Result<(), QueueError> {
-        let entry = self
-            .entries
-            .iter_mut()
-            .find(|e| e.gang.name == gang)
-            .ok_or_else(|| QueueError::UnknownGang(gang.into()))?;
+        let entry = self.entries.get_mut(gang).ok_or_else(|| QueueError::UnknownGang(gang.into()))?;
         if entry.gang.members.iter().any(|m| m.key == pod.key) {
             return Err(QueueError::InvalidGang {
                 gang: gang.into(),
@@ -252,24 +316,26 @@ impl GangQueue {
             });
         }
         entry.gang.members.push(pod);
+        entry.not_before = None;
         Ok(())
     }
 
-    /// Takes a gang out of the queue (its job was deleted).
+    /// Takes a gang out of the queue (its binds went through, or its job was deleted).
     pub fn remove(&mut self, gang: &str) -> Option<Gang> {
-        let index = self.entries.iter().position(|e| e.gang.name == gang)?;
-        Some(self.entries.remove(index).gang)
+        let entry = self.entries.remove(gang)?;
+        self.binding -= usize::from(entry.binding);
+        Some(entry.gang)
     }
 
     pub fn waiting_reason(&self, gang: &str) -> Option<&str> {
-        self.entries.iter().find(|e| e.gang.name == gang)?.last_reason.as_deref()
+        self.entries.get(gang)?.last_reason.as_deref()
     }
 
     pub fn skips(&self, gang: &str) -> Option<u32> {
-        self.entries.iter().find(|e| e.gang.name == gang).map(|e| e.skips)
+        self.entries.get(gang).map(|e| e.skips)
     }
 
-    /// Expires timed-out gangs, then tries every other gang once in queue order, knowing no run times.
+    /// Expires timed-out gangs, then tries every other gang due once in queue order, knowing no run times.
     pub fn schedule_pass(
         &mut self,
         profile: &Profile,
@@ -290,15 +356,16 @@ impl GangQueue {
         now: Duration,
         hints: &dyn RuntimeHints,
     ) -> PassOutcome {
-        self.schedule_pass_among(profile, snapshot, topology, now, hints, &|_| true)
+        self.schedule_pass_among(std::slice::from_ref(profile), snapshot, topology, now, hints, &|_| true)
     }
 
-    /// [`GangQueue::schedule_pass_with`] trying only the gangs `tried` names (the ones ready now, for a
-    /// caller that backs failed gangs off between passes); the others keep their place, age and
-    /// nomination, and are only expired when their timeout passes.
+    /// [`GangQueue::schedule_pass_with`] for gangs of several profiles (each decided by
+    /// `profiles[its profile]`, all in one queue order), trying only the gangs due now that `tried` names
+    /// (the ones whose members the caller has just given, see [`GangQueue::upsert`]); the others keep their
+    /// place, age and nomination, and are only expired when their timeout passes.
     pub fn schedule_pass_among(
         &mut self,
-        profile: &Profile,
+        profiles: &[Profile],
         snapshot: &mut Snapshot,
         topology: &Topology,
         now: Duration,
@@ -307,27 +374,26 @@ impl GangQueue {
     ) -> PassOutcome {
         self.follow_layout(snapshot);
         let mut outcome = PassOutcome { timed_out: self.expire(now), ..PassOutcome::default() };
-        self.entries.sort_by_key(|e| (Reverse(e.gang.priority), e.arrival));
+        let order = self.in_order(|name, entry| self.is_due(name, entry, now) && tried(name));
+        let backoff = self.config.backoff;
         let mut nominated = self.live_nominations(now);
         let mut held: Option<Held> = None;
-        let mut index = 0;
-        while index < self.entries.len() {
-            let entry = &mut self.entries[index];
-            if !tried(&entry.gang.name) {
-                index += 1;
-                continue;
-            }
+        for name in order {
+            let entry = self.entries.get_mut(&name).expect("listed from the entries");
+            let profile = &profiles[entry.profile.min(profiles.len() - 1)];
             entry.no_room = false;
             if !entry.gang.has_quorum() {
                 let reason = GangUnschedulable::WaitingForMembers {
-                    gang: entry.gang.name.clone(),
+                    gang: name.clone(),
                     have: entry.gang.members.len(),
                     min_member: entry.gang.min_member,
                 }
                 .to_string();
-                outcome.waiting.push((entry.gang.name.clone(), reason.clone()));
+                outcome.waiting.push((name.clone(), reason.clone()));
                 entry.last_reason = Some(reason);
-                index += 1;
+                // Asleep until a member arrives or its timeout is due.
+                let deadline = entry.gang.timeout.map(|t| entry.arrived_at.saturating_add(t));
+                entry.not_before = Some(deadline.unwrap_or(Duration::MAX));
                 continue;
             }
             let others = nominated_to_others(&nominated, &entry.gang, snapshot.nodes().len());
@@ -357,42 +423,46 @@ impl GangQueue {
             {
                 let nodes = snapshot.nodes().len();
                 held = Some(Held::new(wait.reservation, &entry.gang, wait.need, Some(wait.start), nodes));
-                outcome.reserved_for = Some(entry.gang.name.clone());
-                outcome.waiting.push((entry.gang.name.clone(), wait.message.clone()));
+                outcome.reserved_for = Some(name.clone());
+                outcome.waiting.push((name.clone(), wait.message.clone()));
                 entry.last_reason = Some(wait.message);
-                index += 1;
+                entry.back_off(&backoff, now);
                 continue;
             }
             match planned {
                 Ok(placement) => {
-                    nominated.retain(|(name, _, _)| *name != placement.gang);
+                    nominated.retain(|(gang, _, _)| *gang != placement.gang);
+                    entry.nomination = None;
+                    entry.binding = true;
+                    entry.not_before = None;
+                    self.binding += 1;
                     outcome.placed.push(placement);
-                    self.entries.remove(index);
                 }
                 Err(GangUnschedulable::Invalid { reason, .. }) => {
-                    let removed = self.entries.remove(index);
-                    outcome.rejected.push((removed.gang, reason));
+                    entry.last_reason = Some(reason.clone());
+                    entry.back_off(&backoff, now);
+                    outcome.rejected.push((entry.gang.clone(), reason));
                 }
                 Err(unschedulable) => {
                     entry.skips += 1;
                     entry.no_room = matches!(unschedulable, GangUnschedulable::NoRoom { .. });
                     let reason = unschedulable.to_string();
-                    outcome.waiting.push((entry.gang.name.clone(), reason.clone()));
+                    outcome.waiting.push((name.clone(), reason.clone()));
                     entry.last_reason = Some(reason);
+                    entry.back_off(&backoff, now);
                     if held.is_none()
                         && entry.skips >= self.config.reserve_after_skips
                         && let Some(reservation) = reservation(profile, snapshot, &entry.gang, topology)
                     {
                         let (need, nodes) = (entry.gang.min_member as u64, snapshot.nodes().len());
                         held = Some(Held::new(reservation, &entry.gang, need, None, nodes));
-                        outcome.reserved_for = Some(entry.gang.name.clone());
+                        outcome.reserved_for = Some(name.clone());
                     }
-                    index += 1;
                 }
             }
         }
         self.reserved = held.zip(outcome.reserved_for.as_ref()).map(|(h, gang)| {
-            let priority = self.entries.iter().find(|e| e.gang.name == *gang).map_or(i32::MAX, |e| e.gang.priority);
+            let priority = self.entries.get(gang).map_or(i32::MAX, |e| e.gang.priority);
             (gang.clone(), priority, h.reservation.nodes)
         });
         outcome
@@ -404,7 +474,7 @@ impl GangQueue {
         if snapshot.layout() != self.layout {
             self.layout = snapshot.layout();
             self.reserved = None;
-            self.entries.iter_mut().for_each(|e| e.nomination = None);
+            self.entries.values_mut().for_each(|e| e.nomination = None);
         }
     }
 
@@ -412,7 +482,7 @@ impl GangQueue {
     fn live_nominations(&mut self, now: Duration) -> Vec<(String, i32, Vec<NodeId>)> {
         let timeout = self.config.nomination_timeout;
         let mut live = Vec::new();
-        for entry in &mut self.entries {
+        for entry in self.entries.values_mut() {
             if entry.nomination.as_ref().is_some_and(|(_, since)| now.saturating_sub(*since) >= timeout) {
                 entry.nomination = None;
             }
@@ -435,24 +505,37 @@ impl GangQueue {
         running: &[RunningUnit],
         now: Duration,
     ) -> PreemptOutcome {
+        self.preempt_among(std::slice::from_ref(profile), snapshot, topology, running, now)
+    }
+
+    /// [`GangQueue::preempt`] for gangs of several profiles, each planned by `profiles[its profile]`.
+    pub fn preempt_among(
+        &mut self,
+        profiles: &[Profile],
+        snapshot: &Snapshot,
+        topology: &Topology,
+        running: &[RunningUnit],
+        now: Duration,
+    ) -> PreemptOutcome {
         self.follow_layout(snapshot);
         let mut outcome = PreemptOutcome::default();
         let lowest = running.iter().map(|u| u.priority).min();
         let nominated = self.live_nominations(now);
         let nodes = snapshot.nodes().len();
-        for entry in &mut self.entries {
-            let live = nominated.iter().any(|(name, _, _)| *name == entry.gang.name);
-            if !entry.no_room
-                || live
-                || now < entry.preempt_after
-                || lowest.is_none_or(|low| low >= entry.gang.priority)
-            {
-                continue;
-            }
+        let candidates = self.in_order(|name, entry| {
+            entry.no_room
+                && !entry.binding
+                && now >= entry.preempt_after
+                && lowest.is_some_and(|low| low < entry.gang.priority)
+                && !nominated.iter().any(|(gang, _, _)| gang == name)
+        });
+        for name in candidates {
+            let entry = self.entries.get_mut(&name).expect("listed from the entries");
+            let profile = &profiles[entry.profile.min(profiles.len() - 1)];
             // Room held for others of its priority or higher: nominations, and the pass's reservation.
             let mut avoid = nominated_to_others(&nominated, &entry.gang, nodes);
             if let Some((holder, priority, held)) = &self.reserved
-                && *holder != entry.gang.name
+                && *holder != name
                 && *priority >= entry.gang.priority
             {
                 let mask = avoid.get_or_insert_with(|| vec![false; nodes]);
@@ -473,7 +556,7 @@ impl GangQueue {
     /// `gang`'s victims could not all be evicted: its nomination is dropped, and it may preempt again from
     /// `retry_at` (asking at once would most likely be refused again, for the same reason).
     pub fn preemption_refused(&mut self, gang: &str, retry_at: Duration) {
-        if let Some(entry) = self.entries.iter_mut().find(|e| e.gang.name == gang) {
+        if let Some(entry) = self.entries.get_mut(gang) {
             entry.nomination = None;
             entry.preempt_after = retry_at;
         }
@@ -481,28 +564,33 @@ impl GangQueue {
 
     /// Every gang holding a nomination, with its nodes (lapsed ones included until the next pass drops them).
     pub fn nominations(&self) -> impl Iterator<Item = (&str, &[NodeId])> {
-        self.entries.iter().filter_map(|e| Some((e.gang.name.as_str(), &e.nomination.as_ref()?.0[..])))
+        self.entries.iter().filter_map(|(name, e)| Some((name.as_str(), &e.nomination.as_ref()?.0[..])))
     }
 
     /// The nodes held for `gang` while its victims terminate.
     pub fn nomination(&self, gang: &str) -> Option<&[NodeId]> {
-        self.entries.iter().find(|e| e.gang.name == gang)?.nomination.as_ref().map(|(nodes, _)| &nodes[..])
+        self.entries.get(gang)?.nomination.as_ref().map(|(nodes, _)| &nodes[..])
     }
 
+    /// Gangs (not binding) whose timeout has passed are reported, and start a new wait after a backoff.
     fn expire(&mut self, now: Duration) -> Vec<TimedOutGang> {
-        let mut timed_out = Vec::new();
-        self.entries.retain(|entry| {
-            let waited = now.saturating_sub(entry.arrived_at);
-            let expired = entry.gang.timeout.is_some_and(|limit| waited >= limit);
-            if expired {
-                timed_out.push(TimedOutGang {
-                    gang: entry.gang.clone(),
-                    waited,
-                    last_reason: entry.last_reason.clone(),
-                });
-            }
-            !expired
+        let expired = self.in_order(|_, entry| {
+            !entry.binding && entry.gang.timeout.is_some_and(|limit| now.saturating_sub(entry.arrived_at) >= limit)
         });
+        let backoff = self.config.backoff;
+        let mut timed_out = Vec::new();
+        for name in expired {
+            let entry = self.entries.get_mut(&name).expect("listed from the entries");
+            timed_out.push(TimedOutGang {
+                gang: entry.gang.clone(),
+                waited: now.saturating_sub(entry.arrived_at),
+                last_reason: entry.last_reason.take(),
+            });
+            entry.arrived_at = now;
+            entry.skips = 0;
+            entry.nomination = None;
+            entry.back_off(&backoff, now);
+        }
         timed_out
     }
 }

@@ -244,6 +244,11 @@ fn queue_holds_members_until_quorum() {
     queue.add_member("late", pods("late", 2, 1).pop().unwrap()).unwrap();
     let outcome = queue.schedule_pass(&profile(), &mut snapshot, &topo, Duration::ZERO);
     assert_eq!(outcome.placed.len(), 1);
+    // Placed, it binds: queued, never tried again, until the caller says how its binds went.
+    assert!(queue.unit("late").unwrap().binding);
+    assert!(queue.ready(Duration::ZERO).is_empty());
+    assert!(queue.schedule_pass(&profile(), &mut snapshot, &topo, Duration::ZERO).placed.is_empty());
+    queue.remove("late");
     assert!(queue.is_empty());
 }
 
@@ -285,7 +290,7 @@ fn a_gang_skipped_too_often_reserves_its_domain_from_lower_work() {
 }
 
 #[test]
-fn a_gang_past_its_timeout_is_reported_and_holds_nothing() {
+fn a_gang_past_its_timeout_is_reported_holds_nothing_and_waits_again() {
     let mut snapshot = cluster(&[("s1", "r1", 1)]);
     let topo = topology(&snapshot);
     let mut queue = queue_with(vec![gang("slow", 2, 8).with_timeout(Duration::from_secs(300))]);
@@ -295,8 +300,12 @@ fn a_gang_past_its_timeout_is_reported_and_holds_nothing() {
     assert_eq!(outcome.timed_out.len(), 1);
     assert_eq!(outcome.timed_out[0].waited, Duration::from_secs(300));
     assert!(outcome.timed_out[0].last_reason.as_deref().unwrap().contains("1/2 members placeable"));
-    assert!(queue.is_empty());
     assert_eq!(snapshot.placed_pods(), 0);
+    // Its pods still exist: a new wait starts now, and it times out again 300 s later, not at once.
+    assert_eq!(queue.unit("slow").unwrap().arrived_at, Duration::from_secs(300));
+    let outcome = queue.schedule_pass(&profile(), &mut snapshot, &topo, Duration::from_secs(599));
+    assert!(outcome.timed_out.is_empty());
+    assert_eq!(queue.schedule_pass(&profile(), &mut snapshot, &topo, Duration::from_secs(600)).timed_out.len(), 1);
 }
 
 #[test]

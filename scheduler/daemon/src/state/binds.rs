@@ -14,7 +14,7 @@ impl ClusterState {
     /// the dropped members before any still pending is decided again.
     pub fn bind_result(
         &mut self,
-        queue: &mut SchedulingQueue,
+        queue: &mut GangQueue,
         unit: &UnitKey,
         pod_key: &str,
         result: Result<(), BindError>,
@@ -59,7 +59,7 @@ impl ClusterState {
             // A single pod has nothing left to try: its unit stays out of the passes until the watch
             // shows the pod bound and drops it. A gang may still have members beyond its quorum.
             if is_gang {
-                queue.set_in_flight(unit, false);
+                queue.bind_finished(unit.name());
             }
             if let UnitKey::Gang(g) = unit {
                 // Members bound before (seen by the watch) plus this flight's, whose bound state the
@@ -90,8 +90,7 @@ impl ClusterState {
             // Some member was dropped: no gang report (not every member was bound by this flight), and a
             // backoff before the unit's members still pending, if any, are decided again.
             self.in_flight.remove(unit);
-            queue.set_in_flight(unit, false);
-            queue.failed(unit, now);
+            queue.failed(unit.name(), now);
         }
         match kind {
             None => BindFollowUp::Bound { pod: member.pod, node: member.node, gang_done, bound_earlier },
@@ -103,7 +102,7 @@ impl ClusterState {
     /// dropped) are released and the unit backs off.
     pub(super) fn give_up(
         &mut self,
-        queue: &mut SchedulingQueue,
+        queue: &mut GangQueue,
         unit: &UnitKey,
         pod_key: &str,
         error: &str,
@@ -123,8 +122,7 @@ impl ClusterState {
             pods.push(m.pod);
         }
         pods.sort();
-        queue.set_in_flight(unit, false);
-        queue.failed(unit, now);
+        queue.failed(unit.name(), now);
         let message = format!("binding {pod_key} failed: {error}");
         let gang = match unit {
             UnitKey::Gang(g) => Some(self.gang_report(

@@ -18,14 +18,14 @@ use mlsched::core::gpu::best_fit_gpus;
 use mlsched::core::{Node, Pod, Snapshot};
 use mlsched::framework::Profile;
 use mlsched::framework::cycle::feasible_nodes;
-use mlsched::gang::{Gang, GangQueue, MinResources, QueueConfig, RuntimeHints, TopologyRequirement};
+use mlsched::gang::{Gang, GangQueue, MinResources, RuntimeHints, TopologyRequirement};
 use mlsched::topology::Topology;
 use tracing::{debug, warn};
 
 use crate::error::{BindError, ErrorKind};
 use crate::keys::{TOPOLOGY_PREFERRED_ANNOTATION, TOPOLOGY_REQUIRED_ANNOTATION};
-use crate::queue::{SchedulingQueue, UnitKey};
 use crate::translate::{Invalid, PodGroupApi, PodInfo, PodRef};
+use crate::unit::UnitKey;
 
 pub use preemption::PreemptionOrder;
 
@@ -184,11 +184,6 @@ pub struct ClusterState {
     topology_stale: bool,
     scheduler_names: Vec<String>,
     bind_retries: u32,
-    /// The core gang queues, one per profile, kept across passes: a gang's place, age (skips),
-    /// reservation and nomination live there. Our `SchedulingQueue` decides which units a pass tries.
-    gang_queues: Vec<GangQueue>,
-    /// The unit of each gang name in the core queues.
-    core_units: HashMap<String, UnitKey>,
     /// Preemptors whose evictions were refused: until when they do not preempt again, and why.
     refused_preemptions: HashMap<String, (Duration, String)>,
     /// Keys of our pods already reported as arrivals, so a pod's updates are not counted again.
@@ -198,8 +193,6 @@ pub struct ClusterState {
     arrivals: Vec<(usize, Pod)>,
     /// Pending gang members told why their gang waits (see `run_pass`), with what they were told.
     waiting_told: HashMap<String, WaitingFor>,
-    /// The core queue's settings (`spreadCost`).
-    queue_config: QueueConfig,
     /// The `now` of the latest pass: when a pod seen bound since started, as far as this process knows.
     clock: Duration,
 }
@@ -235,23 +228,12 @@ impl ClusterState {
             topology_stale: false,
             scheduler_names,
             bind_retries,
-            gang_queues: Vec::new(),
-            core_units: HashMap::new(),
             refused_preemptions: HashMap::new(),
             observed: HashSet::new(),
             arrivals: Vec::new(),
             waiting_told: HashMap::new(),
-            queue_config: QueueConfig::default(),
             clock: Duration::ZERO,
         }
-    }
-
-    /// The core queue's settings every pass uses.
-    pub fn with_queue_config(mut self, config: QueueConfig) -> Self {
-        self.queue_config = config;
-        self.gang_queues.clear();
-        self.core_units.clear();
-        self
     }
 
     /// Our pods seen for the first time since the last call, with the index of the profile serving them.

@@ -39,24 +39,20 @@ impl ClusterState {
         self.bound.values().filter(|b| b.gang.as_deref() == Some(gang)).count()
     }
 
-    /// Takes out of the core queues the units our queue no longer holds or that are binding, and forgets
-    /// the names of units no core queue holds.
-    fn prune_gang_queues(&mut self, queue: &SchedulingQueue) {
-        let gone: Vec<String> = self
-            .core_units
-            .iter()
-            .filter(|(_, unit)| queue.get(unit).is_none_or(|e| e.in_flight))
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in gone {
-            unqueue(&mut self.gang_queues, &mut self.core_units, &name);
+    /// The unit queued under `name`: a pod's own while that pod is pending or binding alone, else a gang.
+    /// (A pod outside any gang named like a gang of its namespace shares the gang's queue entry.)
+    pub(super) fn unit_of(&self, name: &str) -> UnitKey {
+        let pod = UnitKey::Pod(name.to_string());
+        if self.unit_sizes.contains_key(&pod) || self.in_flight.contains_key(&pod) {
+            pod
+        } else {
+            UnitKey::Gang(name.to_string())
         }
-        let queued: HashSet<&str> = self.gang_queues.iter().flat_map(GangQueue::names).collect();
-        self.core_units.retain(|name, _| queued.contains(name.as_str()));
     }
 
-    /// One scheduling pass over the ready units of `queue`.
-    pub fn run_pass(&mut self, queue: &mut SchedulingQueue, profiles: &[Profile], now: Duration) -> PassResult {
+    /// One scheduling pass over the units of `queue` due now: the core queue, kept across passes, orders
+    /// them, backs off those that do not fit, holds those binding; the pass gives it their members.
+    pub fn run_pass(&mut self, queue: &mut GangQueue, profiles: &[Profile], now: Duration) -> PassResult {
         self.clock = now;
         self.refresh();
         let mut result = PassResult::default();
@@ -67,24 +63,16 @@ impl ClusterState {
         if ready.len() > UNITS_PER_PASS {
             ready.truncate(UNITS_PER_PASS);
             result.more = true;
+            // The unit holding the core queue's reservation joins every pass (its room stays held only
+            // while it takes part), however long the backlog before it.
+            if let Some(holder) = queue.reserved_for()
+                && !ready.iter().any(|n| n == holder)
+                && queue.unit(holder).is_some_and(|u| !u.binding)
+            {
+                ready.push(holder.to_string());
+            }
         }
-        if self.gang_queues.len() != profiles.len() {
-            self.gang_queues = profiles.iter().map(|_| GangQueue::new(self.queue_config.clone())).collect();
-            self.core_units.clear();
-        }
-        self.prune_gang_queues(queue);
-        // The core queue gives a gang skipped often enough a reservation, but only in a pass the gang is
-        // part of: the unit holding it joins every pass, so the room stays held while it backs off.
-        let holders: Vec<UnitKey> = self
-            .gang_queues
-            .iter()
-            .filter_map(|q| self.core_units.get(q.reserved_for()?).cloned())
-            .filter(|u| queue.get(u).is_some_and(|e| !e.in_flight) && !ready.contains(u))
-            .collect();
-        if !holders.is_empty() {
-            ready.extend(holders);
-            ready.sort_by_key(|u| queue.get(u).map(|e| (std::cmp::Reverse(e.priority), e.seq)));
-        }
+        let ready: Vec<UnitKey> = ready.iter().map(|name| self.unit_of(name)).collect();
         // A single pod's unit is keyed by the pod; only gangs need a look at every pending pod. Passes come
         // with every batch of events, so they cost what is ready, not the whole backlog.
         let mut members: HashMap<&UnitKey, Vec<&PendingPod>> = HashMap::new();
@@ -104,7 +92,7 @@ impl ClusterState {
                 }
             }
         }
-        let mut tried: Vec<HashSet<String>> = profiles.iter().map(|_| HashSet::new()).collect();
+        let mut tried: HashSet<String> = HashSet::new();
         let mut waiting_for_members: Vec<Waiting> = Vec::new();
         let mut timed_out_early: Vec<(UnitKey, String, Vec<PodRef>)> = Vec::new();
         let mut invalid: Vec<(UnitKey, String, Vec<PodRef>)> = Vec::new();
@@ -112,21 +100,17 @@ impl ClusterState {
             let Some(mut pods) = members.get(unit).cloned() else {
                 // Nothing left to place and nothing in flight: a unit kept would be ready on every pass.
                 if !self.unit_sizes.contains_key(unit) && !self.in_flight.contains_key(unit) {
-                    queue.remove(unit);
+                    queue.remove(unit.name());
                 }
                 continue;
             };
             pods.sort_by(|a, b| a.info.pod_ref.name.cmp(&b.info.pod_ref.name));
             let refs: Vec<PodRef> = pods.iter().map(|p| p.info.pod_ref.clone()).collect();
-            let entry = queue.get(unit).cloned().expect("ready units are queued");
-            // Whatever this pass finds, the core queue holds the unit again only once it can be tried.
-            let gang_name = match unit {
-                UnitKey::Gang(k) | UnitKey::Pod(k) => k.clone(),
-            };
+            let arrived_at = queue.unit(unit.name()).expect("ready units are queued").arrived_at;
+            let gang_name = unit.name().to_string();
             let (min_member, timeout, topology) = match self.gang_params(unit, &pods) {
                 Ok(p) => p,
                 Err(missing) => {
-                    unqueue(&mut self.gang_queues, &mut self.core_units, &gang_name);
                     waiting_for_members.push((unit.clone(), None, WaitingFor::PodGroup, missing.to_string(), refs));
                     continue;
                 }
@@ -134,9 +118,8 @@ impl ClusterState {
             let bound = if matches!(unit, UnitKey::Gang(_)) { self.bound_members(&gang_name) } else { 0 };
             let min = min_member.saturating_sub(bound).max(1);
             if pods.len() < min {
-                unqueue(&mut self.gang_queues, &mut self.core_units, &gang_name);
                 let reason = format!("gang {gang_name}: waiting for members: {}/{min} exist", pods.len());
-                match timeout.map(|t| entry.arrival + t) {
+                match timeout.map(|t| arrived_at + t) {
                     Some(deadline) if deadline <= now => timed_out_early.push((unit.clone(), reason, refs)),
                     deadline => {
                         let why = WaitingFor::Members { min: min_member };
@@ -148,7 +131,6 @@ impl ClusterState {
             let min_resources = match self.min_resources_left(unit, &pods) {
                 Ok(m) => m,
                 Err(reason) => {
-                    unqueue(&mut self.gang_queues, &mut self.core_units, &gang_name);
                     invalid.push((unit.clone(), reason.to_string(), refs));
                     continue;
                 }
@@ -161,22 +143,14 @@ impl ClusterState {
             gang.topology = topology;
             gang.min_resources = min_resources;
             gang.may_preempt = !pods.iter().any(|p| p.info.preempt_never);
-            // A unit's profile can change with its pods: it is queued under the current one only.
-            for (index, q) in self.gang_queues.iter_mut().enumerate() {
-                if index != profile {
-                    q.remove(&gang_name);
-                }
-            }
-            if let Err(e) = self.gang_queues[profile].upsert(gang, entry.arrival) {
-                unqueue(&mut self.gang_queues, &mut self.core_units, &gang_name);
+            if let Err(e) = queue.upsert(gang, profile, arrived_at) {
                 invalid.push((unit.clone(), e.to_string(), refs));
                 continue;
             }
-            self.core_units.insert(gang_name.clone(), unit.clone());
-            tried[profile].insert(gang_name);
+            tried.insert(gang_name);
         }
         for (unit, deadline, why, reason, refs) in waiting_for_members {
-            queue.sleep_until(&unit, deadline);
+            queue.sleep_until(unit.name(), deadline);
             if let UnitKey::Gang(g) = &unit {
                 result.gangs.push(self.gang_report(g, "Pending", "WaitingForMembers", reason.clone()));
             }
@@ -191,7 +165,7 @@ impl ClusterState {
         }
         let told_waiting = result.unschedulable.len();
         for (unit, reason, refs) in timed_out_early {
-            queue.restart(&unit, now);
+            queue.restart(unit.name(), now);
             let message = format!("timed out: {reason}");
             if let UnitKey::Gang(g) = &unit {
                 result.gangs.push(self.gang_report(g, "Pending", crate::keys::REASON_GANG_TIMEOUT, message.clone()));
@@ -202,31 +176,21 @@ impl ClusterState {
             }
         }
         for (unit, reason, refs) in invalid {
-            queue.failed(&unit, now);
+            queue.failed(unit.name(), now);
             result.error_pods += refs.len();
             for r in refs {
                 result.unschedulable.push((r, crate::keys::REASON_INVALID, reason.clone()));
             }
         }
-        for (index, tried) in tried.iter().enumerate() {
-            if tried.is_empty() {
-                continue;
-            }
+        if !tried.is_empty() {
             let hints = PodHints { bound: &self.bound, pending: &self.pending, clock: now };
-            let outcome = self.gang_queues[index].schedule_pass_among(
-                &profiles[index],
-                &mut self.snapshot,
-                &self.topology,
-                now,
-                &hints,
-                &|name| tried.contains(name),
-            );
+            let outcome =
+                queue.schedule_pass_among(profiles, &mut self.snapshot, &self.topology, now, &hints, &|name| {
+                    tried.contains(name)
+                });
             // The highest priority among the units that found no room: only pods below it can be victims.
-            let waiting_priority = outcome
-                .waiting
-                .iter()
-                .filter_map(|(name, _)| queue.get(self.core_units.get(name)?).map(|e| e.priority))
-                .max();
+            let waiting_priority =
+                outcome.waiting.iter().filter_map(|(name, _)| queue.unit(name).map(|u| u.priority)).max();
             let notes = if let Some(waiting_priority) = waiting_priority {
                 self.refused_preemptions.retain(|_, (until, _)| *until > now);
                 let view = PreemptionView {
@@ -236,13 +200,12 @@ impl ClusterState {
                     snapshot: &self.snapshot,
                     topology: &self.topology,
                 };
-                view.preempt(&mut self.gang_queues[index], index, &profiles[index], waiting_priority, now, &mut result)
+                view.preempt(queue, profiles, waiting_priority, now, &mut result)
             } else {
                 HashMap::new()
             };
-            let by_name = &self.core_units;
             for placement in outcome.placed {
-                let Some(unit) = by_name.get(&placement.gang).cloned() else { continue };
+                let unit = self.unit_of(&placement.gang);
                 let mut binds = Vec::new();
                 for m in &placement.members {
                     let node = self.snapshot.nodes()[m.node].name.clone();
@@ -251,7 +214,6 @@ impl ClusterState {
                     binds.push(MemberBind { pod, node, gpus: m.gpus.clone() });
                 }
                 result.scheduled_pods += binds.len();
-                queue.set_in_flight(&unit, true);
                 self.in_flight.insert(
                     unit.clone(),
                     InFlightUnit {
@@ -267,17 +229,17 @@ impl ClusterState {
                 result.binds.push(BindPlan { unit, members: binds });
             }
             for (name, reason) in outcome.waiting {
-                let Some(unit) = by_name.get(&name) else { continue };
-                queue.failed(unit, now);
+                let unit = self.unit_of(&name);
+                let profile = queue.unit(&name).map_or(0, |u| u.profile.min(profiles.len() - 1));
                 let refs: Vec<PodRef> =
-                    members.get(unit).into_iter().flatten().map(|p| p.info.pod_ref.clone()).collect();
+                    members.get(&unit).into_iter().flatten().map(|p| p.info.pod_ref.clone()).collect();
                 let note = notes.get(&name);
                 let reason = match note {
                     Some(note) => format!("{reason}; preemption: {note}"),
                     None => reason,
                 };
-                let message = match unit {
-                    UnitKey::Pod(key) => match (self.single_pod_message(&profiles[index], key), note) {
+                let message = match &unit {
+                    UnitKey::Pod(key) => match (self.single_pod_message(&profiles[profile], key), note) {
                         (Some(nodes), Some(note)) => format!("{nodes} preemption: {note}."),
                         (Some(nodes), None) => nodes,
                         (None, _) => reason,
@@ -298,8 +260,6 @@ impl ClusterState {
                 }
             }
             for timed_out in outcome.timed_out {
-                let Some(unit) = by_name.get(&timed_out.gang.name) else { continue };
-                queue.restart(unit, now);
                 let message = format!(
                     "gang {} timed out after {}s: {}",
                     timed_out.gang.name,
@@ -324,8 +284,6 @@ impl ClusterState {
                 }
             }
             for (gang, reason) in outcome.rejected {
-                let Some(unit) = by_name.get(&gang.name) else { continue };
-                queue.failed(unit, now);
                 result.error_pods += gang.members.len();
                 for m in &gang.members {
                     if let Some(p) = self.pending.get(&m.key) {
@@ -393,14 +351,6 @@ impl ClusterState {
         let pod_group = self.pod_groups.contains_key(&(PodGroupApi::Coscheduling, gang.to_string()));
         GangReport { gang: gang.to_string(), pod_group, phase, scheduled: self.bound_members(gang), reason, message }
     }
-}
-
-/// Takes the unit named `name` out of every core queue.
-fn unqueue(queues: &mut [GangQueue], units: &mut HashMap<String, UnitKey>, name: &str) {
-    for q in queues {
-        q.remove(name);
-    }
-    units.remove(name);
 }
 
 /// Run times as the pods declare them (`mlsched.io/expected-runtime-seconds`).

@@ -11,8 +11,6 @@ use super::*;
 pub struct PreemptionOrder {
     /// The gang's name, or the pod's key for a pod outside any gang.
     pub preemptor: String,
-    /// The profile whose queue holds its nomination.
-    pub profile: usize,
     /// Pods to evict, with their nodes.
     pub victims: Vec<(PodRef, String)>,
     pub nominated: Vec<(PodRef, String)>,
@@ -59,7 +57,7 @@ impl PreemptionView<'_> {
         units
     }
 
-    /// After a pass of `profile`'s queue left gangs without room, the highest of them at `waiting_priority`:
+    /// After a pass left gangs without room, the highest of them at `waiting_priority`:
     /// the first that may preempt is nominated and its order added to `result`. Returns, by gang, what
     /// preemption did for each gang it looked at (appended to the gang's waiting message), and for gangs
     /// waiting on a nomination, where. Units are gathered only when some bound pod is below
@@ -67,8 +65,7 @@ impl PreemptionView<'_> {
     pub(super) fn preempt(
         &self,
         queue: &mut GangQueue,
-        profile_index: usize,
-        profile: &Profile,
+        profiles: &[Profile],
         waiting_priority: i32,
         now: Duration,
         result: &mut PassResult,
@@ -76,10 +73,10 @@ impl PreemptionView<'_> {
         let mut notes: HashMap<String, String> = HashMap::new();
         if self.bound.values().any(|b| !b.deleting && b.pod.priority < waiting_priority) {
             let running = self.running_units();
-            let outcome = queue.preempt(profile, self.snapshot, self.topology, &running, now);
+            let outcome = queue.preempt_among(profiles, self.snapshot, self.topology, &running, now);
             notes.extend(outcome.refused.iter().map(|r| (r.gang().to_string(), refusal(r))));
             if let Some(preemption) = outcome.preemption {
-                let order = self.order(&preemption, &running, profile_index);
+                let order = self.order(&preemption, &running);
                 debug!(preemptor = %order.preemptor, victims = order.victims.len(), "preempting");
                 result.preemptions.push(order);
             }
@@ -99,7 +96,7 @@ impl PreemptionView<'_> {
         notes
     }
 
-    fn order(&self, preemption: &Preemption, running: &[RunningUnit], profile: usize) -> PreemptionOrder {
+    fn order(&self, preemption: &Preemption, running: &[RunningUnit]) -> PreemptionOrder {
         let victims = preemption
             .victims
             .iter()
@@ -114,7 +111,7 @@ impl PreemptionView<'_> {
                 Some((self.pending.get(key)?.info.pod_ref.clone(), self.snapshot.nodes()[*node].name.clone()))
             })
             .collect();
-        PreemptionOrder { preemptor: preemption.gang.clone(), profile, victims, nominated }
+        PreemptionOrder { preemptor: preemption.gang.clone(), victims, nominated }
     }
 }
 
@@ -124,15 +121,15 @@ impl ClusterState {
     /// members are told `why`. Returns its unit, to be tried again at once (so they are told).
     pub fn preemption_failed(
         &mut self,
-        profile: usize,
+        queue: &mut GangQueue,
         preemptor: &str,
         why: String,
         now: Duration,
     ) -> Option<UnitKey> {
-        let queue = self.gang_queues.get_mut(profile)?;
+        queue.unit(preemptor)?;
         queue.preemption_refused(preemptor, now + PREEMPTION_RETRY);
         self.refused_preemptions.insert(preemptor.to_string(), (now + PREEMPTION_RETRY, why));
-        self.core_units.get(preemptor).cloned()
+        Some(self.unit_of(preemptor))
     }
 }
 

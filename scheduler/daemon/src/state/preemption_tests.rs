@@ -122,7 +122,7 @@ fn an_eviction_refused_lets_the_room_go_and_the_preemptor_tries_again_after_a_wh
     // ... and once the evictions are refused (a PodDisruptionBudget), not for PREEMPTION_RETRY either,
     // while its members are told why.
     let why = "eviction of ml/train-0 refused: Cannot evict pod as it would violate the pod's disruption budget.";
-    let unit = w.state.preemption_failed(first.preemptions[0].profile, "ml/urgent", why.to_string(), s(2));
+    let unit = w.state.preemption_failed(&mut w.queue, "ml/urgent", why.to_string(), s(2));
     assert_eq!(unit, Some(UnitKey::Pod("ml/urgent".into())));
     w.queue.activate_backoff();
     let waiting = w.pass(s(3));

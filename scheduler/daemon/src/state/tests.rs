@@ -9,8 +9,8 @@ use mlsched::plugins::policy::{Policy, PolicyInputs, profile_for};
 use serde_json::json;
 
 use super::*;
-use crate::queue::Backoff;
 use crate::translate::translate_pod;
+use mlsched::gang::{Backoff, QueueConfig};
 
 pub(super) fn s(n: u64) -> Duration {
     Duration::from_secs(n)
@@ -71,9 +71,14 @@ pub(super) fn gang_member(name: &str, gpus: u32, gang: &str, size: usize) -> Pod
     )
 }
 
+/// The daemon's queue: `config` with a backoff of 1 s doubling to 60 s.
+pub(super) fn live_queue(config: QueueConfig) -> GangQueue {
+    GangQueue::new(QueueConfig { backoff: Backoff { initial: s(1), max: s(60) }, ..config })
+}
+
 pub(super) struct World {
     pub state: ClusterState,
-    pub queue: SchedulingQueue,
+    pub queue: GangQueue,
     profiles: Vec<Profile>,
 }
 
@@ -85,14 +90,14 @@ impl World {
         }
         World {
             state,
-            queue: SchedulingQueue::new(Backoff { initial: s(1), max: s(60) }),
+            queue: live_queue(QueueConfig::default()),
             profiles: vec![profile_for(Policy::BestFit, PolicyInputs::default())],
         }
     }
 
     pub(super) fn add(&mut self, info: PodInfo, now: Duration) {
         if let (_, Some((unit, priority))) = self.state.apply_pod(info) {
-            self.queue.touch(unit, priority, now);
+            self.queue.touch(unit.name(), priority, now);
         }
     }
 
@@ -126,7 +131,7 @@ fn single_pods_land_where_the_core_says_and_are_assumed() {
     w.state.apply_pod(bound);
     assert_eq!(w.gpus_used(), 3);
     assert_eq!(w.state.pending_pods(), 0);
-    assert_eq!(w.state.finished_units(w.queue.keys()).len(), 1);
+    assert_eq!(w.state.finished_units(std::iter::once(&r.binds[0].unit)).len(), 1);
 }
 
 #[test]
@@ -233,7 +238,7 @@ fn gangs_wait_for_quorum_and_for_their_pod_group() {
     assert!(r.binds.is_empty());
     assert!(r.gangs[0].message.contains("PodGroup ml/pg does not exist"), "{}", r.gangs[0].message);
     let unit = w.state.apply_pod_group("ml/pg".into(), group(1)).unwrap();
-    w.queue.touch(unit, 0, s(3));
+    w.queue.touch(unit.name(), 0, s(3));
     assert_eq!(w.pass(s(3)).binds.len(), 1);
 }
 
@@ -322,7 +327,7 @@ fn a_starving_pod_keeps_its_reservation_while_it_backs_off() {
     for _ in 0..3 {
         let r = w.pass(now);
         assert!(r.binds.is_empty());
-        now = w.queue.get(&big).unwrap().not_before.unwrap();
+        now = w.queue.unit(big.name()).unwrap().not_before.unwrap();
     }
     // Skipped three times: it now holds node "a" (the node that could hold it, fullest first, then by name).
     // A small pod arriving while "big" backs off must not take "a", though best fit and the name order
@@ -341,37 +346,38 @@ fn a_starving_pod_keeps_its_reservation_while_it_backs_off() {
 }
 
 #[test]
-fn the_core_queue_keeps_a_waiting_gang_between_passes_and_lets_it_go_when_it_leaves() {
+fn the_queue_keeps_a_waiting_gang_between_passes_asleep_below_quorum_and_binding_once_placed() {
     let mut w = World::new(vec![gpu_node("a", 4), gpu_node("b", 4)]);
     w.add(pod("blocker", 1, json!({"spec": {"nodeName": "a"}})), s(0));
     w.add(gang_member("w0", 4, "job", 2), s(0));
     w.add(gang_member("w1", 4, "job", 2), s(0));
-    let queued = |w: &World| w.state.gang_queues.iter().flat_map(|q| q.names().map(str::to_string)).collect::<Vec<_>>();
-    let job = UnitKey::Gang("ml/job".into());
     let mut now = s(0);
     for pass in 1..=2 {
         assert!(w.pass(now).binds.is_empty());
         // One entry, kept (not rebuilt) across passes: its skips count on while it backs off.
-        assert_eq!(queued(&w), ["ml/job"]);
-        assert_eq!(w.state.gang_queues[0].skips("ml/job"), Some(pass));
-        now = w.queue.get(&job).unwrap().not_before.unwrap();
+        assert_eq!(w.queue.names().collect::<Vec<_>>(), ["ml/job"]);
+        assert_eq!(w.queue.skips("ml/job"), Some(pass));
+        now = w.queue.unit("ml/job").unwrap().not_before.unwrap();
     }
     // Tried only when ready: a pass while it backs off (for a pod that fits nowhere) leaves its count alone.
     w.add(pod("other", 8, json!({})), now - s(1));
     w.pass(now - s(1));
-    assert_eq!(w.state.gang_queues[0].skips("ml/job"), Some(2));
-    // A member goes: below quorum, the gang leaves the core queue until it can be tried again.
+    assert_eq!(w.queue.skips("ml/job"), Some(2));
+    // A member goes: below quorum, the gang sleeps until a member arrives; freed room does not wake it.
     w.state.delete_pod("ml/w1");
     w.queue.activate_backoff();
     assert!(w.pass(now).binds.is_empty());
-    assert_eq!(queued(&w), ["ml/other"], "the pod that fits nowhere waits there too");
-    // Back to quorum and room freed: placed whole, and gone from the core queue.
+    assert_eq!(w.queue.unit("ml/job").unwrap().not_before, Some(Duration::MAX));
+    w.queue.activate_backoff();
+    assert!(!w.queue.ready(now + s(600)).contains(&"ml/job".to_string()));
+    // Back to quorum and room freed: placed whole, and binding until its binds are reported.
     w.state.delete_pod("ml/blocker");
     w.add(gang_member("w1", 4, "job", 2), now);
     let r = w.pass(now);
     assert_eq!(r.binds.len(), 1);
     assert_eq!(r.binds[0].members.len(), 2);
-    assert_eq!(queued(&w), ["ml/other"]);
+    assert!(w.queue.unit("ml/job").unwrap().binding);
+    assert_eq!(w.queue.skips("ml/job"), Some(2), "the same entry throughout");
 }
 
 #[test]
@@ -400,10 +406,10 @@ fn a_bound_single_pod_is_not_tried_again_until_the_watch_shows_it() {
     let r = w.pass(s(0));
     let unit = r.binds[0].unit.clone();
     w.state.bind_result(&mut w.queue, &unit, "ml/p", Ok(()), s(0));
-    assert!(w.queue.all_in_flight(), "nothing to try: no pass runs on the events that follow");
+    assert!(w.queue.all_binding(), "nothing to try: no pass runs on the events that follow");
     assert!(w.queue.ready(s(0)).is_empty());
     w.state.apply_pod(pod("p", 1, json!({"spec": {"nodeName": "a"}})));
-    assert_eq!(w.state.finished_units(w.queue.keys()), vec![unit]);
+    assert_eq!(w.state.finished_units(std::iter::once(&unit)), vec![unit.clone()]);
 }
 
 #[test]
@@ -467,7 +473,7 @@ fn members_of_a_missing_pod_group_are_told_once_and_placed_when_it_appears() {
     let r = w.pass(s(1));
     assert_eq!(told(&r).iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(), ["x2"]);
     let unit = w.state.apply_pod_group("ml/pg".into(), group(3)).unwrap();
-    w.queue.touch(unit, 0, s(2));
+    w.queue.touch(unit.name(), 0, s(2));
     let r = w.pass(s(2));
     assert_eq!(r.binds[0].members.len(), 3);
     assert!(r.gangs[0].pod_group);
@@ -489,7 +495,7 @@ fn members_of_a_gang_below_min_member_are_told_what_it_waits_for() {
     assert_eq!(r.gangs[0].message, "gang ml/big: waiting for members: 2/100000 exist", "the PodGroup's count is live");
     // A new minMember is a new cause: everyone is told again.
     let unit = w.state.apply_pod_group("ml/big".into(), group(5)).unwrap();
-    w.queue.touch(unit, 0, s(2));
+    w.queue.touch(unit.name(), 0, s(2));
     let r = w.pass(s(2));
     let names: Vec<String> = told(&r).into_iter().map(|(p, m)| format!("{p}: {m}")).collect();
     assert_eq!(
@@ -733,7 +739,7 @@ fn a_bound_pod_resized_in_place_is_booked_at_its_new_size() {
     assert!(r.binds.is_empty(), "placed beside a pod grown in place: {:?}", r.binds);
     // Shrunk back to 2: now it fits.
     w.state.apply_pod(pod("running", 0, cpu("2")));
-    w.queue.touch(UnitKey::Pod("ml/new".into()), 0, s(5));
+    w.queue.touch("ml/new", 0, s(5));
     let r = w.pass(s(5));
     assert_eq!(r.binds.len(), 1, "fits once the running pod shrank");
     assert_eq!(r.binds[0].members[0].node, "a");
@@ -761,7 +767,7 @@ fn min_resources_are_checked_before_placement_with_running_members_counted() {
     assert_eq!(r.gangs[0].message, message, "the PodGroup says so too");
 
     let unit = w.state.apply_pod_group("ml/train".into(), needing("12")).unwrap();
-    w.queue.touch(unit, 0, s(1));
+    w.queue.touch(unit.name(), 0, s(1));
     let r = w.pass(s(1));
     assert_eq!(r.binds[0].members.len(), 2, "8 asked beyond w0's 4, 12 free");
 
@@ -809,8 +815,7 @@ fn pod_groups_of_the_two_apis_never_stand_in_for_each_other() {
 /// Racks r1 (nodes a, b) and r2 (c, d) of 8-GPU nodes; b runs a pod expected to end at 10,000 s and c one
 /// expected at 100 s, so one node of each rack is free and r2 is whole again soon.
 fn two_racks_one_freeing_soon(queue_config: QueueConfig) -> World {
-    let mut state = ClusterState::new(vec!["rack".into(), "kubernetes.io/hostname".into()], vec!["mlsched".into()], 2)
-        .with_queue_config(queue_config);
+    let mut state = ClusterState::new(vec!["rack".into(), "kubernetes.io/hostname".into()], vec!["mlsched".into()], 2);
     for (name, rack) in [("a", "r1"), ("b", "r1"), ("c", "r2"), ("d", "r2")] {
         state.apply_node(gpu_node(name, 8).with_label("rack", rack));
     }
@@ -820,7 +825,7 @@ fn two_racks_one_freeing_soon(queue_config: QueueConfig) -> World {
     }
     World {
         state,
-        queue: SchedulingQueue::new(Backoff { initial: s(1), max: s(60) }),
+        queue: live_queue(queue_config),
         profiles: vec![profile_for(Policy::BestFit, PolicyInputs::default())],
     }
 }
