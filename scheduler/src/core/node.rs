@@ -98,4 +98,51 @@ impl Node {
     pub fn gpu_model(&self) -> Option<&str> {
         self.gpus.first().map(|g| &*g.model)
     }
+
+    /// Whether `self`, an update of `before`, may hold a pod `before` could not: it was uncordoned, lost a
+    /// taint, changed labels (an affinity may match now), grew in some resource, or offers other GPUs. A
+    /// node that only shrank or gained taints helps no waiting pod, so it does not cut the queue's backoff
+    /// short (kube-scheduler's queueing hints for node updates ask the same).
+    pub fn may_fit_more_than(&self, before: &Node) -> bool {
+        (before.unschedulable && !self.unschedulable)
+            || before.taints.iter().any(|t| !self.taints.contains(t))
+            || self.labels != before.labels
+            || self.allocatable.grew_from(&before.allocatable)
+            || self.gpus.len() > before.gpus.len()
+            || self.gpus.iter().zip(&before.gpus).any(|(now, was)| now.model != was.model || now.mig != was.mig)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::selector::TaintEffect;
+
+    fn node() -> Node {
+        Node::new("n", Resources::new(8_000, 1 << 34, 110)).with_gpus(4, "A100").with_label("zone", "a")
+    }
+
+    #[test]
+    fn only_an_update_that_may_hold_more_may_fit_more() {
+        let before = node();
+        let changed = |f: &dyn Fn(&mut Node)| {
+            let mut n = before.clone();
+            f(&mut n);
+            n.may_fit_more_than(&before)
+        };
+        assert!(!changed(&|_| {}));
+        assert!(!changed(&|n| n.unschedulable = true), "cordoned");
+        let taint = Taint { key: "k".into(), value: String::new(), effect: TaintEffect::NoSchedule };
+        assert!(!changed(&|n| n.taints.push(taint.clone())), "tainted");
+        assert!(!changed(&|n| n.allocatable.cpu_milli -= 1), "shrank");
+        assert!(!changed(&|n| drop(n.gpus.pop())), "lost a GPU");
+        assert!(changed(&|n| n.allocatable.memory_bytes += 1));
+        assert!(changed(&|n| n.allocatable.set_extended("example.com/fpga", 1)));
+        assert!(changed(&|n| n.gpus.push(n.gpus[0].clone())));
+        assert!(changed(&|n| drop(n.labels.insert("zone".into(), "b".into()))), "relabelled");
+        let mut cordoned = before.clone();
+        cordoned.unschedulable = true;
+        cordoned.taints.push(taint);
+        assert!(before.may_fit_more_than(&cordoned), "uncordoned and untainted");
+    }
 }

@@ -56,6 +56,14 @@ impl Resources {
         self.extended.get(name).copied().unwrap_or(0)
     }
 
+    /// Whether any amount is larger than in `before` (an extended resource `before` lacks counts as 0).
+    pub fn grew_from(&self, before: &Resources) -> bool {
+        self.cpu_milli > before.cpu_milli
+            || self.memory_bytes > before.memory_bytes
+            || self.pods > before.pods
+            || self.extended.iter().any(|(name, &value)| value > before.extended(name))
+    }
+
     /// Every quantity must be non-negative for a request or a capacity to make sense.
     pub fn validate(&self) -> Result<(), ResourceError> {
         for (name, value) in self.entries() {

@@ -3,15 +3,17 @@
 use super::*;
 
 impl ClusterState {
-    /// Returns whether the change could help waiting pods.
+    /// Returns whether the change could help waiting pods: a node added, or one that may now hold a pod it
+    /// could not (`Node::may_fit_more_than`); a cordon, a new taint or a shrink re-activates nothing.
     pub fn apply_node(&mut self, node: Node) -> bool {
         match self.nodes.get(&node.name) {
             Some(old) if *old == node => false,
-            Some(_) => {
+            Some(old) => {
+                let may_help = node.may_fit_more_than(old);
                 self.nodes.insert(node.name.clone(), node);
                 self.snapshot_stale = true;
                 self.topology_stale = true;
-                true
+                may_help
             }
             None => {
                 let name = node.name.clone();

@@ -882,3 +882,26 @@ fn a_malformed_expected_runtime_is_refused_with_its_name() {
     let err = translate_pod(&serde_json::from_value(v).unwrap()).unwrap_err().to_string();
     assert!(err.contains("mlsched.io/expected-runtime-seconds=\"1h\" must be whole seconds"), "{err}");
 }
+
+#[test]
+fn only_a_node_change_that_may_help_cuts_the_backoff_short() {
+    let mut w = World::new(vec![gpu_node("a", 4)]);
+    let mut cordoned = gpu_node("a", 4);
+    cordoned.unschedulable = true;
+    assert!(!w.state.apply_node(cordoned.clone()), "a cordon helps no one");
+    w.add(pod("p", 1, json!({})), s(0));
+    assert!(w.pass(s(0)).binds.is_empty());
+    let waits_until = w.queue.unit("ml/p").unwrap().not_before;
+    let mut tainted = cordoned.clone();
+    tainted.taints.push(mlsched::core::selector::Taint {
+        key: "maintenance".into(),
+        value: String::new(),
+        effect: mlsched::core::selector::TaintEffect::NoSchedule,
+    });
+    assert!(!w.state.apply_node(tainted), "a new taint helps no one");
+    assert!(w.state.apply_node(cordoned), "a taint removed may help");
+    assert!(w.state.apply_node(gpu_node("a", 4)), "uncordoned");
+    assert_eq!(w.queue.unit("ml/p").unwrap().not_before, waits_until, "the state only says; the loop activates");
+    w.queue.activate_backoff();
+    assert_eq!(w.pass(s(0)).binds.len(), 1);
+}
