@@ -16,6 +16,10 @@
 //! - `whole_node_pods`: one 8-GPU pod per node; the 16 youngest free 16 nodes.
 //! - `half_node_pods`: two 4-GPU pods per node, and the younger half of each node's pair are the 5,000
 //!   youngest: the hardest order, where 5,016 evictions come before 16 nodes are whole again.
+//!
+//! `queue_between_passes`: what the live scheduler asks its `GangQueue` on every batch of events (`ready`,
+//! `counts`, `next_wakeup`) with 10 units waiting, beside 5,000 placed units still binding (a throttled
+//! scheduler's backlog) and beside none: the backlog should cost nothing.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -23,7 +27,7 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use mlsched::core::{GpuRequest, MIB, Node, Pod, Resources, Snapshot};
 use mlsched::framework::Profile;
-use mlsched::gang::{Gang, RunningUnit, plan_gang, plan_preemption};
+use mlsched::gang::{Backoff, Gang, GangQueue, QueueConfig, RunningUnit, plan_gang, plan_preemption};
 use mlsched::plugins::{GpuFit, NodeAffinityFilter, NodeUnschedulable, ResourcesFit, TaintToleration};
 use mlsched::topology::{HOSTNAME_LABEL, Topology};
 
@@ -144,5 +148,37 @@ fn bench_preemption(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_gang, bench_preemption);
+/// A live queue with 10 units backing off, after `binding` single-pod units were placed and not yet bound.
+fn queue_with_binding(binding: usize) -> GangQueue {
+    let backoff = Backoff { initial: Duration::from_secs(1), max: Duration::from_secs(60) };
+    let mut queue = GangQueue::new(QueueConfig { backoff, ..QueueConfig::default() });
+    let mut snapshot = empty_fat_tree();
+    let topology = Topology::from_labels(&[SPINE, RACK, HOSTNAME_LABEL], snapshot.nodes()).unwrap();
+    for i in 0..binding {
+        let pod = Pod::new(format!("placed/{i}"), Resources::new(1000, 64 * MIB, 1), GpuRequest::whole(1));
+        queue.add_gang(Gang::single(pod), Duration::ZERO).unwrap();
+    }
+    let placed = queue.schedule_pass(&profile(), &mut snapshot, &topology, Duration::ZERO).placed.len();
+    assert_eq!(placed, binding);
+    for i in 0..10 {
+        queue.add_gang(gang(&format!("waiting-{i}"), 1, 16), Duration::ZERO).unwrap();
+    }
+    let waiting = queue.schedule_pass(&profile(), &mut snapshot, &topology, Duration::ZERO).waiting.len();
+    assert_eq!(waiting, 10, "16 GPUs fit on no node");
+    queue
+}
+
+fn bench_queue(c: &mut Criterion) {
+    let mut group = c.benchmark_group("queue_between_passes");
+    for binding in [0, 5000] {
+        let queue = queue_with_binding(binding);
+        group.bench_function(format!("{binding}_binding"), |b| {
+            let now = Duration::from_millis(500);
+            b.iter(|| black_box((queue.ready(now).len(), queue.counts(now), queue.next_wakeup())))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_gang, bench_preemption, bench_queue);
 criterion_main!(benches);

@@ -39,7 +39,7 @@
 //! clock.
 
 use std::cmp::Reverse;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use thiserror::Error;
@@ -226,9 +226,10 @@ pub struct GangQueue {
     pub(super) config: QueueConfig,
     /// By gang name; queue order is [`QueuedGang::order`].
     pub(super) entries: HashMap<String, QueuedGang>,
+    /// The names of the entries not binding: what a pass, `ready` and the counts walk, so that a backlog of
+    /// placed gangs waiting for their binds (a throttled scheduler's) costs them nothing.
+    pub(super) waiting: HashSet<String>,
     pub(super) next_arrival: u64,
-    /// Gangs placed whose binds are not yet reported.
-    pub(super) binding: usize,
     /// The last pass's reservation: the gang it was held for, its priority and the nodes held
     /// (preemption by gangs of that priority or lower leaves them be).
     reserved: Option<(String, i32, Vec<NodeId>)>,
@@ -238,7 +239,14 @@ pub struct GangQueue {
 
 impl GangQueue {
     pub fn new(config: QueueConfig) -> Self {
-        GangQueue { config, entries: HashMap::new(), next_arrival: 0, binding: 0, reserved: None, layout: 0 }
+        GangQueue {
+            config,
+            entries: HashMap::new(),
+            waiting: HashSet::new(),
+            next_arrival: 0,
+            reserved: None,
+            layout: 0,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -263,6 +271,7 @@ impl GangQueue {
         let arrival = self.next_arrival;
         self.next_arrival += 1;
         let name = gang.name.clone();
+        self.waiting.insert(name.clone());
         self.entries.entry(name).or_insert(QueuedGang::new(gang, profile, arrival, now))
     }
 
@@ -289,9 +298,10 @@ impl GangQueue {
         self.entries.keys().map(String::as_str)
     }
 
-    /// The names of the queued gangs `keep` selects, in queue order.
+    /// The names of the queued gangs not binding that `keep` selects, in queue order.
     pub(super) fn in_order(&self, keep: impl Fn(&str, &QueuedGang) -> bool) -> Vec<String> {
-        let mut names: Vec<(&String, &QueuedGang)> = self.entries.iter().filter(|(n, e)| keep(n, e)).collect();
+        let mut names: Vec<(&String, &QueuedGang)> =
+            self.waiting.iter().map(|n| (n, &self.entries[n])).filter(|(n, e)| keep(n, e)).collect();
         names.sort_by_key(|(_, e)| e.order());
         names.into_iter().map(|(n, _)| n.clone()).collect()
     }
@@ -322,9 +332,8 @@ impl GangQueue {
 
     /// Takes a gang out of the queue (its binds went through, or its job was deleted).
     pub fn remove(&mut self, gang: &str) -> Option<Gang> {
-        let entry = self.entries.remove(gang)?;
-        self.binding -= usize::from(entry.binding);
-        Some(entry.gang)
+        self.waiting.remove(gang);
+        Some(self.entries.remove(gang)?.gang)
     }
 
     pub fn waiting_reason(&self, gang: &str) -> Option<&str> {
@@ -435,7 +444,7 @@ impl GangQueue {
                     entry.nomination = None;
                     entry.binding = true;
                     entry.not_before = None;
-                    self.binding += 1;
+                    self.waiting.remove(&name);
                     outcome.placed.push(placement);
                 }
                 Err(GangUnschedulable::Invalid { reason, .. }) => {
@@ -482,7 +491,8 @@ impl GangQueue {
     fn live_nominations(&mut self, now: Duration) -> Vec<(String, i32, Vec<NodeId>)> {
         let timeout = self.config.nomination_timeout;
         let mut live = Vec::new();
-        for entry in self.entries.values_mut() {
+        for name in &self.waiting {
+            let entry = self.entries.get_mut(name).expect("waiting names are entries");
             if entry.nomination.as_ref().is_some_and(|(_, since)| now.saturating_sub(*since) >= timeout) {
                 entry.nomination = None;
             }
@@ -564,7 +574,8 @@ impl GangQueue {
 
     /// Every gang holding a nomination, with its nodes (lapsed ones included until the next pass drops them).
     pub fn nominations(&self) -> impl Iterator<Item = (&str, &[NodeId])> {
-        self.entries.iter().filter_map(|(name, e)| Some((name.as_str(), &e.nomination.as_ref()?.0[..])))
+        let entries = self.waiting.iter().map(|name| (name, &self.entries[name]));
+        entries.filter_map(|(name, e)| Some((name.as_str(), &e.nomination.as_ref()?.0[..])))
     }
 
     /// The nodes held for `gang` while its victims terminate.

@@ -93,8 +93,8 @@ impl GangQueue {
     pub fn failed(&mut self, name: &str, now: Duration) -> Option<Duration> {
         let backoff = self.config.backoff;
         let entry = self.entries.get_mut(name)?;
-        self.binding -= usize::from(entry.binding);
         entry.binding = false;
+        self.waiting.insert(name.to_string());
         Some(entry.back_off(&backoff, now))
     }
 
@@ -116,9 +116,9 @@ impl GangQueue {
     /// Its binds ended and it stays queued (members beyond its quorum may come): due again.
     pub fn bind_finished(&mut self, name: &str) {
         if let Some(entry) = self.entries.get_mut(name) {
-            self.binding -= usize::from(entry.binding);
             entry.binding = false;
             entry.not_before = None;
+            self.waiting.insert(name.to_string());
         }
     }
 
@@ -127,7 +127,8 @@ impl GangQueue {
     /// keep sleeping. How many were woken.
     pub fn activate_backoff(&mut self) -> usize {
         let mut woken = 0;
-        for entry in self.entries.values_mut() {
+        for name in &self.waiting {
+            let entry = self.entries.get_mut(name).expect("waiting names are entries");
             if entry.attempts > 0 && entry.not_before.is_some_and(|t| t != Duration::MAX) {
                 entry.not_before = None;
                 woken += 1;
@@ -139,7 +140,7 @@ impl GangQueue {
     /// Every unit is binding: nothing to try, whatever the time (a throttled scheduler with a backlog,
     /// checked on every event without a walk over the queue).
     pub fn all_binding(&self) -> bool {
-        self.binding == self.entries.len()
+        self.waiting.is_empty()
     }
 
     /// When the next backing-off unit is due.
@@ -147,16 +148,14 @@ impl GangQueue {
         if self.all_binding() {
             return None;
         }
-        let waits = self.entries.values().filter(|e| !e.binding).filter_map(|e| e.not_before);
+        let waits = self.waiting.iter().filter_map(|name| self.entries[name].not_before);
         waits.filter(|t| *t != Duration::MAX).min()
     }
 
     pub fn counts(&self, now: Duration) -> QueueCounts {
-        let mut c = QueueCounts::default();
-        for e in self.entries.values() {
-            if e.binding {
-                c.in_flight += 1;
-            } else if e.not_before.is_none_or(|t| t <= now) {
+        let mut c = QueueCounts { in_flight: self.entries.len() - self.waiting.len(), ..QueueCounts::default() };
+        for e in self.waiting.iter().map(|name| &self.entries[name]) {
+            if e.not_before.is_none_or(|t| t <= now) {
                 c.active += 1;
             } else {
                 c.backoff += 1;
