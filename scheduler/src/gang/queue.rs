@@ -133,8 +133,6 @@ pub(super) struct QueuedGang {
     pub(super) attempts: u32,
     /// Not tried before this; `Duration::MAX` = asleep until touched.
     pub(super) not_before: Option<Duration>,
-    /// Placed, its binds not yet reported.
-    pub(super) binding: bool,
 }
 
 impl QueuedGang {
@@ -151,7 +149,6 @@ impl QueuedGang {
             preempt_after: Duration::ZERO,
             attempts: 0,
             not_before: None,
-            binding: false,
         }
     }
 
@@ -226,8 +223,9 @@ pub struct GangQueue {
     pub(super) config: QueueConfig,
     /// By gang name; queue order is [`QueuedGang::order`].
     pub(super) entries: HashMap<String, QueuedGang>,
-    /// The names of the entries not binding: what a pass, `ready` and the counts walk, so that a backlog of
-    /// placed gangs waiting for their binds (a throttled scheduler's) costs them nothing.
+    /// The names of the entries not binding (a placed gang whose binds are not yet reported is not here):
+    /// what a pass, `ready` and the counts walk, so that a backlog of placed gangs waiting for their binds
+    /// (a throttled scheduler's) costs them nothing.
     pub(super) waiting: HashSet<String>,
     pub(super) next_arrival: u64,
     /// The last pass's reservation: the gang it was held for, its priority and the nodes held
@@ -267,12 +265,13 @@ impl GangQueue {
         Ok(())
     }
 
-    pub(super) fn insert(&mut self, gang: Gang, profile: usize, now: Duration) -> &mut QueuedGang {
+    /// Queues `gang`, known not to be queued, last in FIFO order.
+    pub(super) fn insert(&mut self, gang: Gang, profile: usize, now: Duration) {
         let arrival = self.next_arrival;
         self.next_arrival += 1;
         let name = gang.name.clone();
         self.waiting.insert(name.clone());
-        self.entries.entry(name).or_insert(QueuedGang::new(gang, profile, arrival, now))
+        self.entries.insert(name, QueuedGang::new(gang, profile, arrival, now));
     }
 
     /// Queues `gang` for `profile` (an index into the profiles a pass is given), or, if a gang of that
@@ -442,7 +441,6 @@ impl GangQueue {
                 Ok(placement) => {
                     nominated.retain(|(gang, _, _)| *gang != placement.gang);
                     entry.nomination = None;
-                    entry.binding = true;
                     entry.not_before = None;
                     self.waiting.remove(&name);
                     outcome.placed.push(placement);
@@ -534,7 +532,6 @@ impl GangQueue {
         let nodes = snapshot.nodes().len();
         let candidates = self.in_order(|name, entry| {
             entry.no_room
-                && !entry.binding
                 && now >= entry.preempt_after
                 && lowest.is_some_and(|low| low < entry.gang.priority)
                 && !nominated.iter().any(|(gang, _, _)| gang == name)
@@ -585,9 +582,8 @@ impl GangQueue {
 
     /// Gangs (not binding) whose timeout has passed are reported, and start a new wait after a backoff.
     fn expire(&mut self, now: Duration) -> Vec<TimedOutGang> {
-        let expired = self.in_order(|_, entry| {
-            !entry.binding && entry.gang.timeout.is_some_and(|limit| now.saturating_sub(entry.arrived_at) >= limit)
-        });
+        let expired = self
+            .in_order(|_, entry| entry.gang.timeout.is_some_and(|limit| now.saturating_sub(entry.arrived_at) >= limit));
         let backoff = self.config.backoff;
         let mut timed_out = Vec::new();
         for name in expired {

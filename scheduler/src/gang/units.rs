@@ -74,14 +74,14 @@ impl GangQueue {
             arrived_at: e.arrived_at,
             attempts: e.attempts,
             not_before: e.not_before,
-            binding: e.binding,
+            binding: !self.waiting.contains(name),
         })
     }
 
-    /// Whether `entry` is tried at a pass at `now`: not binding, and its backoff over, or holding the
-    /// last pass's reservation (the room stays held only while its holder takes part in every pass).
+    /// Whether `entry`, not binding, is tried at a pass at `now`: its backoff over, or holding the last
+    /// pass's reservation (the room stays held only while its holder takes part in every pass).
     pub(super) fn is_due(&self, name: &str, entry: &QueuedGang, now: Duration) -> bool {
-        !entry.binding && (entry.not_before.is_none_or(|t| t <= now) || self.reserved_for() == Some(name))
+        entry.not_before.is_none_or(|t| t <= now) || self.reserved_for() == Some(name)
     }
 
     /// The units a pass at `now` would try, in queue order.
@@ -93,7 +93,6 @@ impl GangQueue {
     pub fn failed(&mut self, name: &str, now: Duration) -> Option<Duration> {
         let backoff = self.config.backoff;
         let entry = self.entries.get_mut(name)?;
-        entry.binding = false;
         self.waiting.insert(name.to_string());
         Some(entry.back_off(&backoff, now))
     }
@@ -116,7 +115,6 @@ impl GangQueue {
     /// Its binds ended and it stays queued (members beyond its quorum may come): due again.
     pub fn bind_finished(&mut self, name: &str) {
         if let Some(entry) = self.entries.get_mut(name) {
-            entry.binding = false;
             entry.not_before = None;
             self.waiting.insert(name.to_string());
         }
