@@ -6,7 +6,7 @@
 //! cargo bench -p mlsched-scheduler --bench live -- \
 //!     [--nodes 1000] [--pods 5000] [--limits 50/100,1000/1000] [--modes pending,arriving] \
 //!     [--schedulers kube-scheduler,mlsched] [--scale 5000/10000 | --no-scale] [--timeout SECONDS] \
-//!     [--mlsched-bin PATH] [--mlsched-config YAML]
+//!     [--mlsched-bin PATH] [--mlsched-config YAML] [--repeat 1]
 //! ```
 //!
 //! `--mlsched-bin` runs another build of the scheduler (an earlier one, to compare); `--mlsched-config` adds
@@ -15,6 +15,12 @@
 //! Cells: every mode × client limit at `--nodes` × `--pods`, then kube-scheduler's own scale point (5,000 nodes,
 //! 10,000 pods) once, pods pending, at the last limit. Each cell runs every scheduler in turn, in a fresh
 //! namespace; the pods of a run are deleted (grace 0) before the next one.
+//!
+//! `--repeat N` runs each cell at `--nodes` N times over (the schedulers alternating, so both meet the same
+//! machine), and the scale point once. A row is then the median of each figure over its runs, the worst for
+//! over-commits, double binds, pods bound and Events written; its CPU per 1,000 binds also shows the lowest and
+//! highest run. On a shared 2-core machine one run's CPU seconds move by a quarter from run to run (the API
+//! server takes most of a core beside the scheduler), enough to reverse a comparison between two cells.
 //!
 //! - Nodes: 8 × `nvidia.com/gpu`, 96 CPUs, 1 TiB; 10 per rack, 10 racks per spine (topology labels). No kubelet:
 //!   the harness creates them Ready.
@@ -136,13 +142,17 @@ struct Flags {
     /// Lines added to mlsched's config file (`'bindConcurrency: 64'`).
     #[arg(long, default_value = "")]
     mlsched_config: String,
+    /// Runs of each cell at `--nodes` (the scale point runs once); the table shows medians.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    repeat: u32,
     /// Passed by `cargo bench`.
     #[arg(long, hide = true)]
     bench: bool,
 }
 
 struct Args {
-    cells: Vec<Cell>,
+    /// Each cell with its number of runs.
+    cells: Vec<(Cell, usize)>,
     schedulers: Vec<Scheduler>,
     timeout: Option<Duration>,
     mlsched_bin: PathBuf,
@@ -155,16 +165,16 @@ fn parse_args() -> Args {
     let mut cells = Vec::new();
     for &mode in &flags.modes {
         for &limit in &flags.limits {
-            cells.push(Cell { nodes, pods, limit, mode });
+            cells.push((Cell { nodes, pods, limit, mode }, flags.repeat as usize));
         }
     }
     if !flags.no_scale {
         let limit = *flags.limits.last().expect("limits has a default");
         let (nodes, pods) = flags.scale;
-        cells.push(Cell { nodes: nodes as usize, pods: pods as usize, limit, mode: Mode::Pending });
+        cells.push((Cell { nodes: nodes as usize, pods: pods as usize, limit, mode: Mode::Pending }, 1));
     }
     // Nodes are only ever added: the cells with fewer nodes come first.
-    cells.sort_by_key(|c| c.nodes);
+    cells.sort_by_key(|(c, _)| c.nodes);
     Args {
         cells,
         schedulers: flags.schedulers,
@@ -480,6 +490,58 @@ struct Row {
     events: usize,
     last_event_after_bind: Option<f64>,
     stop_seconds: f64,
+    /// Runs this row stands for, and the lowest and highest CPU s per 1,000 binds among them.
+    runs: usize,
+    cpu_per_k_range: (f64, f64),
+}
+
+impl Row {
+    fn cpu_per_k(&self) -> f64 {
+        1000.0 * self.cpu / self.bound.max(1) as f64
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// One row for the runs of one scheduler in one cell: the median of each figure, the worst of the checks.
+fn aggregate(runs: Vec<Row>) -> Option<Row> {
+    let first = runs.first()?;
+    let med = |f: &dyn Fn(&Row) -> f64| median(runs.iter().map(f).collect());
+    let per_k: Vec<f64> = runs.iter().map(Row::cpu_per_k).collect();
+    let bound = runs.iter().map(|r| r.bound).min().unwrap_or(0);
+    let cpu_per_k = median(per_k.clone());
+    Some(Row {
+        scheduler: first.scheduler,
+        cell: first.cell,
+        bound,
+        binds_per_s: med(&|r| r.binds_per_s),
+        p50: med(&|r| r.p50),
+        p99: med(&|r| r.p99),
+        peak_mib: med(&|r| r.peak_mib),
+        // So that the row's CPU s per 1,000 binds is the median run's.
+        cpu: cpu_per_k * bound.max(1) as f64 / 1000.0,
+        apiserver_cpu: med(&|r| r.apiserver_cpu),
+        overcommitted: runs.iter().map(|r| r.overcommitted).max().unwrap_or(0),
+        double_binds: runs.iter().map(|r| r.double_binds).max().unwrap_or(0),
+        events: runs.iter().map(|r| r.events).min().unwrap_or(0),
+        last_event_after_bind: runs
+            .iter()
+            .all(|r| r.last_event_after_bind.is_some())
+            .then(|| med(&|r| r.last_event_after_bind.unwrap_or(f64::NAN))),
+        stop_seconds: med(&|r| r.stop_seconds),
+        runs: runs.len(),
+        cpu_per_k_range: (
+            per_k.iter().copied().fold(f64::INFINITY, f64::min),
+            per_k.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        ),
+    })
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -693,6 +755,8 @@ async fn run_one(
                 _ => None,
             },
             stop_seconds: stop_took.as_secs_f64(),
+            runs: 1,
+            cpu_per_k_range: (f64::NAN, f64::NAN),
         }
     };
     delete_run_pods(client, &namespace).await;
@@ -710,29 +774,35 @@ fn print_table(rows: &[Row]) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "| scheduler | nodes | pods | pods were | client qps/burst | bound | binds/s | p50 s | p99 s | peak RSS MiB \
-         | CPU s | CPU s per 1k binds | API server CPU s | over-committed nodes | double binds | Scheduled Events \
-         | last bind → last Event s |"
+        "| scheduler | nodes | pods | pods were | client qps/burst | runs | bound | binds/s | p50 s | p99 s \
+         | peak RSS MiB | CPU s | CPU s per 1k binds | API server CPU s | over-committed nodes | double binds \
+         | Scheduled Events | last bind → last Event s |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         let last_event = r.last_event_after_bind.map_or("–".to_string(), |s| format!("{s:.1}"));
+        let per_k = if r.runs > 1 {
+            format!("{:.2} ({:.2}–{:.2})", r.cpu_per_k(), r.cpu_per_k_range.0, r.cpu_per_k_range.1)
+        } else {
+            format!("{:.2}", r.cpu_per_k())
+        };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {}/{} | {} | {:.1} | {:.1} | {:.1} | {:.0} | {:.1} | {:.2} | {:.1} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {}/{} | {} | {} | {:.1} | {:.1} | {:.1} | {:.0} | {:.1} | {} | {:.1} | {} | {} | {} | {} |",
             r.scheduler.name(),
             r.cell.nodes,
             r.cell.pods,
             mode_name(r.cell.mode),
             r.cell.limit.qps,
             r.cell.limit.burst,
+            r.runs,
             r.bound,
             r.binds_per_s,
             r.p50,
             r.p99,
             r.peak_mib,
             r.cpu,
-            1000.0 * r.cpu / r.bound.max(1) as f64,
+            per_k,
             r.apiserver_cpu,
             r.overcommitted,
             r.double_binds,
@@ -749,40 +819,45 @@ async fn run_all(cluster: &Cluster, args: &Args, dir: &Path) -> Vec<Row> {
     let mut rows = Vec::new();
     let mut nodes = 0;
     let mut run = 0;
-    for cell in &args.cells {
+    for &(cell, repeat) in &args.cells {
         add_nodes(&client, nodes, cell.nodes).await;
         nodes = nodes.max(cell.nodes);
-        for &which in &args.schedulers {
-            run += 1;
-            eprintln!(
-                "run {run}: {} — {} nodes, {} pods {}, client {}/{}",
-                which.name(),
-                cell.nodes,
-                cell.pods,
-                mode_name(cell.mode),
-                cell.limit.qps,
-                cell.limit.burst
-            );
-            match run_one(run, which, *cell, cluster, &client, &ids, args, dir).await {
-                Ok(row) => {
-                    eprintln!(
-                        "  {} bound, {:.1} binds/s, p50 {:.1} s, p99 {:.1} s, {:.0} MiB, {:.1} CPU s, API server {:.1} CPU s, \
-                         {} Scheduled Events, stopped in {:.1} s",
-                        row.bound,
-                        row.binds_per_s,
-                        row.p50,
-                        row.p99,
-                        row.peak_mib,
-                        row.cpu,
-                        row.apiserver_cpu,
-                        row.events,
-                        row.stop_seconds
-                    );
-                    rows.push(row);
+        let mut runs: Vec<Vec<Row>> = args.schedulers.iter().map(|_| Vec::new()).collect();
+        for _ in 0..repeat {
+            for (i, &which) in args.schedulers.iter().enumerate() {
+                run += 1;
+                eprintln!(
+                    "run {run}: {} — {} nodes, {} pods {}, client {}/{}",
+                    which.name(),
+                    cell.nodes,
+                    cell.pods,
+                    mode_name(cell.mode),
+                    cell.limit.qps,
+                    cell.limit.burst
+                );
+                match run_one(run, which, cell, cluster, &client, &ids, args, dir).await {
+                    Ok(row) => {
+                        eprintln!(
+                            "  {} bound, {:.1} binds/s, p50 {:.1} s, p99 {:.1} s, {:.0} MiB, {:.1} CPU s ({:.2} per 1k \
+                             binds), API server {:.1} CPU s, {} Scheduled Events, stopped in {:.1} s",
+                            row.bound,
+                            row.binds_per_s,
+                            row.p50,
+                            row.p99,
+                            row.peak_mib,
+                            row.cpu,
+                            row.cpu_per_k(),
+                            row.apiserver_cpu,
+                            row.events,
+                            row.stop_seconds
+                        );
+                        runs[i].push(row);
+                    }
+                    Err(e) => eprintln!("  run {run} failed: {e}"),
                 }
-                Err(e) => eprintln!("  run {run} failed: {e}"),
             }
         }
+        rows.extend(runs.into_iter().filter_map(aggregate));
     }
     rows
 }
