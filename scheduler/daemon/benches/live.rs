@@ -14,13 +14,16 @@
 //!
 //! Cells: every mode × client limit at `--nodes` × `--pods`, then kube-scheduler's own scale point (5,000 nodes,
 //! 10,000 pods) once, pods pending, at the last limit. Each cell runs every scheduler in turn, in a fresh
-//! namespace; the pods of a run are deleted (grace 0) before the next one.
+//! namespace; the pods and the Events of a run are deleted before the next one, so every run starts from
+//! the same cluster (kept, the Events of earlier runs grew the API server's heap and its CPU, and a run's
+//! CPU seconds with them: the later a run, the dearer).
 //!
-//! `--repeat N` runs each cell at `--nodes` N times over (the schedulers alternating, so both meet the same
-//! machine), and the scale point once. A row is then the median of each figure over its runs, the worst for
-//! over-commits, double binds, pods bound and Events written; its CPU per 1,000 binds also shows the lowest and
-//! highest run. On a shared 2-core machine one run's CPU seconds move by a quarter from run to run (the API
-//! server takes most of a core beside the scheduler), enough to reverse a comparison between two cells.
+//! `--repeat N` runs the cells at `--nodes` in N rounds, each round every cell once, the schedulers in turn
+//! (so that a drift of the machine over the session spreads over all cells alike), and the scale point once.
+//! A row is then the median of each figure over its runs, the worst for over-commits, double binds, pods
+//! bound and Events written; its CPU per 1,000 binds also shows the lowest and highest run. On a shared
+//! 2-core machine a run's CPU seconds move by a quarter from run to run (the API server takes most of a core
+//! beside the scheduler), enough to reverse a comparison between two cells.
 //!
 //! - Nodes: 8 × `nvidia.com/gpu`, 96 CPUs, 1 TiB; 10 per rack, 10 racks per spine (topology labels). No kubelet:
 //!   the harness creates them Ready.
@@ -142,7 +145,7 @@ struct Flags {
     /// Lines added to mlsched's config file (`'bindConcurrency: 64'`).
     #[arg(long, default_value = "")]
     mlsched_config: String,
-    /// Runs of each cell at `--nodes` (the scale point runs once); the table shows medians.
+    /// Rounds of the cells at `--nodes` (the scale point runs once); the table shows medians.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     repeat: u32,
     /// Passed by `cargo bench`.
@@ -609,6 +612,22 @@ async fn delete_run_pods(client: &Client, namespace: &str) {
     }
 }
 
+/// Deletes the Events of a run (both schedulers write one per bind) and waits until they are gone.
+async fn delete_run_events(client: &Client, namespace: &str) {
+    let api: Api<Event> = Api::namespaced(client.clone(), namespace);
+    if let Err(e) = api.delete_collection(&DeleteParams::default(), &ListParams::default()).await {
+        eprintln!("  deleting the Events of {namespace}: {e}");
+    }
+    let started = Instant::now();
+    while api.list_metadata(&ListParams::default().limit(1)).await.map(|l| l.items.len()).unwrap_or(1) > 0 {
+        if started.elapsed() > Duration::from_secs(120) {
+            eprintln!("  the Events of {namespace} were not all deleted within 120 s");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 async fn wait_until(
     what: &str,
     deadline: Duration,
@@ -760,6 +779,7 @@ async fn run_one(
         }
     };
     delete_run_pods(client, &namespace).await;
+    delete_run_events(client, &namespace).await;
     Ok(row)
 }
 
@@ -816,48 +836,62 @@ fn print_table(rows: &[Row]) {
 async fn run_all(cluster: &Cluster, args: &Args, dir: &Path) -> Vec<Row> {
     let client = cluster.control_plane.admin_client().await;
     let ids = write_identities(cluster, dir);
-    let mut rows = Vec::new();
     let mut nodes = 0;
     let mut run = 0;
-    for &(cell, repeat) in &args.cells {
+    // Runs in order: per node count (nodes are only ever added), `repeat` rounds of its cells.
+    let mut plan: Vec<usize> = Vec::new();
+    for (i, (cell, _)) in args.cells.iter().enumerate() {
+        if plan.iter().any(|&j| args.cells[j].0.nodes == cell.nodes) {
+            continue;
+        }
+        let group: Vec<usize> = (i..args.cells.len()).filter(|&j| args.cells[j].0.nodes == cell.nodes).collect();
+        let rounds = group.iter().map(|&j| args.cells[j].1).max().unwrap_or(1);
+        for round in 0..rounds {
+            plan.extend(group.iter().filter(|&&j| round < args.cells[j].1));
+        }
+    }
+    let mut runs: Vec<Vec<Vec<Row>>> =
+        args.cells.iter().map(|_| args.schedulers.iter().map(|_| Vec::new()).collect()).collect();
+    for c in plan {
+        let cell = args.cells[c].0;
         add_nodes(&client, nodes, cell.nodes).await;
         nodes = nodes.max(cell.nodes);
-        let mut runs: Vec<Vec<Row>> = args.schedulers.iter().map(|_| Vec::new()).collect();
-        for _ in 0..repeat {
-            for (i, &which) in args.schedulers.iter().enumerate() {
-                run += 1;
-                eprintln!(
-                    "run {run}: {} — {} nodes, {} pods {}, client {}/{}",
-                    which.name(),
-                    cell.nodes,
-                    cell.pods,
-                    mode_name(cell.mode),
-                    cell.limit.qps,
-                    cell.limit.burst
-                );
-                match run_one(run, which, cell, cluster, &client, &ids, args, dir).await {
-                    Ok(row) => {
-                        eprintln!(
-                            "  {} bound, {:.1} binds/s, p50 {:.1} s, p99 {:.1} s, {:.0} MiB, {:.1} CPU s ({:.2} per 1k \
-                             binds), API server {:.1} CPU s, {} Scheduled Events, stopped in {:.1} s",
-                            row.bound,
-                            row.binds_per_s,
-                            row.p50,
-                            row.p99,
-                            row.peak_mib,
-                            row.cpu,
-                            row.cpu_per_k(),
-                            row.apiserver_cpu,
-                            row.events,
-                            row.stop_seconds
-                        );
-                        runs[i].push(row);
-                    }
-                    Err(e) => eprintln!("  run {run} failed: {e}"),
+        for (i, &which) in args.schedulers.iter().enumerate() {
+            run += 1;
+            eprintln!(
+                "run {run}: {} — {} nodes, {} pods {}, client {}/{}",
+                which.name(),
+                cell.nodes,
+                cell.pods,
+                mode_name(cell.mode),
+                cell.limit.qps,
+                cell.limit.burst
+            );
+            match run_one(run, which, cell, cluster, &client, &ids, args, dir).await {
+                Ok(row) => {
+                    eprintln!(
+                        "  {} bound, {:.1} binds/s, p50 {:.1} s, p99 {:.1} s, {:.0} MiB, {:.1} CPU s ({:.2} per 1k \
+                         binds), API server {:.1} CPU s, {} Scheduled Events, stopped in {:.1} s",
+                        row.bound,
+                        row.binds_per_s,
+                        row.p50,
+                        row.p99,
+                        row.peak_mib,
+                        row.cpu,
+                        row.cpu_per_k(),
+                        row.apiserver_cpu,
+                        row.events,
+                        row.stop_seconds
+                    );
+                    runs[c][i].push(row);
                 }
+                Err(e) => eprintln!("  run {run} failed: {e}"),
             }
         }
-        rows.extend(runs.into_iter().filter_map(aggregate));
+    }
+    let mut rows = Vec::new();
+    for cell in runs {
+        rows.extend(cell.into_iter().filter_map(aggregate));
     }
     rows
 }
