@@ -22,6 +22,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use crate::bind_backlog::Backlog;
 use crate::crd::PodGroup;
 use crate::dedupe::{ChangeLog, EventAction, EventLog};
 use crate::error::{BindError, ErrorKind, ReportError};
@@ -71,6 +72,8 @@ pub async fn bind(client: &Client, m: &MemberBind) -> Result<(), BindError> {
 #[derive(Debug, Clone)]
 pub struct BindJob {
     pub unit: UnitKey,
+    /// The unit's priority: of the binds waiting for a token, the highest goes first.
+    pub priority: i32,
     pub member: MemberBind,
 }
 
@@ -85,9 +88,10 @@ pub struct BindOutcome {
     pub sent: bool,
 }
 
-/// Sends binds in the order they were decided, at most `concurrency` at once, each after a token of the
-/// limiter. One task waits on the limiter for all of them, so a backlog of thousands of decided pods costs
-/// a queue entry each, not a task each polling the limiter.
+/// Sends binds, at most `concurrency` at once, each after a token of the limiter: when a token comes, the
+/// waiting bind of highest priority goes, and among equals the one decided first ([`Backlog`]). One task
+/// waits on the limiter for all of them, so a backlog of thousands of decided pods costs a queue entry
+/// each, not a task each polling the limiter.
 ///
 /// Fenced: right before a bind goes out the [`Fence`] is checked, and a bind whose turn comes after this
 /// instance stopped leading is handed back unsent (`sent: false`) instead.
@@ -136,15 +140,25 @@ impl Binder {
                 elapsed: Duration::ZERO,
                 sent: false,
             };
+            let mut backlog = Backlog::default();
             loop {
-                let job = tokio::select! {
-                    job = jobs.recv() => job,
-                    _ = stopped.wait_for(|s| *s) => None,
-                };
-                let Some(job) = job else { return };
+                while let Ok(job) = jobs.try_recv() {
+                    backlog.push(job);
+                }
+                if backlog.is_empty() {
+                    let job = tokio::select! {
+                        job = jobs.recv() => job,
+                        _ = stopped.wait_for(|s| *s) => None,
+                    };
+                    let Some(job) = job else { return };
+                    backlog.push(job);
+                    continue;
+                }
                 // A deposed leader's backlog comes back at once, without waiting for slots and tokens.
                 if !fence.holds() {
-                    done(unsent(job));
+                    while let Some(job) = backlog.pop() {
+                        done(unsent(job));
+                    }
                     continue;
                 }
                 let slot = tokio::select! {
@@ -156,6 +170,11 @@ impl Binder {
                     _ = limiter.acquire() => {}
                     _ = stopped.wait_for(|s| *s) => return,
                 }
+                // Chosen once its slot and token are there, among everything decided until then.
+                while let Ok(job) = jobs.try_recv() {
+                    backlog.push(job);
+                }
+                let Some(job) = backlog.pop() else { continue };
                 if !fence.holds() {
                     done(unsent(job));
                     continue;
@@ -612,7 +631,11 @@ mod tests {
 
     fn job(i: usize) -> BindJob {
         let pod = PodRef { namespace: "ns".into(), name: format!("p{i}"), uid: String::new() };
-        BindJob { unit: UnitKey::Pod(pod.key()), member: MemberBind { pod, node: "n".into(), gpus: Vec::new() } }
+        BindJob {
+            unit: UnitKey::Pod(pod.key()),
+            priority: 0,
+            member: MemberBind { pod, node: "n".into(), gpus: Vec::new() },
+        }
     }
 
     /// A `send` that records the order binds went out and the most that were out at once.
@@ -674,6 +697,34 @@ mod tests {
             outcomes.iter().filter(|o| o.result.is_err()).map(|o| o.job.member.pod.name.as_str()).collect();
         assert_eq!(failed, ["p3"]);
         wire_empties(&binder).await;
+    }
+
+    #[tokio::test]
+    async fn a_higher_priority_bind_overtakes_the_backlog_waiting_for_tokens() {
+        let log = Arc::new(Mutex::new((Vec::new(), 0, 0)));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        // One token at once, then 2 a second: the backlog waits for the next release.
+        let binder = Binder::start_with(
+            Arc::new(Limiter::new(2.0, 1)),
+            4,
+            Fence::always(),
+            recorder(log.clone(), Duration::ZERO),
+            move |o| {
+                let _ = tx.send(o);
+            },
+        );
+        for i in [0, 1, 2, 4, 5] {
+            binder.submit(job(i));
+        }
+        rx.recv().await.unwrap();
+        let mut urgent = job(9);
+        urgent.priority = 1000;
+        binder.submit(urgent);
+        for _ in 0..2 {
+            rx.recv().await.unwrap();
+        }
+        let (sent, _, _) = log.lock().unwrap().clone();
+        assert_eq!(sent, ["p0", "p9", "p1"], "decided after p1, sent before it");
     }
 
     #[tokio::test]

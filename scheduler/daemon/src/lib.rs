@@ -15,6 +15,7 @@
 //!
 //! Tests run the whole scheduler in-process with [`run`].
 
+pub mod bind_backlog;
 pub mod config;
 pub mod crd;
 pub mod dedupe;

@@ -426,9 +426,9 @@ impl Loop {
     }
 
     fn handle_bind_done(&mut self, outcome: BindOutcome) {
-        let BindOutcome { job: BindJob { unit, member }, result, elapsed, sent } = outcome;
+        let BindOutcome { job: BindJob { unit, priority, member }, result, elapsed, sent } = outcome;
         if sent {
-            self.bind_done(unit, member, result, elapsed);
+            self.bind_done(unit, priority, member, result, elapsed);
         } else {
             self.bind_not_sent(unit, member);
         }
@@ -776,15 +776,22 @@ impl Loop {
 
     fn dispatch(&self, plan: BindPlan) {
         for member in plan.members {
-            self.spawn_bind(plan.unit.clone(), member, Duration::ZERO);
+            self.spawn_bind(BindJob { unit: plan.unit.clone(), priority: plan.priority, member }, Duration::ZERO);
         }
     }
 
-    fn spawn_bind(&self, unit: UnitKey, member: MemberBind, delay: Duration) {
-        self.binder.submit_after(BindJob { unit, member }, delay);
+    fn spawn_bind(&self, job: BindJob, delay: Duration) {
+        self.binder.submit_after(job, delay);
     }
 
-    fn bind_done(&mut self, unit: UnitKey, member: MemberBind, result: Result<(), BindError>, elapsed: Duration) {
+    fn bind_done(
+        &mut self,
+        unit: UnitKey,
+        priority: i32,
+        member: MemberBind,
+        result: Result<(), BindError>,
+        elapsed: Duration,
+    ) {
         self.metrics.bind_duration.observe(elapsed.as_secs_f64());
         self.metrics.bind(if result.is_ok() { "ok" } else { "error" });
         if let Err(e) = &result
@@ -809,7 +816,7 @@ impl Loop {
                 self.drop_if_finished(Some(unit));
             }
             BindFollowUp::Retry(member, attempt) => {
-                self.spawn_bind(unit, member, Duration::from_millis(200) * attempt);
+                self.spawn_bind(BindJob { unit, priority, member }, Duration::from_millis(200) * attempt);
             }
             BindFollowUp::Dropped { pod, kind } => {
                 let why = if kind == ErrorKind::NotFound { "the pod is gone" } else { "the pod is bound already" };

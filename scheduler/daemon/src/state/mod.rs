@@ -90,6 +90,8 @@ pub struct MemberBind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BindPlan {
     pub unit: UnitKey,
+    /// The unit's priority: the binder sends higher ones first.
+    pub priority: i32,
     pub members: Vec<MemberBind>,
 }
 

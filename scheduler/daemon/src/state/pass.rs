@@ -226,7 +226,8 @@ impl ClusterState {
                     report.scheduled = self.bound_members(g);
                     result.gangs.push(report);
                 }
-                result.binds.push(BindPlan { unit, members: binds });
+                let priority = queue.unit(&placement.gang).map_or(0, |u| u.priority);
+                result.binds.push(BindPlan { unit, priority, members: binds });
             }
             for (name, reason) in outcome.waiting {
                 let unit = self.unit_of(&name);

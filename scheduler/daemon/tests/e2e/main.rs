@@ -3,6 +3,7 @@
 //! binary for all of them: each Kubernetes-linked test binary costs a long release link.
 
 mod bad_input;
+mod bind_order;
 mod cluster;
 mod faults;
 mod leader;

@@ -22,13 +22,13 @@ use serde_json::json;
 use crate::cluster::{Env, until};
 use crate::scheduler::spawn_scheduler;
 
-const LOW: &str = "e2e-preempt-low";
+pub(crate) const LOW: &str = "e2e-preempt-low";
 const MID: &str = "e2e-preempt-mid";
-const HIGH: &str = "e2e-preempt-high";
+pub(crate) const HIGH: &str = "e2e-preempt-high";
 const HIGH_NEVER: &str = "e2e-preempt-high-never";
 
 /// The priority classes of these tests (cluster-wide; created once, kept).
-async fn priority_classes(admin: &Client) {
+pub(crate) async fn priority_classes(admin: &Client) {
     let api: Api<PriorityClass> = Api::all(admin.clone());
     for (name, value, policy) in [
         (LOW, 10, "PreemptLowerPriority"),
@@ -49,7 +49,7 @@ async fn priority_classes(admin: &Client) {
 }
 
 /// A pod of ours asking `gpus` whole GPUs at `class`'s priority, in PodGroup `group` if given.
-async fn pod(env: &Env, name: &str, gpus: u32, class: &str, group: Option<&str>) {
+pub(crate) async fn pod(env: &Env, name: &str, gpus: u32, class: &str, group: Option<&str>) {
     let mut pod = pending_pod(&env.ns, name, gpus, "mlsched", group);
     pod["spec"]["priorityClassName"] = json!(class);
     env.create_pod(pod).await;
