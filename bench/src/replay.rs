@@ -27,6 +27,10 @@ pub struct ReplaySummary {
     /// CPU-only pods that found no room before the arrived workload passed 100 % (rounded): the room a
     /// policy gave GPU pods instead, which `mlsim bound` needs to read its bounds.
     pub cpu_only_failed_by_100: usize,
+    /// The arrived GPU request (% of capacity, this pod's included) when the first one-GPU pod (a share or
+    /// one whole GPU) found no room:
+    /// `mlsim bound`'s bound for placements that fail none before a point applies to the replay up to it.
+    pub first_one_gpu_failure_arrived_pct: Option<f64>,
     pub unallocated_gpu_pct_at_100: Option<f64>,
     pub frag_pct_at_100: Option<f64>,
     pub alloc_pct_by_arrived: Vec<Option<f64>>,
@@ -56,6 +60,8 @@ pub struct ReplayState {
     used_milli: i64,
     failed: usize,
     cpu_only_failed_by_100: usize,
+    first_one_gpu_failure_arrived_milli: Option<i64>,
+    capacity_milli: i64,
     next: usize,
 }
 
@@ -86,6 +92,8 @@ impl ReplayState {
             used_milli: 0,
             failed: 0,
             cpu_only_failed_by_100: 0,
+            first_one_gpu_failure_arrived_milli: None,
+            capacity_milli,
             next: 0,
         }
     }
@@ -113,6 +121,9 @@ impl ReplayState {
                 if tp.gpu_milli_total == 0 && self.buckets.bucket(self.arrived_milli) <= 100.0 {
                     self.cpu_only_failed_by_100 += 1;
                 }
+                if tp.pod.gpu.count == 1 {
+                    self.first_one_gpu_failure_arrived_milli.get_or_insert(self.arrived_milli);
+                }
             }
         }
         self.buckets.record(self.arrived_milli, self.used_milli, self.frag_total);
@@ -121,6 +132,11 @@ impl ReplayState {
     /// The typical shapes of the workload (fragmentation's yardstick and FGD's prior).
     pub fn typical(&self) -> &TypicalShapes {
         &self.typical
+    }
+
+    /// See [`ReplaySummary::first_one_gpu_failure_arrived_pct`].
+    pub fn first_one_gpu_failure_arrived_pct(&self) -> Option<f64> {
+        self.first_one_gpu_failure_arrived_milli.map(|a| 100.0 * a as f64 / self.capacity_milli as f64)
     }
 
     /// The pods of the stream not replayed yet.
@@ -165,6 +181,7 @@ pub fn run_to_end(
         pods_arrived: total,
         pods_failed: state.failed,
         cpu_only_failed_by_100: state.cpu_only_failed_by_100,
+        first_one_gpu_failure_arrived_pct: state.first_one_gpu_failure_arrived_pct(),
         unallocated_gpu_pct_at_100: alloc[100].map(|a| round2(100.0 - a)),
         frag_pct_at_100: frag[100],
         alloc_pct_by_arrived: alloc,

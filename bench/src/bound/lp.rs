@@ -38,17 +38,35 @@ const DFF_ORDERS: [i64; 2] = [1, 2];
 /// is kept, so stopping early loosens the bound but never invalidates it.
 const MAX_ROUNDS: usize = 60;
 
+/// GPUs of objective lost per pod that must run but is left out. The relaxation with the pods that must
+/// run as a hard constraint is infeasible until the configurations that let them fit are generated; with
+/// the penalty it is feasible from the first round, and at this price (over 100 times the GPUs any one
+/// pod asks on the traces) it places every such pod that can be placed. The certificate does not use it.
+const MISSING_POD_PENALTY: f64 = 1000.0;
+
+/// Pods that must run, left out in total, above which the converged relaxation says none can run them
+/// all (interior-point solutions carry ~1e-8 of noise).
+const LEFT_OUT_TOLERANCE: f64 = 1e-3;
+
 /// A configuration is added only when it is worth this much more than a GPU's price (solver noise).
 const PRICING_TOLERANCE: f64 = 1e-6;
 
-/// What the relaxation may do with the CPU-only pods that arrived.
+/// Which of the pods that arrived the relaxation must place; the others it may leave out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CpuOnlyPods {
-    /// Leave them out: the bound holds for every placement.
-    LeftOut,
-    /// Place every one that fits an empty node: the bound holds for placements that run them all, as a
+pub enum MustRun {
+    /// None: the bound holds for every placement. CPU-only pods are left out, since they only take room
+    /// from GPU pods.
+    Nothing,
+    /// Every CPU-only pod that fits an empty node: the bound holds for placements that run them all, as a
     /// scheduler must while they fit.
-    AllPlaced,
+    CpuOnlyPods,
+    /// Every one-GPU pod (a share or one whole GPU) among the first `k` that arrived and fits an empty
+    /// node: the bound holds for placements that fail none of them. Left free, the relaxation reaches its
+    /// bound by leaving out shares that pack badly and giving their room to whole-GPU pods that arrive
+    /// later; a scheduler places each pod where it fits, and fails a one-GPU pod only when no GPU it may
+    /// use has the room. Pods of several GPUs are not required: they need one node's GPUs together and
+    /// fail much earlier.
+    OneGpuPodsAmongTheFirst(usize),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,8 +116,8 @@ struct GpuPool {
 #[derive(Debug, Clone)]
 pub struct Relaxation {
     shape_pods: Vec<f64>,
-    /// Shapes whose pods must all be placed (CPU-only pods under [`CpuOnlyPods::AllPlaced`]).
-    required: Vec<bool>,
+    /// Pods of each shape that must be placed (per [`MustRun`]).
+    required: Vec<f64>,
     columns: Vec<Column>,
     rows: Vec<Row>,
     pools: Vec<GpuPool>,
@@ -168,22 +186,34 @@ fn fits(shape: &Shape, node: &NodeType) -> bool {
 
 impl Relaxation {
     /// Nodes must be empty of GPU work and hold one GPU model each (the trace's node lists do).
-    pub fn build<'a>(nodes: &[Node], pods: impl IntoIterator<Item = &'a Pod>, cpu_only: CpuOnlyPods) -> Self {
+    pub fn build<'a>(nodes: &[Node], pods: impl IntoIterator<Item = &'a Pod>, must_run: MustRun) -> Self {
         let mut shapes: Vec<Shape> = Vec::new();
         let mut shape_pods: Vec<f64> = Vec::new();
-        for pod in pods.into_iter().filter(|p| cpu_only == CpuOnlyPods::AllPlaced || !p.gpu.is_none()) {
+        let mut required: Vec<f64> = Vec::new();
+        for (i, pod) in pods.into_iter().enumerate() {
+            let must = match must_run {
+                MustRun::Nothing => false,
+                MustRun::CpuOnlyPods => pod.gpu.is_none(),
+                MustRun::OneGpuPodsAmongTheFirst(k) => i < k && pod.gpu.count == 1,
+            };
+            if pod.gpu.is_none() && must_run != MustRun::CpuOnlyPods {
+                continue;
+            }
             let mut shape = shape_of(pod);
             if pod.gpu.is_none() {
                 shape.gpus = 0;
                 shape.milli_per_gpu = 0;
                 shape.models = None;
             }
-            match shapes.iter().position(|s| *s == shape) {
-                Some(i) => shape_pods[i] += 1.0,
-                None => {
-                    shapes.push(shape);
-                    shape_pods.push(1.0);
-                }
+            let s = shapes.iter().position(|s| *s == shape).unwrap_or_else(|| {
+                shapes.push(shape);
+                shape_pods.push(0.0);
+                required.push(0.0);
+                shapes.len() - 1
+            });
+            shape_pods[s] += 1.0;
+            if must {
+                required[s] += 1.0;
             }
         }
         let mut types: Vec<(NodeType, f64)> = Vec::new();
@@ -199,15 +229,16 @@ impl Relaxation {
             .zip(&shape_pods)
             .map(|(s, n)| n * f64::from(s.gpus) * s.milli_per_gpu as f64 / GPU_MILLI as f64)
             .sum();
-        let required = shapes.iter().map(|s| s.gpus == 0).collect();
         let mut relax =
             Relaxation { shape_pods, required, columns: Vec::new(), rows: Vec::new(), pools: Vec::new(), asked_gpus };
         for (t, count) in &types {
             relax.add_node_type(&shapes, t, *count);
         }
-        // A CPU-only shape no node can hold is one no placement runs: it is not required.
+        // A shape no node can hold is one no placement runs: it is not required.
         for (s, required) in relax.required.iter_mut().enumerate() {
-            *required &= relax.columns.iter().any(|c| c.shape == Some(s));
+            if !relax.columns.iter().any(|c| c.shape == Some(s)) {
+                *required = 0.0;
+            }
         }
         relax
     }
@@ -288,30 +319,33 @@ impl Relaxation {
         self.rows.len() + self.shape_pods.len()
     }
 
-    /// One LP solve: the primal value and the row prices (shadow prices, nonnegative for these rows).
-    /// `None`: the LP is infeasible (no placement runs every required pod).
-    fn solve_once(&self) -> anyhow::Result<Option<(f64, Vec<f64>)>> {
+    /// One LP solve: the primal value, the pods that must run but were left out (penalised, see
+    /// [`MISSING_POD_PENALTY`]) and the row prices (shadow prices, nonnegative for these rows).
+    fn solve_once(&self) -> anyhow::Result<(f64, f64, Vec<f64>)> {
         let mut vars = ProblemVariables::new();
         let x: Vec<Variable> = self.columns.iter().map(|_| vars.add(variable().min(0.0))).collect();
-        let objective: Expression =
+        let missing: Vec<Option<Variable>> =
+            self.required.iter().map(|&r| (r > 0.0).then(|| vars.add(variable().min(0.0).max(r)))).collect();
+        let gained: Expression =
             self.columns.iter().zip(&x).filter(|(c, _)| c.gain != 0.0).map(|(c, &v)| c.gain * v).sum();
-        let mut model = vars.maximise(objective).using(clarabel);
+        let penalty: Expression = missing.iter().flatten().map(|&v| MISSING_POD_PENALTY * v).sum();
+        let mut model = vars.maximise(gained - penalty).using(clarabel);
         let lhs = |terms: &mut dyn Iterator<Item = (usize, f64)>| -> Expression { terms.map(|(j, a)| a * x[j]).sum() };
         let refs: Vec<ConstraintReference> =
             self.rows.iter().map(|r| model.add_constraint(lhs(&mut r.terms.iter().copied()).leq(r.rhs))).collect();
         for (s, &n) in self.shape_pods.iter().enumerate() {
             let mut terms = self.columns.iter().enumerate().filter(|(_, c)| c.shape == Some(s)).map(|(j, _)| (j, 1.0));
             let placed = lhs(&mut terms);
-            model.add_constraint(if self.required[s] { placed.eq(n) } else { placed.leq(n) });
+            if let Some(m) = missing[s] {
+                model.add_constraint((placed.clone() + m).geq(self.required[s]));
+            }
+            model.add_constraint(placed.leq(n));
         }
-        let mut solution = match model.solve() {
-            Ok(solution) => solution,
-            Err(good_lp::ResolutionError::Infeasible) => return Ok(None),
-            Err(err) => return Err(err).context("solving the packing relaxation"),
-        };
+        let mut solution = model.solve().context("solving the packing relaxation")?;
         let value = self.columns.iter().zip(&x).map(|(c, &v)| c.gain * good_lp::Solution::value(&solution, v)).sum();
+        let left_out = missing.iter().flatten().map(|&v| good_lp::Solution::value(&solution, v)).sum();
         let duals = solution.compute_dual();
-        Ok(Some((value, refs.iter().map(|r| duals.dual(r.clone())).collect())))
+        Ok((value, left_out, refs.iter().map(|r| duals.dual(r.clone())).collect()))
     }
 
     /// Generates configurations until none is worth adding (or [`MAX_ROUNDS`]), and certifies an upper
@@ -322,8 +356,11 @@ impl Relaxation {
         if self.columns.is_empty() {
             return Ok(Some(Certified { upper_gpus: 0.0, ..certified }));
         }
+        let mut left_out = 0.0;
+        let mut converged = false;
         for round in 1..=MAX_ROUNDS {
-            let Some((value, prices)) = self.solve_once()? else { return Ok(None) };
+            let (value, missing, prices) = self.solve_once()?;
+            left_out = missing;
             let prices: Vec<f64> = prices.iter().map(|p| p.max(0.0)).collect();
             certified.upper_gpus = certified.upper_gpus.min(self.certify(&prices));
             certified.solver_gpus = value;
@@ -339,8 +376,14 @@ impl Relaxation {
                 }
             }
             if !added {
+                converged = true;
                 break;
             }
+        }
+        // Over every configuration, the relaxation still leaves out pods that must run: none can run them
+        // all. Before the generation converges the configurations generated may be what lacks.
+        if converged && left_out > LEFT_OUT_TOLERANCE {
+            return Ok(None);
         }
         if !certified.upper_gpus.is_finite() {
             bail!("the relaxation's certificate is not finite");
@@ -348,9 +391,11 @@ impl Relaxation {
         Ok(Some(certified))
     }
 
-    /// Weak duality: for row prices `y ≥ 0`, shape prices `z_s = max(0, max over s's columns of
-    /// gain − Σ a·y)` and each pool's GPU price raised to the best configuration's value (over all
-    /// configurations, generated or not), `Σ rhs·y + Σ pods_s·z_s` bounds every feasible placement.
+    /// Weak duality: for row prices `y ≥ 0`, each shape's best reduced gain `d_s = max over s's columns
+    /// of gain − Σ a·y` and each pool's GPU price raised to the best configuration's value (over all
+    /// configurations, generated or not), `Σ rhs·y + Σ_s (d_s ≥ 0 ? pods_s : required_s) · d_s` bounds
+    /// every feasible placement: the shape's rows `placed ≤ pods` and `placed ≥ required` get the prices
+    /// `max(d_s, 0)` and `max(−d_s, 0)`.
     pub fn certify(&self, y: &[f64]) -> f64 {
         let mut y: Vec<f64> = y.iter().map(|p| p.max(0.0)).collect();
         for pool in &self.pools {
@@ -369,16 +414,21 @@ impl Relaxation {
                 charged[j] += a * price;
             }
         }
-        // A required shape's price is free in sign (its row is an equality): it may lower the bound.
-        let mut shape_price: Vec<f64> =
-            self.required.iter().map(|&r| if r { f64::NEG_INFINITY } else { 0.0 }).collect();
+        let mut reduced_gain = vec![f64::NEG_INFINITY; self.shape_pods.len()];
         for (c, charge) in self.columns.iter().zip(&charged) {
             if let Some(s) = c.shape {
-                shape_price[s] = shape_price[s].max(c.gain - charge);
+                reduced_gain[s] = reduced_gain[s].max(c.gain - charge);
             }
         }
-        bound +=
-            shape_price.iter().zip(&self.shape_pods).filter(|(z, _)| z.is_finite()).map(|(z, n)| z * n).sum::<f64>();
+        // A shape without columns has no pods that must run (`build`): it adds nothing.
+        for ((&d, &pods), &required) in reduced_gain.iter().zip(&self.shape_pods).zip(&self.required) {
+            if d >= 0.0 {
+                bound += pods * d;
+            } else if d.is_finite() {
+                // Pods that must run are placed even at a loss, which may lower the bound.
+                bound += required * d;
+            }
+        }
         bound.min(self.asked_gpus)
     }
 }
@@ -398,7 +448,7 @@ mod tests {
     }
 
     fn bound(nodes: &[Node], pods: &[Pod]) -> f64 {
-        let c = Relaxation::build(nodes, pods, CpuOnlyPods::LeftOut).solve().unwrap().expect("feasible");
+        let c = Relaxation::build(nodes, pods, MustRun::Nothing).solve().unwrap().expect("feasible");
         // The repaired certificate stays within the solver's tolerance of its primal value.
         assert!((c.upper_gpus - c.solver_gpus).abs() <= 1e-3 * c.solver_gpus.max(1.0), "{c:?}");
         c.upper_gpus
@@ -440,17 +490,17 @@ mod tests {
         let nodes = [node("n", 8, 2, "T4")];
         let pods = vec![pod(0, 8, GpuRequest::none()), pod(1, 1, GpuRequest::whole(1))];
         assert!((bound(&nodes, &pods) - 1.0).abs() < 1e-6);
-        let all_placed = Relaxation::build(&nodes, &pods, CpuOnlyPods::AllPlaced).solve().unwrap().expect("feasible");
+        let all_placed = Relaxation::build(&nodes, &pods, MustRun::CpuOnlyPods).solve().unwrap().expect("feasible");
         assert!(all_placed.upper_gpus < 1e-6, "{all_placed:?}");
         // Two CPU-only pods of 6 cores never run together on one 8-core node.
         let pods = vec![pod(0, 6, GpuRequest::none()), pod(1, 6, GpuRequest::none())];
-        assert!(Relaxation::build(&nodes, &pods, CpuOnlyPods::AllPlaced).solve().unwrap().is_none());
+        assert!(Relaxation::build(&nodes, &pods, MustRun::CpuOnlyPods).solve().unwrap().is_none());
     }
 
     #[test]
     fn the_certificate_is_valid_for_any_prices() {
         let pods: Vec<Pod> = (0..4).map(|i| pod(i, 2, GpuRequest::shared(300))).collect();
-        let relax = Relaxation::build(&[node("n", 8, 1, "T4")], &pods, CpuOnlyPods::LeftOut);
+        let relax = Relaxation::build(&[node("n", 8, 1, "T4")], &pods, MustRun::Nothing);
         // Any nonnegative prices bound the optimum (0.9 GPU: three shares of 300); none goes below it.
         for scale in [0.0, 0.1, 1.0, 7.0] {
             let y = vec![scale; relax.rows.len()];
@@ -459,15 +509,25 @@ mod tests {
     }
 
     /// The best allocation of tiny instances by exhaustive search: each pod on a node (and on which GPUs)
-    /// or left out.
-    fn optimum(nodes: &[Node], pods: &[Pod]) -> f64 {
-        fn place(i: usize, pods: &[Pod], nodes: &mut [(i64, Vec<i64>, String)], gained: i64, best: &mut i64) {
+    /// or, unless `must_run` says it must run, left out. `None`: no placement runs every such pod.
+    fn optimum(nodes: &[Node], pods: &[Pod], must_run: &dyn Fn(usize, &Pod) -> bool) -> Option<f64> {
+        type NodeRoom = (i64, Vec<i64>, String);
+        fn place(
+            i: usize,
+            pods: &[Pod],
+            must_run: &dyn Fn(usize, &Pod) -> bool,
+            nodes: &mut [NodeRoom],
+            gained: i64,
+            best: &mut Option<i64>,
+        ) {
             if i == pods.len() {
-                *best = (*best).max(gained);
+                *best = Some(best.map_or(gained, |b| b.max(gained)));
                 return;
             }
-            place(i + 1, pods, nodes, gained, best);
             let p = &pods[i];
+            if !must_run(i, p) {
+                place(i + 1, pods, must_run, nodes, gained, best);
+            }
             for n in 0..nodes.len() {
                 if nodes[n].0 < p.requests.cpu_milli || !p.gpu.allows_model(&nodes[n].2) {
                     continue;
@@ -482,19 +542,38 @@ mod tests {
                     }
                     nodes[n].0 -= p.requests.cpu_milli;
                     (0..gpus).filter(|g| mask & (1 << g) != 0).for_each(|g| nodes[n].1[g] -= p.gpu.milli_per_gpu);
-                    place(i + 1, pods, nodes, gained + p.gpu.total_milli(), best);
+                    place(i + 1, pods, must_run, nodes, gained + p.gpu.total_milli(), best);
                     nodes[n].0 += p.requests.cpu_milli;
                     (0..gpus).filter(|g| mask & (1 << g) != 0).for_each(|g| nodes[n].1[g] += p.gpu.milli_per_gpu);
                 }
             }
         }
-        let mut state: Vec<(i64, Vec<i64>, String)> = nodes
+        let mut state: Vec<NodeRoom> = nodes
             .iter()
             .map(|n| (n.allocatable.cpu_milli, vec![GPU_MILLI; n.gpus.len()], n.gpus[0].model.to_string()))
             .collect();
-        let mut best = 0;
-        place(0, pods, &mut state, 0, &mut best);
-        best as f64 / GPU_MILLI as f64
+        let mut best = None;
+        place(0, pods, must_run, &mut state, 0, &mut best);
+        best.map(|b| b as f64 / GPU_MILLI as f64)
+    }
+
+    #[test]
+    fn gpu_pods_that_must_run_keep_their_room_from_later_ones() {
+        // One GPU: a 600-milli share, then a whole-GPU pod. Left free, the best is the whole GPU; a
+        // placement that runs the first pod allocates 0.6.
+        let nodes = [node("n", 8, 1, "T4")];
+        let pods = vec![pod(0, 1, GpuRequest::shared(600)), pod(1, 1, GpuRequest::whole(1))];
+        assert!((bound(&nodes, &pods) - 1.0).abs() < 1e-6);
+        let first_runs =
+            Relaxation::build(&nodes, &pods, MustRun::OneGpuPodsAmongTheFirst(1)).solve().unwrap().expect("feasible");
+        assert!((first_runs.upper_gpus - 0.6).abs() < 1e-6, "{first_runs:?}");
+        // Two shares of 600 never share the GPU: no placement runs both.
+        let pods = vec![pod(0, 1, GpuRequest::shared(600)), pod(1, 1, GpuRequest::shared(600))];
+        assert!(Relaxation::build(&nodes, &pods, MustRun::OneGpuPodsAmongTheFirst(2)).solve().unwrap().is_none());
+        // Shares of 300 and 700 fit one GPU only together: a configuration the generation has to find.
+        let pods = vec![pod(0, 1, GpuRequest::shared(300)), pod(1, 1, GpuRequest::shared(700))];
+        let both = Relaxation::build(&nodes, &pods, MustRun::OneGpuPodsAmongTheFirst(2)).solve().unwrap();
+        assert!((both.expect("300 + 700 fit one GPU").upper_gpus - 1.0).abs() < 1e-6);
     }
 
     proptest! {
@@ -502,6 +581,7 @@ mod tests {
         #[test]
         fn the_bound_is_never_below_the_exhaustive_optimum(
             specs in proptest::collection::vec((1i64..6, 0usize..4, 1u32..3, 0usize..2), 1..6),
+            first in 0usize..6,
         ) {
             let nodes = vec![node("a", 8, 2, "T4"), node("b", 6, 2, "V100")];
             let shares = [250, 400, 600, 1000];
@@ -510,9 +590,15 @@ mod tests {
                 let gpu = if model == 1 { gpu.with_models(vec!["V100".into()]) } else { gpu };
                 pod(i, cores, gpu)
             }).collect();
-            let best = optimum(&nodes, &pods);
+            let best = optimum(&nodes, &pods, &|_, _| false).expect("leaving every pod out is a placement");
             let b = bound(&nodes, &pods);
             prop_assert!(b + 1e-6 >= best, "bound {b} below optimum {best}");
+            let first = first % (pods.len() + 1);
+            if let Some(best) = optimum(&nodes, &pods, &|i, p| i < first && p.gpu.count == 1) {
+                let relax = Relaxation::build(&nodes, &pods, MustRun::OneGpuPodsAmongTheFirst(first)).solve().unwrap();
+                let b = relax.expect("a placement runs the first pods, so the relaxation is feasible").upper_gpus;
+                prop_assert!(b + 1e-6 >= best, "bound {b} below the optimum {best} that runs the first {first}");
+            }
         }
     }
 }

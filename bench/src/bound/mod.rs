@@ -4,7 +4,10 @@
 //! method: same stream, same tuning, no departures) are given to
 //! - the LP relaxation (`lp`): no placement of those pods, made knowing all of them in advance and free to
 //!   leave any of them out, allocates more GPU than its certified value, so `100 − value / capacity` is a
-//!   proven lower bound on the unallocated GPU % at 100 % arrived;
+//!   proven lower bound on the unallocated GPU % at 100 % arrived; the same relaxation with every CPU-only
+//!   pod required, or every one-GPU pod that arrived before [`NO_FAILURE_BEFORE_PCT`] % of capacity,
+//!   bounds the placements that run those; the same relaxation with every
+//!   CPU-only pod, or every GPU-sharing pod, required bounds the placements that run all of those;
 //! - offline placements (`offline`): the same GPU pods in arrival order or largest first, placed by
 //!   BestFit, FGD and mlsched; the best is an allocation known to be reachable.
 //!
@@ -25,6 +28,11 @@ use crate::replay::round2;
 use crate::stream::seeded_stream;
 use crate::trace::TracePod;
 
+/// The arrived GPU request, % of capacity, before which the third bound requires every one-GPU pod (a
+/// share or one whole GPU) to run. A replay that failed its first one-GPU pod later is one the bound
+/// applies to; the table shows mlsched's earliest.
+pub const NO_FAILURE_BEFORE_PCT: f64 = 95.0;
+
 /// One seed's bound and offline placement, as unallocated GPU % of the cluster.
 #[derive(Debug, Clone, Serialize)]
 pub struct SeedBound {
@@ -38,6 +46,9 @@ pub struct SeedBound {
     pub lp_bound_pct: f64,
     /// Proven for placements that run every CPU-only pod that arrived (`None`: none can).
     pub lp_bound_cpu_placed_pct: Option<f64>,
+    /// Proven for placements that fail no one-GPU pod before [`NO_FAILURE_BEFORE_PCT`] % arrived (`None`:
+    /// none can).
+    pub lp_bound_no_early_failure_pct: Option<f64>,
     /// The LP solver's own value, rounded to 2 decimals, for comparison with the certificate.
     pub lp_solver_pct: f64,
     /// Rounds of configuration generation and configurations generated.
@@ -85,10 +96,20 @@ pub fn bound_seed(nodes: &[Node], pods: &[TracePod], seed: u64, tune: f64) -> an
     let pct_unallocated = |gpus: f64| 100.0 - 100.0 * gpus / capacity_gpus;
 
     let tried_pods = || tried.iter().map(|p| &p.pod);
-    let certified = lp::Relaxation::build(&named, tried_pods(), lp::CpuOnlyPods::LeftOut)
+    let certified = lp::Relaxation::build(&named, tried_pods(), lp::MustRun::Nothing)
         .solve()?
         .context("the relaxation without CPU-only pods is always feasible")?;
-    let with_cpu_only = lp::Relaxation::build(&named, tried_pods(), lp::CpuOnlyPods::AllPlaced).solve()?;
+    let with_cpu_only = lp::Relaxation::build(&named, tried_pods(), lp::MustRun::CpuOnlyPods).solve()?;
+    let mut arrived = 0i64;
+    let before = tried
+        .iter()
+        .take_while(|p| {
+            arrived += p.gpu_milli_total;
+            (arrived as f64) < NO_FAILURE_BEFORE_PCT / 100.0 * capacity_milli as f64
+        })
+        .count();
+    let no_early_failure =
+        lp::Relaxation::build(&named, tried_pods(), lp::MustRun::OneGpuPodsAmongTheFirst(before)).solve()?;
     let typical = TypicalShapes::from_pods(pods.iter().map(|p| &p.pod), TypicalShapes::DEFAULT_COVERAGE);
     let (offline_by, placed_milli) = offline::best_offline(&named, tried, &typical, seed);
     Ok(SeedBound {
@@ -100,6 +121,7 @@ pub fn bound_seed(nodes: &[Node], pods: &[TracePod], seed: u64, tune: f64) -> an
         ),
         lp_bound_pct: floor2(pct_unallocated(certified.upper_gpus)),
         lp_bound_cpu_placed_pct: with_cpu_only.map(|c| floor2(pct_unallocated(c.upper_gpus))),
+        lp_bound_no_early_failure_pct: no_early_failure.map(|c| floor2(pct_unallocated(c.upper_gpus))),
         lp_solver_pct: round2(pct_unallocated(certified.solver_gpus)),
         lp_rounds: certified.rounds,
         lp_configurations: certified.configurations,
