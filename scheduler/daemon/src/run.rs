@@ -564,7 +564,7 @@ impl Loop {
         if let Some(unit) = unit
             && !self.state.finished_units(std::iter::once(&unit)).is_empty()
         {
-            self.queue.remove(unit.name());
+            self.queue.remove(&unit.queue_name());
         }
     }
 
@@ -589,7 +589,7 @@ impl Loop {
                 }
                 if let Some((unit, priority)) = unit {
                     let now = self.now();
-                    self.queue.touch(unit.name(), priority, now);
+                    self.queue.touch(&unit.queue_name(), priority, now);
                 }
                 if bound {
                     self.drop_if_finished(was_pending);
@@ -674,10 +674,10 @@ impl Loop {
     /// Tries a queued unit again at once (its PodGroup changed or went away).
     fn wake(&mut self, unit: Option<UnitKey>) {
         if let Some(unit) = unit
-            && self.queue.unit(unit.name()).is_some()
+            && self.queue.unit(&unit.queue_name()).is_some()
         {
             let now = self.now();
-            self.queue.touch(unit.name(), 0, now);
+            self.queue.touch(&unit.queue_name(), 0, now);
         }
     }
 

@@ -59,7 +59,7 @@ impl ClusterState {
             // A single pod has nothing left to try: its unit stays out of the passes until the watch
             // shows the pod bound and drops it. A gang may still have members beyond its quorum.
             if is_gang {
-                queue.bind_finished(unit.name());
+                queue.bind_finished(&unit.queue_name());
             }
             if let UnitKey::Gang(g) = unit {
                 // Members bound before (seen by the watch) plus this flight's, whose bound state the
@@ -90,7 +90,7 @@ impl ClusterState {
             // Some member was dropped: no gang report (not every member was bound by this flight), and a
             // backoff before the unit's members still pending, if any, are decided again.
             self.in_flight.remove(unit);
-            queue.failed(unit.name(), now);
+            queue.failed(&unit.queue_name(), now);
         }
         match kind {
             None => BindFollowUp::Bound { pod: member.pod, node: member.node, gang_done, bound_earlier },
@@ -122,7 +122,7 @@ impl ClusterState {
             pods.push(m.pod);
         }
         pods.sort();
-        queue.failed(unit.name(), now);
+        queue.failed(&unit.queue_name(), now);
         let message = format!("binding {pod_key} failed: {error}");
         let gang = match unit {
             UnitKey::Gang(g) => Some(self.gang_report(

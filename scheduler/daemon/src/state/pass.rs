@@ -39,15 +39,9 @@ impl ClusterState {
         self.bound.values().filter(|b| b.gang.as_deref() == Some(gang)).count()
     }
 
-    /// The unit queued under `name`: a pod's own while that pod is pending or binding alone, else a gang.
-    /// (A pod outside any gang named like a gang of its namespace shares the gang's queue entry.)
+    /// The unit queued under `name` (its [`UnitKey::queue_name`]).
     pub(super) fn unit_of(&self, name: &str) -> UnitKey {
-        let pod = UnitKey::Pod(name.to_string());
-        if self.unit_sizes.contains_key(&pod) || self.in_flight.contains_key(&pod) {
-            pod
-        } else {
-            UnitKey::Gang(name.to_string())
-        }
+        UnitKey::from_queue_name(name)
     }
 
     /// One scheduling pass over the units of `queue` due now: the core queue, kept across passes, orders
@@ -100,14 +94,15 @@ impl ClusterState {
             let Some(mut pods) = members.get(unit).cloned() else {
                 // Nothing left to place and nothing in flight: a unit kept would be ready on every pass.
                 if !self.unit_sizes.contains_key(unit) && !self.in_flight.contains_key(unit) {
-                    queue.remove(unit.name());
+                    queue.remove(&unit.queue_name());
                 }
                 continue;
             };
             pods.sort_by(|a, b| a.info.pod_ref.name.cmp(&b.info.pod_ref.name));
             let refs: Vec<PodRef> = pods.iter().map(|p| p.info.pod_ref.clone()).collect();
-            let arrived_at = queue.unit(unit.name()).expect("ready units are queued").arrived_at;
-            let gang_name = unit.name().to_string();
+            let queue_name = unit.queue_name();
+            let arrived_at = queue.unit(&queue_name).expect("ready units are queued").arrived_at;
+            let gang_name = unit.name();
             let (min_member, timeout, topology) = match self.gang_params(unit, &pods) {
                 Ok(p) => p,
                 Err(missing) => {
@@ -115,7 +110,7 @@ impl ClusterState {
                     continue;
                 }
             };
-            let bound = if matches!(unit, UnitKey::Gang(_)) { self.bound_members(&gang_name) } else { 0 };
+            let bound = if matches!(unit, UnitKey::Gang(_)) { self.bound_members(gang_name) } else { 0 };
             let min = min_member.saturating_sub(bound).max(1);
             if pods.len() < min {
                 let reason = format!("gang {gang_name}: waiting for members: {}/{min} exist", pods.len());
@@ -137,7 +132,7 @@ impl ClusterState {
             };
             let profile = pods[0].profile.min(profiles.len() - 1);
             let priority = pods.iter().map(|p| p.info.pod.priority).max().unwrap_or(0);
-            let mut gang = Gang::new(gang_name.clone(), min, pods.iter().map(|p| self.pod_for_pass(p)).collect())
+            let mut gang = Gang::new(queue_name.clone(), min, pods.iter().map(|p| self.pod_for_pass(p)).collect())
                 .with_priority(priority);
             gang.timeout = timeout;
             gang.topology = topology;
@@ -147,10 +142,10 @@ impl ClusterState {
                 invalid.push((unit.clone(), e.to_string(), refs));
                 continue;
             }
-            tried.insert(gang_name);
+            tried.insert(queue_name);
         }
         for (unit, deadline, why, reason, refs) in waiting_for_members {
-            queue.sleep_until(unit.name(), deadline);
+            queue.sleep_until(&unit.queue_name(), deadline);
             if let UnitKey::Gang(g) = &unit {
                 result.gangs.push(self.gang_report(g, "Pending", "WaitingForMembers", reason.clone()));
             }
@@ -165,7 +160,7 @@ impl ClusterState {
         }
         let told_waiting = result.unschedulable.len();
         for (unit, reason, refs) in timed_out_early {
-            queue.restart(unit.name(), now);
+            queue.restart(&unit.queue_name(), now);
             let message = format!("timed out: {reason}");
             if let UnitKey::Gang(g) = &unit {
                 result.gangs.push(self.gang_report(g, "Pending", crate::keys::REASON_GANG_TIMEOUT, message.clone()));
@@ -176,7 +171,7 @@ impl ClusterState {
             }
         }
         for (unit, reason, refs) in invalid {
-            queue.failed(unit.name(), now);
+            queue.failed(&unit.queue_name(), now);
             result.error_pods += refs.len();
             for r in refs {
                 result.unschedulable.push((r, crate::keys::REASON_INVALID, reason.clone()));

@@ -9,7 +9,8 @@ use super::*;
 /// and nominate each member of the preemptor to the node it would take.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreemptionOrder {
-    /// The gang's name, or the pod's key for a pod outside any gang.
+    /// The preemptor's queue name: a gang's `namespace/name`, or `pod namespace/name` (the victims' Events
+    /// say "Preempted by" it).
     pub preemptor: String,
     /// Pods to evict, with their nodes.
     pub victims: Vec<(PodRef, String)>,

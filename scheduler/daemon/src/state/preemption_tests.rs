@@ -42,7 +42,7 @@ fn a_pod_that_needs_one_node_evicts_the_whole_lower_priority_gang_and_waits_for_
     assert!(r.binds.is_empty());
     assert_eq!(r.preemptions.len(), 1);
     let order = &r.preemptions[0];
-    assert_eq!(order.preemptor, "ml/urgent");
+    assert_eq!(order.preemptor, "pod ml/urgent");
     let mut victims: Vec<&str> = order.victims.iter().map(|(p, _)| p.name.as_str()).collect();
     victims.sort_unstable();
     assert_eq!(victims, ["train-0", "train-1"], "part of a gang is never a victim");
@@ -122,7 +122,7 @@ fn an_eviction_refused_lets_the_room_go_and_the_preemptor_tries_again_after_a_wh
     // ... and once the evictions are refused (a PodDisruptionBudget), not for PREEMPTION_RETRY either,
     // while its members are told why.
     let why = "eviction of ml/train-0 refused: Cannot evict pod as it would violate the pod's disruption budget.";
-    let unit = w.state.preemption_failed(&mut w.queue, "ml/urgent", why.to_string(), s(2));
+    let unit = w.state.preemption_failed(&mut w.queue, "pod ml/urgent", why.to_string(), s(2));
     assert_eq!(unit, Some(UnitKey::Pod("ml/urgent".into())));
     w.queue.activate_backoff();
     let waiting = w.pass(s(3));

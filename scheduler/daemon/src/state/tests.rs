@@ -97,7 +97,7 @@ impl World {
 
     pub(super) fn add(&mut self, info: PodInfo, now: Duration) {
         if let (_, Some((unit, priority))) = self.state.apply_pod(info) {
-            self.queue.touch(unit.name(), priority, now);
+            self.queue.touch(&unit.queue_name(), priority, now);
         }
     }
 
@@ -108,6 +108,24 @@ impl World {
     fn gpus_used(&mut self) -> i64 {
         self.state.gpu_usage().0 / 1000
     }
+}
+
+#[test]
+fn a_pod_and_a_gang_of_the_same_name_are_two_units() {
+    // A launcher pod `train` outside any gang, beside the gang `train` of two workers, in one namespace.
+    let mut w = World::new(vec![gpu_node("a", 8)]);
+    w.add(pod("train", 1, json!({})), s(0));
+    w.add(gang_member("train-0", 2, "train", 2), s(0));
+    w.add(gang_member("train-1", 2, "train", 2), s(0));
+    let r = w.pass(s(0));
+    let mut placed: Vec<(UnitKey, usize)> = r.binds.iter().map(|b| (b.unit.clone(), b.members.len())).collect();
+    placed.sort();
+    assert_eq!(placed, [(UnitKey::Pod("ml/train".into()), 1), (UnitKey::Gang("ml/train".into()), 2)]);
+    assert_eq!(w.gpus_used(), 5);
+    let mut queued: Vec<&str> = w.queue.names().collect();
+    queued.sort_unstable();
+    assert_eq!(queued, ["ml/train", "pod ml/train"]);
+    assert!(queued.iter().all(|name| w.queue.unit(name).unwrap().binding), "each is held while it binds");
 }
 
 #[test]
@@ -144,7 +162,7 @@ fn a_gang_is_placed_whole_or_not_at_all_and_a_new_node_unblocks_it() {
     assert!(r.binds.is_empty());
     assert_eq!(r.unschedulable.len(), 8);
     assert_eq!(w.gpus_used(), 0, "a gang that does not fit holds nothing");
-    assert!(r.unschedulable.iter().all(|(_, reason, m)| *reason == "Unschedulable" && m.contains("gang ml/job")));
+    assert!(r.unschedulable.iter().all(|(_, reason, m)| *reason == "Unschedulable" && m.contains("ml/job")));
     assert_eq!(r.gangs.len(), 1);
     assert!(w.pass(s(0)).unschedulable.is_empty(), "backing off");
 
@@ -238,7 +256,7 @@ fn gangs_wait_for_quorum_and_for_their_pod_group() {
     assert!(r.binds.is_empty());
     assert!(r.gangs[0].message.contains("PodGroup ml/pg does not exist"), "{}", r.gangs[0].message);
     let unit = w.state.apply_pod_group("ml/pg".into(), group(1)).unwrap();
-    w.queue.touch(unit.name(), 0, s(3));
+    w.queue.touch(&unit.queue_name(), 0, s(3));
     assert_eq!(w.pass(s(3)).binds.len(), 1);
 }
 
@@ -327,7 +345,7 @@ fn a_starving_pod_keeps_its_reservation_while_it_backs_off() {
     for _ in 0..3 {
         let r = w.pass(now);
         assert!(r.binds.is_empty());
-        now = w.queue.unit(big.name()).unwrap().not_before.unwrap();
+        now = w.queue.unit(&big.queue_name()).unwrap().not_before.unwrap();
     }
     // Skipped three times: it now holds node "a" (the node that could hold it, fullest first, then by name).
     // A small pod arriving while "big" backs off must not take "a", though best fit and the name order
@@ -473,7 +491,7 @@ fn members_of_a_missing_pod_group_are_told_once_and_placed_when_it_appears() {
     let r = w.pass(s(1));
     assert_eq!(told(&r).iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(), ["x2"]);
     let unit = w.state.apply_pod_group("ml/pg".into(), group(3)).unwrap();
-    w.queue.touch(unit.name(), 0, s(2));
+    w.queue.touch(&unit.queue_name(), 0, s(2));
     let r = w.pass(s(2));
     assert_eq!(r.binds[0].members.len(), 3);
     assert!(r.gangs[0].pod_group);
@@ -495,7 +513,7 @@ fn members_of_a_gang_below_min_member_are_told_what_it_waits_for() {
     assert_eq!(r.gangs[0].message, "gang ml/big: waiting for members: 2/100000 exist", "the PodGroup's count is live");
     // A new minMember is a new cause: everyone is told again.
     let unit = w.state.apply_pod_group("ml/big".into(), group(5)).unwrap();
-    w.queue.touch(unit.name(), 0, s(2));
+    w.queue.touch(&unit.queue_name(), 0, s(2));
     let r = w.pass(s(2));
     let names: Vec<String> = told(&r).into_iter().map(|(p, m)| format!("{p}: {m}")).collect();
     assert_eq!(
@@ -739,7 +757,7 @@ fn a_bound_pod_resized_in_place_is_booked_at_its_new_size() {
     assert!(r.binds.is_empty(), "placed beside a pod grown in place: {:?}", r.binds);
     // Shrunk back to 2: now it fits.
     w.state.apply_pod(pod("running", 0, cpu("2")));
-    w.queue.touch("ml/new", 0, s(5));
+    w.queue.touch("pod ml/new", 0, s(5));
     let r = w.pass(s(5));
     assert_eq!(r.binds.len(), 1, "fits once the running pod shrank");
     assert_eq!(r.binds[0].members[0].node, "a");
@@ -767,7 +785,7 @@ fn min_resources_are_checked_before_placement_with_running_members_counted() {
     assert_eq!(r.gangs[0].message, message, "the PodGroup says so too");
 
     let unit = w.state.apply_pod_group("ml/train".into(), needing("12")).unwrap();
-    w.queue.touch(unit.name(), 0, s(1));
+    w.queue.touch(&unit.queue_name(), 0, s(1));
     let r = w.pass(s(1));
     assert_eq!(r.binds[0].members.len(), 2, "8 asked beyond w0's 4, 12 free");
 
@@ -891,7 +909,7 @@ fn only_a_node_change_that_may_help_cuts_the_backoff_short() {
     assert!(!w.state.apply_node(cordoned.clone()), "a cordon helps no one");
     w.add(pod("p", 1, json!({})), s(0));
     assert!(w.pass(s(0)).binds.is_empty());
-    let waits_until = w.queue.unit("ml/p").unwrap().not_before;
+    let waits_until = w.queue.unit("pod ml/p").unwrap().not_before;
     let mut tainted = cordoned.clone();
     tainted.taints.push(mlsched::core::selector::Taint {
         key: "maintenance".into(),
@@ -901,7 +919,7 @@ fn only_a_node_change_that_may_help_cuts_the_backoff_short() {
     assert!(!w.state.apply_node(tainted), "a new taint helps no one");
     assert!(w.state.apply_node(cordoned), "a taint removed may help");
     assert!(w.state.apply_node(gpu_node("a", 4)), "uncordoned");
-    assert_eq!(w.queue.unit("ml/p").unwrap().not_before, waits_until, "the state only says; the loop activates");
+    assert_eq!(w.queue.unit("pod ml/p").unwrap().not_before, waits_until, "the state only says; the loop activates");
     w.queue.activate_backoff();
     assert_eq!(w.pass(s(0)).binds.len(), 1);
 }

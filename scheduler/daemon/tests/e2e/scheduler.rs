@@ -106,6 +106,33 @@ async fn an_eight_member_gang_is_bound_whole_or_not_at_all() {
     env.finish().await;
 }
 
+/// A pod `train` outside any gang that fits nowhere, beside the PodGroup `train` of two members, in one
+/// namespace: two units. The gang is bound; the pod waits and says why, and does not hold the gang back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_named_like_a_pod_group_waits_apart_from_it() {
+    let env = Env::new("same-name").await;
+    env.node("sn-a", 4).await;
+    let s = Running::start(&env, "").await;
+    env.pod("train", 8, None).await;
+    until("the pod told it does not fit", Duration::from_secs(20), || async {
+        env.scheduled_condition("train").await.is_some_and(|(status, _, _)| status == "False")
+    })
+    .await;
+    env.pod_group("train", 2, None).await;
+    for i in 0..2 {
+        env.pod(&format!("train-{i}"), 1, Some("train")).await;
+    }
+    until("the whole gang bound", Duration::from_secs(20), || async { env.bound().await.len() == 2 }).await;
+    assert_eq!(env.node_of("train").await, None, "8 GPUs fit no node");
+    until("PodGroup scheduled", Duration::from_secs(10), || async {
+        env.pod_group_status("train").await["phase"] == "Scheduled"
+    })
+    .await;
+    env.assert_no_overcommit().await;
+    s.stop().await;
+    env.finish().await;
+}
+
 /// Two racks of two 8-GPU nodes. Two gangs that each need a whole rack's GPUs and must stay in one rack,
 /// plus a third that could only fit across racks: the first two get a rack each, whole; the third waits
 /// with nothing bound, and takes a rack whole when one is freed. No partial gang at any point.
