@@ -28,8 +28,8 @@ pub struct ReplaySummary {
     /// policy gave GPU pods instead, which `mlsim bound` needs to read its bounds.
     pub cpu_only_failed_by_100: usize,
     /// The arrived GPU request (% of capacity, this pod's included) when the first one-GPU pod (a share or
-    /// one whole GPU) found no room:
-    /// `mlsim bound`'s bound for placements that fail none before a point applies to the replay up to it.
+    /// one whole GPU) found no room. `mlsim bound`'s bound for placements that fail no one-GPU pod before
+    /// a point applies to a replay whose first failure came at or after that point.
     pub first_one_gpu_failure_arrived_pct: Option<f64>,
     pub unallocated_gpu_pct_at_100: Option<f64>,
     pub frag_pct_at_100: Option<f64>,

@@ -6,8 +6,7 @@
 //!   leave any of them out, allocates more GPU than its certified value, so `100 − value / capacity` is a
 //!   proven lower bound on the unallocated GPU % at 100 % arrived; the same relaxation with every CPU-only
 //!   pod required, or every one-GPU pod that arrived before [`NO_FAILURE_BEFORE_PCT`] % of capacity,
-//!   bounds the placements that run those; the same relaxation with every
-//!   CPU-only pod, or every GPU-sharing pod, required bounds the placements that run all of those;
+//!   bounds the placements that run those;
 //! - offline placements (`offline`): the same GPU pods in arrival order or largest first, placed by
 //!   BestFit, FGD and mlsched; the best is an allocation known to be reachable.
 //!
