@@ -20,7 +20,7 @@ fn the_bound_is_below_every_placement_and_above_zero_on_the_default_workload() {
     assert!((bound.lp_bound_pct - bound.lp_solver_pct).abs() <= 0.05, "certificate far from the LP: {bound:?}");
     let must_run = bound.lp_bound_cpu_placed_pct.expect("the default's CPU-only pods fit");
     assert!(must_run >= bound.lp_bound_pct - 0.01, "{bound:?}");
-    // Left free, the relaxation gets to ~3 % by leaving out shares that pack badly and giving their room to
+    // Left free, the relaxation gets to ~3 % by leaving out early one-GPU pods and giving their room to
     // pods that come later. A placement that runs every one-GPU pod arriving before 95 % cannot, and no
     // such placement reaches 3.5 %.
     let no_early_failure = bound.lp_bound_no_early_failure_pct.expect("some placement runs the early pods");

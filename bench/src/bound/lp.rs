@@ -62,7 +62,7 @@ pub enum MustRun {
     CpuOnlyPods,
     /// Every one-GPU pod (a share or one whole GPU) among the first `k` that arrived and fits an empty
     /// node: the bound holds for placements that fail none of them. Left free, the relaxation reaches its
-    /// bound by leaving out shares that pack badly and giving their room to whole-GPU pods that arrive
+    /// bound by leaving out such pods (shares that pack badly) and giving their room to pods that arrive
     /// later; a scheduler places each pod where it fits, and fails a one-GPU pod only when no GPU it may
     /// use has the room. Pods of several GPUs are not required: they need one node's GPUs together and
     /// fail much earlier.

@@ -88,9 +88,9 @@
 //! On the default trace ~3.0 of the remaining ~3.9 % are GPUs holding one 810-milli share: only the rare
 //! ≤190-milli shares can complete them, so that part is out of any placement policy's reach. `mlsim
 //! bound` proves it: no placement of the same pods, even one knowing them all in advance, leaves less
-//! than 3.01 % unallocated (mean of seeds 42..51). It gets there by leaving out early shares that pack
-//! badly; no placement that runs every one-GPU pod arriving before 95 % of capacity, as this policy's
-//! replays do, leaves less than 3.61 %.
+//! than 3.01 % unallocated (mean of seeds 42..51). It gets there only by leaving out one-GPU pods that
+//! arrive early: no placement that runs every one-GPU pod arriving before 95 % of capacity, as this
+//! policy's replays do, leaves less than 3.61 %.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
