@@ -33,6 +33,11 @@ impl ArrivalBuckets {
         bucket.2 += frag_milli;
     }
 
+    /// An arrived GPU request as a % of this cluster's capacity.
+    pub fn arrived_pct(&self, arrived_milli: i64) -> f64 {
+        100.0 * arrived_milli as f64 / self.capacity_milli as f64
+    }
+
     /// [`arrived_bucket`] on this cluster's capacity.
     pub fn bucket(&self, arrived_milli: i64) -> f64 {
         arrived_bucket(arrived_milli, self.capacity_milli)

@@ -61,7 +61,6 @@ pub struct ReplayState {
     failed: usize,
     cpu_only_failed_by_100: usize,
     first_one_gpu_failure_arrived_milli: Option<i64>,
-    capacity_milli: i64,
     next: usize,
 }
 
@@ -93,7 +92,6 @@ impl ReplayState {
             failed: 0,
             cpu_only_failed_by_100: 0,
             first_one_gpu_failure_arrived_milli: None,
-            capacity_milli,
             next: 0,
         }
     }
@@ -136,7 +134,7 @@ impl ReplayState {
 
     /// See [`ReplaySummary::first_one_gpu_failure_arrived_pct`].
     pub fn first_one_gpu_failure_arrived_pct(&self) -> Option<f64> {
-        self.first_one_gpu_failure_arrived_milli.map(|a| 100.0 * a as f64 / self.capacity_milli as f64)
+        self.first_one_gpu_failure_arrived_milli.map(|a| self.buckets.arrived_pct(a))
     }
 
     /// The pods of the stream not replayed yet.

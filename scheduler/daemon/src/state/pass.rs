@@ -39,11 +39,6 @@ impl ClusterState {
         self.bound.values().filter(|b| b.gang.as_deref() == Some(gang)).count()
     }
 
-    /// The unit queued under `name` (its [`UnitKey::queue_name`]).
-    pub(super) fn unit_of(&self, name: &str) -> UnitKey {
-        UnitKey::from_queue_name(name)
-    }
-
     /// One scheduling pass over the units of `queue` due now: the core queue, kept across passes, orders
     /// them, backs off those that do not fit, holds those binding; the pass gives it their members.
     pub fn run_pass(&mut self, queue: &mut GangQueue, profiles: &[Profile], now: Duration) -> PassResult {
@@ -66,7 +61,7 @@ impl ClusterState {
                 ready.push(holder.to_string());
             }
         }
-        let ready: Vec<UnitKey> = ready.iter().map(|name| self.unit_of(name)).collect();
+        let ready: Vec<UnitKey> = ready.iter().map(|name| UnitKey::from_queue_name(name)).collect();
         // A single pod's unit is keyed by the pod; only gangs need a look at every pending pod. Passes come
         // with every batch of events, so they cost what is ready, not the whole backlog.
         let mut members: HashMap<&UnitKey, Vec<&PendingPod>> = HashMap::new();
@@ -200,7 +195,7 @@ impl ClusterState {
                 HashMap::new()
             };
             for placement in outcome.placed {
-                let unit = self.unit_of(&placement.gang);
+                let unit = UnitKey::from_queue_name(&placement.gang);
                 let mut binds = Vec::new();
                 for m in &placement.members {
                     let node = self.snapshot.nodes()[m.node].name.clone();
@@ -225,7 +220,7 @@ impl ClusterState {
                 result.binds.push(BindPlan { unit, priority, members: binds });
             }
             for (name, reason) in outcome.waiting {
-                let unit = self.unit_of(&name);
+                let unit = UnitKey::from_queue_name(&name);
                 let profile = queue.unit(&name).map_or(0, |u| u.profile.min(profiles.len() - 1));
                 let refs: Vec<PodRef> =
                     members.get(&unit).into_iter().flatten().map(|p| p.info.pod_ref.clone()).collect();

@@ -130,7 +130,7 @@ impl ClusterState {
         queue.unit(preemptor)?;
         queue.preemption_refused(preemptor, now + PREEMPTION_RETRY);
         self.refused_preemptions.insert(preemptor.to_string(), (now + PREEMPTION_RETRY, why));
-        Some(self.unit_of(preemptor))
+        Some(UnitKey::from_queue_name(preemptor))
     }
 }
 
