@@ -1,6 +1,6 @@
 //! Hot paths of the simulator: one whole FGD replay of the paper's default trace, and the time of one
 //! scheduling decision per policy on a cluster that is half full, on the default trace and on a stress
-//! variant where CPU runs out first (mlsched's per-shape stranding regime).
+//! variant where CPU runs out first (mlsched's CPU-scarce stranding regime).
 
 use std::hint::black_box;
 
@@ -34,8 +34,10 @@ fn one_decision(c: &mut Criterion) {
 }
 
 /// The same on `cpux4` (4x the default's CPU-only pods, `mlsim stress --seed 1`), where the workload asks
-/// more CPU per GPU than the cluster has and mlsched, given the prior, prices stranding per GPU shape (a
-/// fresh `mlsched-online` knows no shapes yet, so it is left out).
+/// more CPU per GPU than the cluster has and mlsched, given the prior, prices stranding by the expected fill
+/// and the per-shape threshold. Its fill table is built with the prior, when the profile is made, so outside
+/// the timed part, as FGD's typical shapes are. A fresh `mlsched-online` knows no shapes yet, so it is left
+/// out.
 fn one_decision_cpu_scarce(c: &mut Criterion) {
     let Source::Bundled { bytes, .. } = BUNDLED_PODS else { unreachable!("the default list is bundled") };
     let variant = mlsim::stress::VARIANTS.iter().find(|v| v.name == "cpux4").expect("cpux4");

@@ -9,6 +9,9 @@ use mlsim::trace::{BUNDLED_NODES, BUNDLED_PODS, Source, read_nodes, read_pods};
 
 const SEEDS: [u64; 2] = [42, 43];
 
+/// How far ahead of the better of FGD and BestFit mlsched's two must be on `cpux3` and `cpux4`.
+const CPU_HEAVY_LEAD: f64 = 3.0;
+
 /// Four times the default's CPU-only pods make CPU the scarce resource: every policy leaves far more GPU
 /// unallocated than on the default.
 #[test]
@@ -40,8 +43,9 @@ fn four_times_the_cpu_only_pods_leave_gpus_unallocated_under_every_policy() {
 }
 
 /// mlsched's two leave at most as much GPU unallocated as the better of FGD and BestFit on every stress
-/// variant but one: on `sharesmall-cpux2` (every GPU pod a small share, 2x the CPU-only pods) FGD is still
-/// ahead (bench/README.md), and there they are asserted only to beat BestFit.
+/// variant. Where the GPU pods are the default's and the CPU-only pods 3x or 4x as many, they lead by
+/// [`CPU_HEAVY_LEAD`] or more (6.8 and 9.1 points; the cost before the expected-fill view led by 1.6 and
+/// 1.0, and was 0.66 behind FGD on `sharesmall-cpux2`, where the lead is now 0.06).
 #[test]
 fn mlsched_is_at_or_below_the_better_of_fgd_and_bestfit_on_the_stress_variants() {
     let Source::Bundled { bytes: default_csv, .. } = BUNDLED_PODS else { unreachable!() };
@@ -53,7 +57,10 @@ fn mlsched_is_at_or_below_the_better_of_fgd_and_bestfit_on_the_stress_variants()
         let file = mlsim::reproduce::workload_file(dir.path(), variant.name);
         std::fs::write(&file, &csv).unwrap();
         let row = run(variant.name, &nodes, &read_pods(&Source::File(&file)).unwrap(), &seeds);
-        let to_beat = if variant.name == "sharesmall-cpux2" { row.mean(Policy::BestFit) } else { row.best_baseline() };
+        let to_beat = match variant.name {
+            "cpux3" | "cpux4" => row.best_baseline() - CPU_HEAVY_LEAD,
+            _ => row.best_baseline(),
+        };
         for p in [Policy::Mlsched, Policy::MlschedOnline] {
             eprintln!("{}: {p} {:.2}, to beat {to_beat:.2}", variant.name, row.mean(p));
             assert!(row.mean(p) <= to_beat, "{}: {p} {:.2} > {to_beat:.2}", variant.name, row.mean(p));

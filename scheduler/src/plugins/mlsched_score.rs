@@ -30,8 +30,9 @@
 //!    which only they can use. (Capping `rho` at each node's own hardware ratio, so that an idle P100 node
 //!    is not "stranded" to begin with, loses that pull.) That is the regime where GPUs run out first, as
 //!    on every workload of the shared trace folder. Where the workload asks more CPU per GPU than the
-//!    cluster has, CPU runs out first and the cost is taken per GPU shape instead, each needing its CPU in
-//!    one piece ([`CpuFeed`] has both regimes and the measurements behind them).
+//!    cluster has, CPU runs out first and the cost is instead the idle GPU that the arriving pods which fit
+//!    (CPU-only pods among them, which take free CPU and no GPU) are not expected to fill, beside each GPU
+//!    shape's need for its CPU in one piece ([`CpuFeed`] has both regimes and the measurements behind them).
 //! 3. **Scarce models** (`price`): taking `g` milli of model `M` displaces `price(M) · g` milli of demand
 //!    restricted to `M` (by `gpu_spec`), where `price(M)` is the share of `M`'s capacity that the
 //!    restricted typical shapes will need (their GPU demand on `M` over `M`'s share of the cluster,
@@ -78,10 +79,11 @@
 //! Scores are memoised by (node state incl. model, pod shape) as in `fgd`; the price depends only on the
 //! model and the workload estimate, the sliver table also on the competition (re-measured every
 //! [`COMPETITION_EVERY`] arrivals by one O(GPUs) pass), and the memo is cleared whenever either changes
-//! (each online refresh; a competition that changed a sliver table). A cold decision costs 0.9x–1.0x what
+//! (each online refresh; a competition that changed a sliver table). A cold decision costs 0.8x–1.0x what
 //! FGD's does (criterion, `decision_half_full`): the cost is a table look-up per GPU, where FGD's measure
-//! walks every typical shape. Where CPU runs out first, the stranding cost walks the GPU shapes once per
-//! candidate, still 0.62x FGD's time (`decision_half_full_cpux4`).
+//! walks every typical shape. Where CPU runs out first, the stranding cost is a look-up in the fill table
+//! and a binary search over the GPU shapes' CPU, 0.74x FGD's time (`decision_half_full_cpux4`; the fill
+//! table is built with the workload estimate, not per decision).
 //!
 //! # Where the rest goes
 //!
@@ -121,9 +123,9 @@ const COMPETITION_EVERY: u64 = 256;
 
 /// Arrivals after which a pod's shape counts half as much in `mlsched-online`'s estimate. Long enough
 /// that a stationary mix is estimated from ~1,500 pods' worth of weight: against counting every arrival
-/// alike, `mlsched-online` moves by at most 0.03 points on the shared openb workloads and 0.09 on the
+/// alike, `mlsched-online` moved by at most 0.03 points on the shared openb workloads and 0.09 on the
 /// stress variants (`cpux2` 5.67 → 5.58; the most it lost is 0.06, on `sharesmall-cpux2`), as 512 and 2048
-/// did. Short enough that 2,048 pods after a change of workload the learned mix is 0.23 from the new one in
+/// did (measured with the CPU-scarce cost before expected fill). Short enough that 2,048 pods after a change of workload the learned mix is 0.23 from the new one in
 /// total variation, where all history is still 0.68 away (`mlsim drift`).
 pub const LEARNER_HALF_LIFE: f64 = 1024.0;
 
@@ -285,8 +287,11 @@ pub struct MlschedScore {
 impl MlschedScore {
     /// Given the workload's typical shapes, as FGD is.
     pub fn with_prior(typical: TypicalShapes) -> Self {
+        let feed = CpuFeed::of(&typical);
+        // Built with the prior, like the typical shapes, rather than on the first CPU-scarce decision.
+        feed.fill_table();
         MlschedScore {
-            feed: CpuFeed::of(&typical),
+            feed,
             cluster_ratio: Mutex::new((usize::MAX, 0.0)),
             counted_nodes: AtomicUsize::new(usize::MAX),
             cpu_scarce: AtomicBool::new(false),
