@@ -79,11 +79,11 @@
 //! Scores are memoised by (node state incl. model, pod shape) as in `fgd`; the price depends only on the
 //! model and the workload estimate, the sliver table also on the competition (re-measured every
 //! [`COMPETITION_EVERY`] arrivals by one O(GPUs) pass), and the memo is cleared whenever either changes
-//! (each online refresh; a competition that changed a sliver table). A cold decision costs 0.8x–1.0x what
-//! FGD's does (criterion, `decision_half_full`): the cost is a table look-up per GPU, where FGD's measure
-//! walks every typical shape. Where CPU runs out first, the stranding cost is a look-up in the fill table
-//! and a binary search over the GPU shapes' CPU, 0.74x FGD's time (`decision_half_full_cpux4`; the fill
-//! table is built with the workload estimate, not per decision).
+//! (each online refresh; a competition that changed a sliver table). A cold decision costs 0.8x–0.9x what
+//! FGD's does in the latest runs (criterion, `decision_half_full`): the cost is a table look-up per GPU,
+//! where FGD's measure walks every typical shape. Where CPU runs out first, the stranding cost is a look-up
+//! in the fill table and a binary search over the GPU shapes' CPU, 0.74x FGD's time
+//! (`decision_half_full_cpux4`; the fill table is built with the workload estimate, not per decision).
 //!
 //! # Where the rest goes
 //!
@@ -125,8 +125,9 @@ const COMPETITION_EVERY: u64 = 256;
 /// that a stationary mix is estimated from ~1,500 pods' worth of weight: against counting every arrival
 /// alike, `mlsched-online` moved by at most 0.03 points on the shared openb workloads and 0.09 on the
 /// stress variants (`cpux2` 5.67 → 5.58; the most it lost is 0.06, on `sharesmall-cpux2`), as 512 and 2048
-/// did (measured with the CPU-scarce cost before expected fill). Short enough that 2,048 pods after a change of workload the learned mix is 0.23 from the new one in
-/// total variation, where all history is still 0.68 away (`mlsim drift`).
+/// did (measured with the CPU-scarce cost before expected fill). Short enough that 2,048 pods after a
+/// change of workload the learned mix is 0.23 from the new one in total variation, where all history is
+/// still 0.68 away (`mlsim drift`).
 pub const LEARNER_HALF_LIFE: f64 = 1024.0;
 
 /// The most arrivals between two refreshes of the online estimate, so that a learner that has seen many
