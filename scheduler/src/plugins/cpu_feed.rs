@@ -41,7 +41,7 @@
 //! this regime's cost makes the default trace worse: 3.92 % instead of 3.87 % (fill alone 5.14), hence the
 //! two regimes (the strict and threshold cost before it: 3.89 %).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use crate::core::Node;
 use crate::frag::TypicalShapes;
@@ -59,7 +59,7 @@ const FILL_CPU_STEPS: usize = 512;
 const FILL_GPU_STEPS: usize = 160;
 
 /// The stranding model of one workload estimate (the prior, or what has been learned so far).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug)]
 pub struct CpuFeed {
     /// CPU milli per GPU milli of the GPU shapes.
     rho: f64,
@@ -71,19 +71,8 @@ pub struct CpuFeed {
     weight_above: Vec<f64>,
     /// Every typical shape, CPU-only ones included, as (CPU milli, GPU milli, frequency).
     all_shapes: Vec<(i64, i64, f64)>,
-    /// Built on first use: only the CPU-scarce regime reads it.
-    fill: OnceLock<Arc<FillTable>>,
-}
-
-impl PartialEq for CpuFeed {
-    /// The fill table is derived from `all_shapes`, so it is left out.
-    fn eq(&self, other: &Self) -> bool {
-        self.rho == other.rho
-            && self.demand_ratio == other.demand_ratio
-            && self.gpu_shape_cpu == other.gpu_shape_cpu
-            && self.weight_above == other.weight_above
-            && self.all_shapes == other.all_shapes
-    }
+    /// Built on first use (at once when given a prior): only the CPU-scarce regime reads it.
+    fill: OnceLock<FillTable>,
 }
 
 /// `value(cpu, gpu)`: the GPU milli that arriving pods are expected to take from a node with `cpu` milli
@@ -167,7 +156,7 @@ impl CpuFeed {
 
     /// The expected-fill table, built on first use (~4M steps for ~50 typical shapes).
     pub fn fill_table(&self) -> &FillTable {
-        self.fill.get_or_init(|| Arc::new(FillTable::of(&self.all_shapes)))
+        self.fill.get_or_init(|| FillTable::of(&self.all_shapes))
     }
 
     /// CPU milli per GPU milli of the GPU shapes.
